@@ -1,0 +1,238 @@
+"""The controller's REST API: a WSGI application (WebOb + Routes) served from a thread.
+
+Every response is JSON. Client mistakes get a 4xx whose body is ``{"error": ..., "field": ...}``;
+an unexpected exception is logged with its traceback and answered with a JSON 500 that carries no
+traceback. Mutating endpoints need ``Authorization: Bearer <token>``; the token comes from a file
+or the ``NETSHADOW_API_TOKEN`` environment variable (see :func:`load_token`). Without a token
+configured, mutating endpoints refuse every request (403) rather than run unauthenticated.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from routes import Mapper
+from webob import Request, Response
+
+from .cookies import Cookie
+from .core import ControllerCore
+from topologies import wire
+
+LOG = logging.getLogger("netshadow.rest")
+API = "/api/v1"
+
+
+class ApiError(Exception):
+    """A client error: HTTP ``status``, a message, and the request field it concerns."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def load_token(path: str | None = None) -> str | None:
+    """The API token: from ``path`` if given, else ``$NETSHADOW_API_TOKEN_FILE``, else
+    ``$NETSHADOW_API_TOKEN``; ``None`` when none is configured."""
+    path = path or os.environ.get("NETSHADOW_API_TOKEN_FILE")
+    if path:
+        token = Path(path).read_text().strip()
+        if not token:
+            raise ValueError(f"token file: {path} is empty")
+        return token
+    return os.environ.get("NETSHADOW_API_TOKEN") or None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    summary: str
+    handler: Callable[[Request, dict], Any]
+    mutating: bool = False
+    params: tuple[tuple[str, str], ...] = ()
+
+
+class RestApi:
+    """WSGI app over a :class:`ControllerCore`. ``resync`` re-programs a switch (by dpid)."""
+
+    def __init__(self, core: ControllerCore, token: str | None,
+                 resync: Callable[[int], bool] | None = None, clock=time.monotonic):
+        self.core = core
+        self.token = token
+        self.resync = resync
+        self.clock = clock
+        self.endpoints = [
+            Endpoint("GET", f"{API}/health", "Controller and per-switch state", self.get_health),
+            Endpoint("GET", f"{API}/topology", "Switches, links, hosts and port numbers",
+                     self.get_topology),
+            Endpoint("GET", f"{API}/tenants", "Tenants, their applications and policies",
+                     self.get_tenants),
+            Endpoint("GET", f"{API}/flows", "Flow rules the controller installs, with decoded cookies",
+                     self.get_flows, params=(("switch", "switch name"), ("tenant", "tenant id"))),
+            Endpoint("POST", f"{API}/switches/{{name}}/resync",
+                     "Clear a connected switch and install its rules again", self.post_resync,
+                     mutating=True),
+            Endpoint("GET", f"{API}/openapi.json", "This description", self.get_openapi),
+        ]
+        self.mapper = Mapper()
+        for i, ep in enumerate(self.endpoints):
+            self.mapper.connect(None, ep.path, endpoint=i, conditions={"method": [ep.method]})
+
+    # ------------------------------------------------------------------ WSGI
+    def __call__(self, environ, start_response):
+        req = Request(environ)
+        try:
+            resp = self._dispatch(req)
+        except ApiError as e:
+            body = {"error": e.message}
+            if e.field:
+                body["field"] = e.field
+            resp = self._json(body, e.status)
+        except Exception:  # noqa: BLE001 - the API must answer; the traceback goes to the log
+            LOG.exception("REST handler failed for %s %s", req.method, req.path)
+            resp = self._json({"error": "internal error; see the controller log"}, 500)
+        return resp(environ, start_response)
+
+    def _dispatch(self, req: Request) -> Response:
+        match = self.mapper.match(environ=req.environ)
+        if match is None:
+            if self.mapper.match(req.path):
+                raise ApiError(405, f"method {req.method} not allowed on {req.path}", "method")
+            raise ApiError(404, f"no such endpoint: {req.path}", "path")
+        ep = self.endpoints[int(match.pop("endpoint"))]
+        allowed = {name for name, _ in ep.params}
+        for key in req.GET:
+            if key not in allowed:
+                raise ApiError(400, f"unknown query parameter {key!r}; allowed: {sorted(allowed)}",
+                               key)
+        if ep.mutating:
+            self._authorise(req)
+        return self._json(ep.handler(req, match))
+
+    def _authorise(self, req: Request) -> None:
+        if self.token is None:
+            raise ApiError(403, "mutating endpoints are disabled: no API token is configured",
+                           "Authorization")
+        header = req.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), self.token):
+            raise ApiError(401, "missing or wrong bearer token", "Authorization")
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> Response:
+        return Response(json.dumps(body, indent=1, sort_keys=True), status=status,
+                        content_type="application/json", charset="utf-8")
+
+    # ------------------------------------------------------------------ handlers
+    def get_health(self, req, args):
+        return self.core.health(self.clock())
+
+    def get_topology(self, req, args):
+        spec = self.core.spec
+        w = wire(spec)
+        health = self.core.health(self.clock())["switches"]
+        return {
+            "name": spec.name,
+            "switches": [{"name": s.name, "dpid": s.dpid, "state": health[s.name]["state"]}
+                         for s in spec.switches],
+            "links": [{"a": lk.a, "a_port": pa, "b": lk.b, "b_port": pb,
+                       "capacity_mbps": lk.capacity_mbps}
+                      for lk, ((_, pa), (_, pb)) in zip(spec.links, w.link_ports)],
+            "hosts": [{"name": h.name, "ip": h.ip, "mac": h.mac, "switch": h.switch,
+                       "port": w.host_port[h.name][1], "link_mbps": h.link_mbps,
+                       "tenant": spec.tenant_of(h.name).id if any(
+                           h.name in t.hosts for t in spec.tenants) else None}
+                      for h in spec.hosts],
+        }
+
+    def get_tenants(self, req, args):
+        return {"tenants": self.core.spec.to_dict()["tenants"]}
+
+    def get_flows(self, req, args):
+        spec = self.core.spec
+        dpid = tenant = None
+        if "switch" in req.GET:
+            try:
+                dpid = spec.switch(req.GET["switch"]).dpid
+            except KeyError:
+                raise ApiError(404, f"switch: no switch named {req.GET['switch']!r}", "switch") from None
+        if "tenant" in req.GET:
+            ids = [t.id for t in spec.tenants]
+            if req.GET["tenant"] not in ids:
+                raise ApiError(404, f"tenant: no tenant {req.GET['tenant']!r}", "tenant")
+            tenant = ids.index(req.GET["tenant"]) + 1
+        names = {s.dpid: s.name for s in spec.switches}
+        flows = []
+        for r in self.core.rules(dpid, tenant):
+            c = Cookie.decode(r.cookie)
+            item = r.to_json()
+            item["switch"] = names[r.dpid]
+            item["tenant"] = spec.tenants[c.tenant - 1].id if c.tenant else None
+            item["app_code"] = c.app
+            item["direction"] = c.direction
+            flows.append(item)
+        return {"count": len(flows), "flows": flows}
+
+    def post_resync(self, req, args):
+        try:
+            dpid = self.core.spec.switch(args["name"]).dpid
+        except KeyError:
+            raise ApiError(404, f"name: no switch named {args['name']!r}", "name") from None
+        if self.resync is None or not self.resync(dpid):
+            raise ApiError(409, f"name: switch {args['name']!r} is not connected", "name")
+        return {"switch": args["name"], "resync": "sent"}
+
+    def get_openapi(self, req, args):
+        paths: dict[str, dict] = {}
+        for ep in self.endpoints:
+            op: dict[str, Any] = {
+                "summary": ep.summary,
+                "responses": {"200": {"description": "JSON"},
+                              "4XX": {"description": "JSON error naming the field"}},
+            }
+            params = [{"name": n, "in": "query", "required": False, "description": d,
+                       "schema": {"type": "string"}} for n, d in ep.params]
+            params += [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                       for n in ("name",) if "{" + n + "}" in ep.path]
+            if params:
+                op["parameters"] = params
+            if ep.mutating:
+                op["security"] = [{"bearer": []}]
+            paths.setdefault(ep.path, {})[ep.method.lower()] = op
+        return {
+            "openapi": "3.0.3",
+            "info": {"title": "netshadow controller", "version": "1"},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "paths": paths,
+        }
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, fmt, *args):
+        LOG.debug("%s - %s", self.address_string(), fmt % args)
+
+
+def serve(app, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+    """Start serving ``app`` on ``host:port`` in a daemon thread; returns (server, thread)."""
+    server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="netshadow-rest", daemon=True)
+    thread.start()
+    return server, thread

@@ -1,0 +1,67 @@
+"""Switch-independent descriptions of the OpenFlow 1.3 state netshadow installs.
+
+The pure core produces :class:`FlowRule` objects; only the os-ken shim turns them into wire
+messages (:mod:`controller.ofmsg`), and the fake table of the unit tests executes them directly.
+
+Pipeline on every switch:
+
+* table 0 (:data:`TABLE_ACL`): admission. Packets from a host port are matched on the host's own
+  MAC and IP (anti-spoofing), the destination and, for applications, protocol and port; allowed
+  packets go to table 1 with a cookie naming tenant and application. Packets from trunk ports
+  (other switches) were admitted at their edge and go straight to table 1. Everything else hits
+  the priority-0 deny rule.
+* table 1 (:data:`TABLE_FWD`): forwarding. One rule per (source IP, destination IP) pair and
+  switch on the pair's path, for IPv4 and for ARP; nothing else is forwarded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+TABLE_ACL = 0
+TABLE_FWD = 1
+
+PRIO_DENY = 0
+PRIO_TRUNK = 100
+PRIO_ARP = 900
+PRIO_ICMP = 900
+PRIO_APP = 1000
+PRIO_FWD = 1000
+
+ETH_IP = 0x0800
+ETH_ARP = 0x0806
+IPPROTO = {"icmp": 1, "tcp": 6, "udp": 17}
+
+
+@dataclass(frozen=True)
+class FlowRule:
+    """One flow entry. ``match`` is a sorted tuple of (OXM field name, value) pairs as os-ken's
+    ``OFPMatch`` names them; ``actions`` is a tuple of ("output", port) / ("goto", table)."""
+
+    dpid: int
+    table: int
+    priority: int
+    match: tuple[tuple[str, Any], ...]
+    actions: tuple[tuple[str, int], ...]
+    cookie: int
+
+    @staticmethod
+    def make(dpid: int, table: int, priority: int, match: dict[str, Any],
+             actions: list[tuple[str, int]], cookie: int) -> FlowRule:
+        return FlowRule(dpid, table, priority, tuple(sorted(match.items())), tuple(actions), cookie)
+
+    @property
+    def key(self) -> tuple:
+        """Identity of the entry on the switch: OpenFlow keys flows by table, priority and match."""
+        return (self.dpid, self.table, self.priority, self.match)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dpid": self.dpid,
+            "table": self.table,
+            "priority": self.priority,
+            "match": dict(self.match),
+            "actions": [list(a) for a in self.actions],
+            "cookie": f"{self.cookie:#018x}",
+        }

@@ -1,0 +1,1 @@
+"""Shadow Network Generator and the emulation lab (Mininet, Open vSwitch)."""

@@ -1,0 +1,77 @@
+"""Find and remove emulation objects by name prefix - and only those.
+
+Used in every ``finally`` path of the lab and shadows, and by ``netshadow lab down`` after a
+crash or ``kill -9``. Never ``mn -c``: that removes every Mininet object on the machine,
+including another network's. Processes are found by their exact Mininet shell tag
+(``mininet:<prefix>...``) in /proc and ended by pid.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOG = logging.getLogger("netshadow.cleanup")
+
+
+@dataclass
+class Leftovers:
+    bridges: list[str] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.bridges or self.interfaces or self.pids)
+
+
+def _run(args: list[str]) -> str:
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=30).stdout
+
+
+def find(prefix: str) -> Leftovers:
+    """What exists on this machine that carries ``prefix``."""
+    out = Leftovers()
+    out.bridges = [b for b in _run(["ovs-vsctl", "--timeout=10", "list-br"]).split()
+                   if b.startswith(prefix)]
+    for line in _run(["ip", "-o", "link", "show"]).splitlines():
+        parts = line.split(":", 2)
+        if len(parts) >= 2:
+            name = parts[1].strip().split("@")[0]
+            if name.startswith(prefix):
+                out.interfaces.append(name)
+    tag = f"mininet:{prefix}".encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(tag) for a in argv):
+            out.pids.append(int(d.name))
+    return out
+
+
+def remove(prefix: str) -> Leftovers:
+    """Remove everything carrying ``prefix``; returns what was found (and removed)."""
+    found = find(prefix)
+    for pid in found.pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if found.bridges:
+        args = ["ovs-vsctl", "--timeout=20"]
+        for b in found.bridges:
+            args += ["--", "--if-exists", "del-br", b]
+        subprocess.run(args, check=False, capture_output=True, timeout=60)
+    for name in found.interfaces:
+        subprocess.run(["ip", "link", "del", name], check=False, capture_output=True, timeout=10)
+    if not found.empty():
+        LOG.info("removed %d bridges, %d interfaces, %d processes with prefix %s",
+                 len(found.bridges), len(found.interfaces), len(found.pids), prefix)
+    return found

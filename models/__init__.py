@@ -1,0 +1,1 @@
+"""Traffic Pattern Profiler: series, forecasters, intervals, anomalies. Imports nothing of ours."""

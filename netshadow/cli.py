@@ -1,0 +1,185 @@
+"""The ``netshadow`` command.
+
+Exit status: 0 success, 1 a runtime failure (reported in one line, no traceback), 2 invalid input
+(bad spec, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from topologies import SpecError, bundled, load_spec
+
+EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+
+def _spec_arg(text: str) -> str:
+    """A path, or the name of a bundled spec (``default``, ``abilene``)."""
+    if not os.path.exists(text) and bundled(text).exists():
+        return str(bundled(text))
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535: {v}")
+    return v
+
+
+def cmd_check_config(a) -> int:
+    spec = load_spec(a.spec)
+    rules = None
+    from controller.tenancy import compile_network
+
+    rules = compile_network(spec).rule_count()
+    print(f"{a.spec}: ok - {len(spec.switches)} switches, {len(spec.links)} links, "
+          f"{len(spec.hosts)} hosts, {len(spec.tenants)} tenants, {rules} flow rules")
+    return EXIT_OK
+
+
+def cmd_controller(a) -> int:
+    from controller.launcher import run_controller
+    from controller.rest import load_token
+    from emulation.controller_proc import port_free
+
+    spec = load_spec(a.spec)
+    for what, host, port in (("--of-port", a.of_host, a.of_port), ("--rest-port", a.rest_host, a.rest_port)):
+        if not port_free(host, port):
+            print(f"netshadow controller: {what}: {host}:{port} is already in use", file=sys.stderr)
+            return EXIT_FAIL
+    try:
+        token = load_token(a.token_file)
+    except (OSError, ValueError) as e:
+        print(f"netshadow controller: --token-file: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token)
+    return EXIT_OK
+
+
+def cmd_lab_up(a) -> int:
+    from emulation.controller_proc import ControllerProcess
+    from emulation.lab import Lab
+
+    spec = load_spec(a.spec)
+    ctl = None
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if a.with_controller:
+            ctl = ControllerProcess(a.spec, a.of_port, a.rest_port, log_path=a.controller_log).start()
+        lab = Lab(spec, prefix=a.prefix, controller_port=a.of_port, datapath=a.datapath)
+        with lab:
+            print(f"lab {spec.name}: {len(spec.switches)} switches, {len(spec.hosts)} hosts up in "
+                  f"{lab.start_s:.2f} s (prefix {a.prefix})")
+            if ctl:
+                h = ctl.wait_ready()
+                print(f"controller: all switches programmed {h['all_ready_after_s']} s after start")
+            if a.cli:
+                from mininet.cli import CLI
+
+                CLI(lab.net)
+            else:
+                print("running; Ctrl-C or SIGTERM stops and removes the lab")
+                while not stop["now"]:
+                    time.sleep(0.5)
+        print(f"lab down in {lab.stop_s:.2f} s")
+    finally:
+        if ctl:
+            ctl.stop()
+    return EXIT_OK
+
+
+def cmd_lab_down(a) -> int:
+    from emulation import cleanup
+
+    found = cleanup.remove(a.prefix)
+    print(f"removed {len(found.bridges)} bridges, {len(found.interfaces)} interfaces, "
+          f"{len(found.pids)} host processes with prefix {a.prefix!r}")
+    return EXIT_OK
+
+
+def cmd_demo(a) -> int:
+    from .demo import run_demo
+
+    return run_demo(a.spec, of_port=a.of_port, rest_port=a.rest_port, prefix=a.prefix,
+                    workdir=Path(a.workdir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="netshadow", description=__doc__.splitlines()[0])
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a network spec (exit 0 valid, 2 invalid)")
+    p.add_argument("spec", type=_spec_arg)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("controller", help="run the os-ken controller (OpenFlow + REST)")
+    p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))
+    p.add_argument("--of-host", default="127.0.0.1", help="OpenFlow listen address")
+    p.add_argument("--of-port", type=_port, default=6653)
+    p.add_argument("--rest-host", default="127.0.0.1", help="REST listen address")
+    p.add_argument("--rest-port", type=_port, default=8080)
+    p.add_argument("--token-file", help="file holding the REST bearer token "
+                                        "(else $NETSHADOW_API_TOKEN_FILE or $NETSHADOW_API_TOKEN)")
+    p.set_defaults(func=cmd_controller)
+
+    lab = sub.add_parser("lab", help="the Mininet emulation lab").add_subparsers(dest="lab_cmd",
+                                                                                 required=True)
+    p = lab.add_parser("up", help="build the lab and keep it running until Ctrl-C/SIGTERM")
+    p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))
+    p.add_argument("--prefix", default="nsl", help="name prefix of every lab object (3 characters)")
+    p.add_argument("--datapath", choices=("user", "kernel"), default=None,
+                   help="OVS datapath (default: $NETSHADOW_DATAPATH or user)")
+    p.add_argument("--of-port", type=_port, default=6653, help="controller OpenFlow port")
+    p.add_argument("--rest-port", type=_port, default=8080)
+    p.add_argument("--with-controller", action="store_true",
+                   help="also start a controller for the spec")
+    p.add_argument("--controller-log", default=None)
+    p.add_argument("--cli", action="store_true", help="open the Mininet CLI")
+    p.set_defaults(func=cmd_lab_up)
+    p = lab.add_parser("down", help="remove every object carrying the prefix (after a crash)")
+    p.add_argument("--prefix", default="nsl")
+    p.set_defaults(func=cmd_lab_down)
+
+    p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
+    p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))
+    p.add_argument("--prefix", default="nsd")
+    p.add_argument("--of-port", type=_port, default=6653)
+    p.add_argument("--rest-port", type=_port, default=8080)
+    p.add_argument("--workdir", default="out/demo", help="where logs and results go")
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return a.func(a)
+    except SpecError as e:
+        print(f"netshadow {a.command}: invalid spec: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return EXIT_FAIL
+    except Exception as e:  # noqa: BLE001 - one line for the user; details with -v
+        if a.verbose:
+            logging.exception("failed")
+        print(f"netshadow {a.command}: {e}", file=sys.stderr)
+        return EXIT_FAIL
