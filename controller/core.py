@@ -48,7 +48,7 @@ class SwitchState:
     state: str = "disconnected"  # disconnected | installing | ready
     connected_at: float | None = None
     ready_at: float | None = None
-    connects: int = 0
+    programmed: int = 0  # how often the switch was (re)programmed: connects and resyncs
     errors: list[str] = field(default_factory=list)
 
 
@@ -73,7 +73,7 @@ class ControllerCore:
                 self.unknown_dpids.add(dpid)
                 return []
             sw.state, sw.connected_at, sw.ready_at = "installing", now, None
-            sw.connects += 1
+            sw.programmed += 1
             sw.errors.clear()
             self.all_ready_at = None
             msgs: list[Message] = [ClearFlows(dpid)]
@@ -111,7 +111,7 @@ class ControllerCore:
                     "dpid": s.dpid,
                     "state": s.state,
                     "flows": len(self.compiled.rules.get(s.dpid, ())),
-                    "connects": s.connects,
+                    "programmed": s.programmed,
                     "errors": list(s.errors),
                     "install_s": (round(s.ready_at - s.connected_at, 4)
                                   if s.ready_at is not None and s.connected_at is not None else None),

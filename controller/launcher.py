@@ -22,8 +22,8 @@ def run_controller(spec: NetworkSpec, of_host: str = "127.0.0.1", of_port: int =
                    token: str | None = None) -> None:
     """Run until SIGTERM/SIGINT. Blocks."""
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
-    from os_ken.base import app_manager  # noqa: F401 - must precede CONF()
     from os_ken import cfg
+    from os_ken.base import app_manager  # noqa: F401 - must precede CONF()
 
     cfg.CONF(args=[], project="os_ken")
     cfg.CONF.set_override("ofp_tcp_listen_port", of_port)

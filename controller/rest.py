@@ -25,9 +25,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from routes import Mapper
 from webob import Request, Response
 
+from topologies import wire
+
 from .cookies import Cookie
 from .core import ControllerCore
-from topologies import wire
 
 LOG = logging.getLogger("netshadow.rest")
 API = "/api/v1"
@@ -150,7 +151,7 @@ class RestApi:
                          for s in spec.switches],
             "links": [{"a": lk.a, "a_port": pa, "b": lk.b, "b_port": pb,
                        "capacity_mbps": lk.capacity_mbps}
-                      for lk, ((_, pa), (_, pb)) in zip(spec.links, w.link_ports)],
+                      for lk, ((_, pa), (_, pb)) in zip(spec.links, w.link_ports, strict=False)],
             "hosts": [{"name": h.name, "ip": h.ip, "mac": h.mac, "switch": h.switch,
                        "port": w.host_port[h.name][1], "link_mbps": h.link_mbps,
                        "tenant": spec.tenant_of(h.name).id if any(

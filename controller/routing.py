@@ -60,7 +60,7 @@ class Router:
 
     def _cost(self, path: tuple[str, ...]) -> tuple[float, tuple[str, ...]]:
         worst = 0.0
-        for a, b in zip(path, path[1:]):
+        for a, b in zip(path, path[1:], strict=False):
             e = frozenset((a, b))
             worst = max(worst, (self.load[e] + 1) / self.capacity[e])
         return (worst, path)
@@ -71,7 +71,7 @@ class Router:
         if not candidates:
             raise ValueError(f"path: no path from {src_switch} to {dst_switch}")
         best = min(candidates, key=self._cost)
-        for a, b in zip(best, best[1:]):
+        for a, b in zip(best, best[1:], strict=False):
             self.load[frozenset((a, b))] += 1
         return best
 

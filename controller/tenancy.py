@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from topologies import NetworkSpec, wire
 
 from .cookies import APP_ARP, APP_DENY, APP_ICMP, DIR_FORWARD, DIR_REVERSE, Cookie
+from .routing import Router
 from .rules import (
     ETH_ARP,
     ETH_IP,
@@ -30,7 +31,6 @@ from .rules import (
     TABLE_FWD,
     FlowRule,
 )
-from .routing import Router
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOG = logging.getLogger("netshadow.cleanup")
+RUN_DIR = Path(os.environ.get("NETSHADOW_RUN_DIR", "/run/netshadow"))
+
+
+def _pid_file(prefix: str) -> Path:
+    return RUN_DIR / f"{prefix}.pids"
+
+
+def register_pid(prefix: str, pid: int) -> None:
+    """Record a helper process (e.g. a lab's controller) so that cleanup can end it by pid."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(_pid_file(prefix), "a") as f:
+        f.write(f"{pid}\n")
+
+
+def _registered(prefix: str) -> list[int]:
+    """Registered pids still running a netshadow command (a recycled pid is left alone)."""
+    try:
+        lines = _pid_file(prefix).read_text().split()
+    except OSError:
+        return []
+    alive = []
+    for text in lines:
+        try:
+            argv = Path(f"/proc/{int(text)}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"netshadow" in argv:
+            alive.append(int(text))
+    return alive
 
 
 @dataclass
@@ -32,8 +61,9 @@ def _run(args: list[str]) -> str:
     return subprocess.run(args, check=False, capture_output=True, text=True, timeout=30).stdout
 
 
-def find(prefix: str) -> Leftovers:
-    """What exists on this machine that carries ``prefix``."""
+def find(prefix: str, registered: bool = True) -> Leftovers:
+    """What exists on this machine that carries ``prefix`` (and, with ``registered``, the live
+    helper processes recorded for it with :func:`register_pid`)."""
     out = Leftovers()
     out.bridges = [b for b in _run(["ovs-vsctl", "--timeout=10", "list-br"]).split()
                    if b.startswith(prefix)]
@@ -53,6 +83,8 @@ def find(prefix: str) -> Leftovers:
             continue
         if any(a.startswith(tag) for a in argv):
             out.pids.append(int(d.name))
+    if registered:
+        out.pids += [p for p in _registered(prefix) if p not in out.pids]
     return out
 
 
@@ -64,6 +96,10 @@ def remove(prefix: str) -> Leftovers:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    try:
+        _pid_file(prefix).unlink()
+    except FileNotFoundError:
+        pass
     if found.bridges:
         args = ["ovs-vsctl", "--timeout=20"]
         for b in found.bridges:

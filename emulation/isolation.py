@@ -90,19 +90,23 @@ def run_probes(lab, spec: NetworkSpec, cases: list[ProbeCase], timeout_s: float 
             p = lab.host(src).popen([sys.executable, "-m", "emulation.probe", "check",
                                      "--timeout", str(timeout_s), "--tries", str(tries)],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            clients.append((p, cs, json.dumps(targets)))
+                                    stderr=subprocess.STDOUT, text=True)
+            # hand over the targets now, so that all sources probe at the same time
+            p.stdin.write(json.dumps(targets))
+            p.stdin.close()
+            clients.append((p, cs))
         results: list[ProbeResult] = []
-        for p, cs, payload in clients:
-            out, err = p.communicate(payload, timeout=120)
+        for p, cs in clients:
+            out = p.stdout.read()
+            p.wait(timeout=120)
             if p.returncode != 0:
-                raise RuntimeError(f"probe client: exited {p.returncode}: {err.strip()[-500:]}")
-            lines = [json.loads(x) for x in out.splitlines() if x.strip()]
+                raise RuntimeError(f"probe client: exited {p.returncode}: {out.strip()[-500:]}")
+            lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
             for c, r in zip(cs, lines, strict=True):
                 results.append(ProbeResult(c, bool(r["ok"]), r["rtt_ms"]))
         return results
     finally:
-        for p, _, _ in clients:
+        for p, _ in clients:
             if p.poll() is None:
                 p.kill()
                 p.wait()

@@ -28,6 +28,19 @@ LOG = logging.getLogger("netshadow.lab")
 DATAPATHS = ("user", "kernel")
 
 
+def _quiet_htb_quantum() -> None:
+    """tc warns that HTB's quantum is big at rates above ~12 Mbit/s with the default r2q; the
+    shaping is still right, so drop that one message (Mininet logs it as an error)."""
+    from mininet.log import lg
+
+    if not any(getattr(f, "_netshadow", False) for f in lg.filters):
+        def keep(record: logging.LogRecord) -> bool:
+            return "quantum of class" not in record.getMessage()
+
+        keep._netshadow = True  # type: ignore[attr-defined]
+        lg.addFilter(keep)
+
+
 class LabError(RuntimeError):
     """The lab could not be built or reached."""
 
@@ -54,6 +67,7 @@ class Lab:
         self.net = None
         self.start_s: float | None = None
         self.stop_s: float | None = None
+        self.leftovers: cleanup.Leftovers | None = None  # what Mininet's own teardown left
 
     # -------------------------------------------------------------------- lifecycle
     def start(self) -> Lab:
@@ -65,7 +79,8 @@ class Lab:
         from topologies.mininet_topo import SpecTopo
 
         setLogLevel(os.environ.get("NETSHADOW_MININET_LOG", "warning"))
-        leftovers = cleanup.find(self.prefix)
+        _quiet_htb_quantum()
+        leftovers = cleanup.find(self.prefix, registered=False)
         if not leftovers.empty():
             raise LabError(f"prefix: objects named {self.prefix}* already exist "
                            f"({leftovers.bridges + leftovers.interfaces}); another lab is running "
@@ -98,9 +113,12 @@ class Lab:
         try:
             if self.net is not None:
                 self.net.stop()
+                # Mininet's RemoteController.stop() leaves the node's shell running
+                for c in self.net.controllers:
+                    c.terminate()
         finally:
             self.net = None
-            cleanup.remove(self.prefix)
+            self.leftovers = cleanup.remove(self.prefix)
             self.stop_s = time.monotonic() - t0
 
     def __enter__(self) -> Lab:

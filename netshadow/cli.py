@@ -67,6 +67,7 @@ def cmd_controller(a) -> int:
 
 
 def cmd_lab_up(a) -> int:
+    from emulation import cleanup
     from emulation.controller_proc import ControllerProcess
     from emulation.lab import Lab
 
@@ -82,6 +83,7 @@ def cmd_lab_up(a) -> int:
     try:
         if a.with_controller:
             ctl = ControllerProcess(a.spec, a.of_port, a.rest_port, log_path=a.controller_log).start()
+            cleanup.register_pid(a.prefix, ctl.proc.pid)  # 'lab down' ends it after a crash
         lab = Lab(spec, prefix=a.prefix, controller_port=a.of_port, datapath=a.datapath)
         with lab:
             print(f"lab {spec.name}: {len(spec.switches)} switches, {len(spec.hosts)} hosts up in "

@@ -42,6 +42,6 @@ class SpecTopo(Topo):
             sw, port = wiring.host_port[h.name]
             link = {"bw": h.link_mbps, "use_htb": True} if shape else {}
             self.addLink(prefix + h.name, prefix + sw, port1=0, port2=port, **link)
-        for lk, ((sa, pa), (sb, pb)) in zip(spec.links, wiring.link_ports):
+        for lk, ((sa, pa), (sb, pb)) in zip(spec.links, wiring.link_ports, strict=False):
             link = {"bw": lk.capacity_mbps, "use_htb": True} if shape else {}
             self.addLink(prefix + sa, prefix + sb, port1=pa, port2=pb, **link)

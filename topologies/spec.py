@@ -358,7 +358,8 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
         if ip in seen_ips:
             raise ctx.fail(f"{f}.ip", ip, f"is also the address of {seen_ips[ip]}")
         seen_ips[ip] = hname
-        mac = ctx.string(f"{f}.mac", m.get("mac", "02:00:%02x:%02x:%02x:%02x" % tuple(iface.ip.packed)))
+        default_mac = "02:00:" + ":".join(f"{b:02x}" for b in iface.ip.packed)  # locally administered
+        mac = ctx.string(f"{f}.mac", m.get("mac", default_mac))
         mac = mac.lower()
         if not MAC_RE.match(mac):
             raise ctx.fail(f"{f}.mac", mac, "is not a MAC address (xx:xx:xx:xx:xx:xx)")

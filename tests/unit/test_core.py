@@ -1,0 +1,87 @@
+"""Switch lifecycle in the pure core, replayed on the fake OpenFlow network."""
+
+from __future__ import annotations
+
+from controller.core import AddFlow, Barrier, ClearFlows, ControllerCore
+from tests.fakeof import FakeOFNetwork, ip_packet
+from topologies import bundled, load_spec
+
+
+def apply(net: FakeOFNetwork, msgs) -> None:
+    for m in msgs:
+        if isinstance(m, ClearFlows):
+            net.clear(m.dpid)
+        elif isinstance(m, AddFlow):
+            net.add(m.rule)
+
+
+def test_connect_programs_switch_then_barrier_makes_it_ready():
+    spec = load_spec(bundled("default"))
+    core = ControllerCore(spec, now=100.0)
+    assert core.health(100.0)["status"] == "starting"
+    msgs = core.switch_connected(1, now=101.0)
+    assert isinstance(msgs[0], ClearFlows) and isinstance(msgs[-1], Barrier)
+    assert all(isinstance(m, AddFlow) and m.rule.dpid == 1 for m in msgs[1:-1])
+    assert core.health(101.0)["switches"]["s1"]["state"] == "installing"
+    core.barrier_replied(1, now=101.25)
+    h = core.health(101.3)
+    assert h["switches"]["s1"]["state"] == "ready"
+    assert h["switches"]["s1"]["install_s"] == 0.25
+    assert h["status"] == "starting" and h["all_ready_after_s"] is None
+
+
+def test_all_switches_ready_and_traffic_flows_on_fake_network():
+    spec = load_spec(bundled("default"))
+    core = ControllerCore(spec, now=0.0)
+    net = FakeOFNetwork(spec)
+    assert net.send("h1", ip_packet(spec, "h1", "h2", "icmp")).delivered_to is None
+    for i, s in enumerate(spec.switches):
+        apply(net, core.switch_connected(s.dpid, now=1.0 + i))
+        core.barrier_replied(s.dpid, now=1.5 + i)
+    h = core.health(10.0)
+    assert h["status"] == "ok"
+    assert h["all_ready_after_s"] == 1.5 + len(spec.switches) - 1
+    assert net.send("h1", ip_packet(spec, "h1", "h2", "icmp")).delivered_to == "h2"
+
+
+def test_reconnect_clears_stale_state_first():
+    spec = load_spec(bundled("default"))
+    core = ControllerCore(spec, now=0.0)
+    net = FakeOFNetwork(spec)
+    from controller.rules import FlowRule
+
+    stale = FlowRule.make(1, 0, 5000, {}, [("output", 1)], 0)  # would forward everything
+    net.add(stale)
+    apply(net, core.switch_connected(1, 1.0))
+    assert stale.key not in net.tables[1]
+    core.barrier_replied(1, 1.1)
+    core.switch_disconnected(1, 2.0)
+    assert core.health(2.0)["switches"]["s1"]["state"] == "disconnected"
+    apply(net, core.switch_connected(1, 3.0))
+    assert core.health(3.0)["switches"]["s1"]["programmed"] == 2
+
+
+def test_unknown_switch_gets_nothing_and_is_reported():
+    core = ControllerCore(load_spec(bundled("default")), now=0.0)
+    assert core.switch_connected(0xABC, 1.0) == []
+    assert core.health(1.0)["unknown_dpids"] == [0xABC]
+
+
+def test_switch_errors_degrade_health():
+    spec = load_spec(bundled("default"))
+    core = ControllerCore(spec, now=0.0)
+    for s in spec.switches:
+        core.switch_connected(s.dpid, 1.0)
+        core.barrier_replied(s.dpid, 1.1)
+    core.switch_error(2, "OpenFlow error type=4 code=9", 2.0)
+    h = core.health(2.0)
+    assert h["status"] == "degraded"
+    assert h["switches"]["s2"]["errors"] == ["OpenFlow error type=4 code=9"]
+
+
+def test_late_barrier_for_disconnected_switch_is_ignored():
+    core = ControllerCore(load_spec(bundled("default")), now=0.0)
+    core.switch_connected(1, 1.0)
+    core.switch_disconnected(1, 1.5)
+    core.barrier_replied(1, 2.0)
+    assert core.health(2.0)["switches"]["s1"]["state"] == "disconnected"
