@@ -8,9 +8,10 @@ PYTEST_ARGS ?=
 bootstrap:
 	./scripts/bootstrap.sh
 
+# NETSHADOW_REQUIRE_LAB=1: bootstrap installed OVS and Mininet, so the integration tier must run.
 test: bootstrap
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	NETSHADOW_REQUIRE_LAB=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
