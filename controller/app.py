@@ -9,6 +9,7 @@ launcher before os-ken instantiates the app.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -19,9 +20,13 @@ from os_ken.ofproto import ofproto_v1_3
 
 from topologies import NetworkSpec
 
+from . import ofmsg
 from .core import ControllerCore
+from .metrics import Metrics
 from .ofmsg import to_openflow
 from .rest import RestApi, serve
+from .store import BatchWriter, Store
+from .telemetry.poller import PollCore
 
 LOG = logging.getLogger("netshadow.controller")
 
@@ -32,14 +37,38 @@ class Settings:
     rest_host: str = "127.0.0.1"
     rest_port: int = 8080
     token: str | None = None
+    poll_interval_s: float = 1.0
+    db_path: str | None = None  # None: no store (telemetry endpoints answer 503)
+    retention_s: float = 7 * 86400
+    flush_interval_s: float = 1.0
 
 
 _settings: Settings | None = None
+_instance: NetshadowApp | None = None
 
 
 def configure(settings: Settings) -> None:
     global _settings
     _settings = settings
+
+
+def shutdown() -> None:
+    """Flush the store of the running app (the launcher calls this on SIGTERM)."""
+    if _instance is not None:
+        _instance.flush()
+
+
+def _guarded(handler):
+    """Log a failing handler with its traceback and count it; never let it pass silently."""
+    def wrapper(self, ev):
+        try:
+            return handler(self, ev)
+        except Exception:  # noqa: BLE001
+            LOG.exception("handler %s failed", handler.__name__)
+            self.metrics.errors.labels("handler").inc()
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
 
 
 class NetshadowApp(app_manager.OSKenApp):
@@ -52,13 +81,120 @@ class NetshadowApp(app_manager.OSKenApp):
         self.settings = _settings
         self.core = ControllerCore(_settings.spec, time.monotonic())
         self.datapaths: dict[int, object] = {}
-        self.api = RestApi(self.core, _settings.token, resync=self._resync)
+        self.metrics = Metrics()
+        self.store = Store(_settings.db_path, _settings.retention_s) if _settings.db_path else None
+        self.writer = None
+        if self.store is not None:
+            self.writer = BatchWriter(self.store, _settings.flush_interval_s,
+                                      on_write=self._stored,
+                                      on_error=lambda e: self.metrics.errors.labels("store").inc())
+            self.writer.start()
+        self.poll = PollCore(_settings.spec, self.core.compiled.rules, _settings.poll_interval_s)
+        self._multipart: dict[tuple[int, int], list] = {}
+        self._cycle_started = 0.0
+        self._cycle_observed = True
+        self._stop = threading.Event()
+        self.api = RestApi(self.core, _settings.token, resync=self._resync, store=self.store,
+                           metrics=self.metrics)
         self.server, _ = serve(self.api, _settings.rest_host, _settings.rest_port)
         LOG.info("REST API on http://%s:%d/api/v1", _settings.rest_host, _settings.rest_port)
+        self._poll_lock = threading.Lock()  # the poll thread and the OpenFlow thread share PollCore
+        self._poller = threading.Thread(target=self._poll_loop, name="netshadow-poll", daemon=True)
+        self._poller.start()
+        global _instance
+        _instance = self
 
     def close(self):
+        self._stop.set()
         self.server.shutdown()
+        if self.writer is not None:
+            self.writer.stop()
         super().close()
+
+    def flush(self) -> None:
+        """Write what is queued (called on SIGTERM before the process exits)."""
+        if self.writer is not None:
+            self.writer.stop()
+
+    def _stored(self, n: int, seconds: float) -> None:
+        self.metrics.store_samples.inc(n)
+        self.metrics.store_write_seconds.observe(seconds)
+
+    # ------------------------------------------------------------------ polling
+    def _poll_loop(self) -> None:
+        interval = self.settings.poll_interval_s
+        while not self._stop.wait(interval):
+            try:
+                self._poll_once()
+            except Exception:  # noqa: BLE001 - logged with traceback, counted, loop goes on
+                LOG.exception("poll cycle failed")
+                self.metrics.errors.labels("poll").inc()
+
+    def _poll_once(self) -> None:
+        ready = [d for d, sw in self.core.switches.items()
+                 if sw.state == "ready" and d in self.datapaths]
+        with self._poll_lock:
+            before = dict(self.poll.stats.missed_replies)
+            samples, requests = self.poll.begin_cycle(time.time(), ready)
+        for key, n in self.poll.stats.missed_replies.items():
+            if n > before.get(key, 0):
+                self.metrics.missed_replies.labels(self.core.switches[key[0]].name, key[1]).inc(
+                    n - before.get(key, 0))
+        if samples:
+            self.metrics.observe(samples)
+            if self.writer is not None:
+                self.writer.put(samples)
+        self._cycle_started = time.perf_counter()
+        self._cycle_observed = False
+        for dpid, kind in requests:
+            dp = self.datapaths.get(dpid)
+            if dp is not None:
+                dp.send_msg(ofmsg.stats_request(dp, kind))
+
+    def _assemble(self, ev) -> list | None:
+        """Collect the parts of a multipart reply; the whole body once the last part arrived."""
+        msg = ev.msg
+        key = (msg.datapath.id, msg.xid)
+        parts = self._multipart.setdefault(key, [])
+        parts.extend(msg.body)
+        if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
+            return None
+        return self._multipart.pop(key)
+
+    def _replied(self) -> None:
+        if not self._cycle_observed and self.poll.asked <= self.poll.answered:
+            self._cycle_observed = True
+            self.metrics.poll_seconds.observe(time.perf_counter() - self._cycle_started)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @_guarded
+    def flow_stats_reply(self, ev):
+        body = self._assemble(ev)
+        if body is not None:
+            entries = ofmsg.flow_stats(body)
+            with self._poll_lock:
+                self.poll.on_flow_stats(ev.msg.datapath.id, entries, time.time())
+                self._replied()
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    @_guarded
+    def port_stats_reply(self, ev):
+        body = self._assemble(ev)
+        if body is not None:
+            entries = ofmsg.port_stats(body)
+            with self._poll_lock:
+                self.poll.on_port_stats(ev.msg.datapath.id, entries, time.time())
+                self._replied()
+
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    @_guarded
+    def meter_stats_reply(self, ev):
+        body = self._assemble(ev)
+        if body is not None:
+            entries = ofmsg.meter_stats(body)
+            with self._poll_lock:
+                self.poll.on_meter_stats(ev.msg.datapath.id, entries, time.time())
+                self._replied()
 
     def _send(self, datapath, msgs) -> None:
         for m in msgs:
@@ -67,6 +203,8 @@ class NetshadowApp(app_manager.OSKenApp):
     def _program(self, datapath) -> None:
         self.datapaths[datapath.id] = datapath
         msgs = self.core.switch_connected(datapath.id, time.monotonic())
+        self.metrics.switch_ready.labels(self.core.switches[datapath.id].name
+                                         if datapath.id in self.core.switches else hex(datapath.id)).set(0)
         if not msgs:
             LOG.warning("switch %#x is not in spec %s; leaving it empty", datapath.id,
                         self.core.spec.name)
@@ -87,6 +225,7 @@ class NetshadowApp(app_manager.OSKenApp):
             self._program(ev.msg.datapath)
         except Exception:  # noqa: BLE001 - logged with traceback and surfaced in health
             LOG.exception("programming switch %#x failed", ev.msg.datapath.id)
+            self.metrics.errors.labels("handler").inc()
             self.core.switch_error(ev.msg.datapath.id, "programming failed; see log", time.monotonic())
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -94,6 +233,7 @@ class NetshadowApp(app_manager.OSKenApp):
         self.core.barrier_replied(ev.msg.datapath.id, time.monotonic())
         sw = self.core.switches.get(ev.msg.datapath.id)
         if sw is not None and sw.state == "ready":
+            self.metrics.switch_ready.labels(sw.name).set(1)
             LOG.info("switch %s ready after %.3f s", sw.name, sw.ready_at - sw.connected_at)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -101,6 +241,7 @@ class NetshadowApp(app_manager.OSKenApp):
         m = ev.msg
         text = f"OpenFlow error type={m.type} code={m.code} data={bytes(m.data)[:32].hex()}"
         LOG.error("switch %#x: %s", m.datapath.id, text)
+        self.metrics.errors.labels("openflow").inc()
         self.core.switch_error(m.datapath.id, text, time.monotonic())
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])
@@ -111,4 +252,8 @@ class NetshadowApp(app_manager.OSKenApp):
         if self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
             self.core.switch_disconnected(dp.id, time.monotonic())
+            with self._poll_lock:
+                self.poll.switch_gone(dp.id)
+            if dp.id in self.core.switches:
+                self.metrics.switch_ready.labels(self.core.switches[dp.id].name).set(0)
             LOG.warning("switch %#x disconnected", dp.id)

@@ -19,7 +19,8 @@ LOG = logging.getLogger("netshadow.controller")
 
 def run_controller(spec: NetworkSpec, of_host: str = "127.0.0.1", of_port: int = 6653,
                    rest_host: str = "127.0.0.1", rest_port: int = 8080,
-                   token: str | None = None) -> None:
+                   token: str | None = None, poll_interval_s: float = 1.0,
+                   db_path: str | None = None, retention_s: float = 7 * 86400) -> None:
     """Run until SIGTERM/SIGINT. Blocks."""
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
     from os_ken import cfg
@@ -31,10 +32,13 @@ def run_controller(spec: NetworkSpec, of_host: str = "127.0.0.1", of_port: int =
 
     from . import app
 
-    app.configure(app.Settings(spec=spec, rest_host=rest_host, rest_port=rest_port, token=token))
+    app.configure(app.Settings(spec=spec, rest_host=rest_host, rest_port=rest_port, token=token,
+                               poll_interval_s=poll_interval_s, db_path=db_path,
+                               retention_s=retention_s))
 
     def stop(signum, frame):
         LOG.info("signal %d: stopping", signum)
+        app.shutdown()  # flush queued samples to the store
         logging.shutdown()
         sys.stdout.flush()
         # os-ken's native hub threads cannot be killed; exit the process directly.

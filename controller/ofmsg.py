@@ -28,3 +28,50 @@ def to_openflow(datapath, msg: Message):
                                  command=ofp.OFPFC_ADD, priority=r.priority,
                                  match=parser.OFPMatch(**dict(r.match)), instructions=inst)
     raise TypeError(f"message: unknown core message {msg!r}")
+
+
+# ------------------------------------------------------------------ statistics
+def stats_request(datapath, kind: str):
+    """The multipart request for one poll: ``flow`` (netshadow cookies only), ``port``, ``meter``."""
+    from .cookies import MAGIC, MAGIC_MASK
+
+    ofp = datapath.ofproto
+    parser = datapath.ofproto_parser
+    if kind == "flow":
+        return parser.OFPFlowStatsRequest(datapath, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                          MAGIC << 56, MAGIC_MASK, parser.OFPMatch())
+    if kind == "port":
+        return parser.OFPPortStatsRequest(datapath, 0, ofp.OFPP_ANY)
+    if kind == "meter":
+        return parser.OFPMeterStatsRequest(datapath, 0, ofp.OFPM_ALL)
+    raise ValueError(f"kind: unknown statistics kind {kind!r}")
+
+
+def _duration(s) -> float:
+    return s.duration_sec + s.duration_nsec / 1e9
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def flow_stats(body) -> list:
+    from .telemetry.poller import FlowStat
+
+    return [FlowStat(s.table_id, s.priority, tuple((k, _hashable(v)) for k, v in s.match.items()),
+                     s.cookie, s.byte_count, s.packet_count, _duration(s)) for s in body]
+
+
+def port_stats(body) -> list:
+    from .telemetry.poller import PortStat
+
+    return [PortStat(s.port_no, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, _duration(s))
+            for s in body]
+
+
+def meter_stats(body) -> list:
+    from .telemetry.poller import MeterStat
+
+    return [MeterStat(s.meter_id, s.byte_in_count, s.packet_in_count,
+                      sum(b.byte_band_count for b in s.band_stats),
+                      sum(b.packet_band_count for b in s.band_stats), _duration(s)) for s in body]

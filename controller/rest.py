@@ -12,12 +12,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
 import socketserver
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -29,6 +31,7 @@ from topologies import wire
 
 from .cookies import Cookie
 from .core import ControllerCore
+from .telemetry.samples import Sample, host_series, parse_series
 
 LOG = logging.getLogger("netshadow.rest")
 API = "/api/v1"
@@ -66,15 +69,40 @@ class Endpoint:
     params: tuple[tuple[str, str], ...] = ()
 
 
+AGENT_METRICS = ("cpu", "memory_bytes", "rx_bps", "tx_bps")
+MAX_AGENT_BATCH = 10000
+MAX_POINTS = 200_000
+
+
+def _parse_time(fld: str, text: str) -> float:
+    """Seconds since the epoch, or an ISO 8601 time (UTC when it has no offset)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, f"{fld}: not a time (epoch seconds or ISO 8601): {text!r}", fld) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
 class RestApi:
-    """WSGI app over a :class:`ControllerCore`. ``resync`` re-programs a switch (by dpid)."""
+    """WSGI app over a :class:`ControllerCore`. ``resync`` re-programs a switch (by dpid);
+    ``store`` and ``metrics`` enable the telemetry endpoints."""
 
     def __init__(self, core: ControllerCore, token: str | None,
-                 resync: Callable[[int], bool] | None = None, clock=time.monotonic):
+                 resync: Callable[[int], bool] | None = None, clock=time.monotonic,
+                 store=None, metrics=None, wall_clock=time.time):
         self.core = core
         self.token = token
         self.resync = resync
         self.clock = clock
+        self.store = store
+        self.metrics = metrics
+        self.wall_clock = wall_clock
         self.endpoints = [
             Endpoint("GET", f"{API}/health", "Controller and per-switch state", self.get_health),
             Endpoint("GET", f"{API}/topology", "Switches, links, hosts and port numbers",
@@ -86,6 +114,18 @@ class RestApi:
             Endpoint("POST", f"{API}/switches/{{name}}/resync",
                      "Clear a connected switch and install its rules again", self.post_resync,
                      mutating=True),
+            Endpoint("GET", f"{API}/series", "Stored time series, optionally resampled",
+                     self.get_series,
+                     params=(("tenant", "tenant id"), ("app", "application (or icmp, arp)"),
+                             ("metric", "bps, pps, util, cpu, memory_bytes, rx_bps, tx_bps, ..."),
+                             ("kind", "app, link, switch, meter, host"),
+                             ("series", "one exact series name"),
+                             ("since", "epoch seconds or ISO 8601"), ("until", "epoch seconds or ISO 8601"),
+                             ("step", "resampling step in seconds (mean per bucket)"))),
+            Endpoint("POST", f"{API}/agents/samples",
+                     "Host agent readings; answers the last sequence number stored", self.post_agent,
+                     mutating=True),
+            Endpoint("GET", "/metrics", "Prometheus exposition", self.get_metrics),
             Endpoint("GET", f"{API}/openapi.json", "This description", self.get_openapi),
         ]
         self.mapper = Mapper()
@@ -121,7 +161,8 @@ class RestApi:
                                key)
         if ep.mutating:
             self._authorise(req)
-        return self._json(ep.handler(req, match))
+        result = ep.handler(req, match)
+        return result if isinstance(result, Response) else self._json(result)
 
     def _authorise(self, req: Request) -> None:
         if self.token is None:
@@ -195,6 +236,103 @@ class RestApi:
         if self.resync is None or not self.resync(dpid):
             raise ApiError(409, f"name: switch {args['name']!r} is not connected", "name")
         return {"switch": args["name"], "resync": "sent"}
+
+    # ------------------------------------------------------------------ telemetry
+    def _need_store(self):
+        if self.store is None:
+            raise ApiError(503, "telemetry store is disabled in this controller", "store")
+        return self.store
+
+    def get_series(self, req, args):
+        store = self._need_store()
+        q = req.GET
+        spec = self.core.spec
+        if "tenant" in q and q["tenant"] not in [t.id for t in spec.tenants]:
+            raise ApiError(404, f"tenant: no tenant {q['tenant']!r}", "tenant")
+        if "app" in q and "tenant" in q:
+            apps = [a.name for a in spec.tenant(q["tenant"]).applications] + ["icmp", "arp"]
+            if q["app"] not in apps:
+                raise ApiError(404, f"app: tenant {q['tenant']!r} has no application {q['app']!r}",
+                               "app")
+        since = _parse_time("since", q["since"]) if "since" in q else None
+        until = _parse_time("until", q["until"]) if "until" in q else None
+        if since is not None and until is not None and until < since:
+            raise ApiError(400, f"until: {q['until']!r} is before since {q['since']!r}", "until")
+        step = None
+        if "step" in q:
+            try:
+                step = float(q["step"])
+            except ValueError:
+                raise ApiError(400, f"step: not a number: {q['step']!r}", "step") from None
+            if not 0 < step <= 86400:
+                raise ApiError(400, f"step: must be > 0 and <= 86400 seconds (got {step:g})", "step")
+        names = []
+        for name in store.series_names():
+            f = parse_series(name)
+            if "series" in q and name != q["series"]:
+                continue
+            if any(k in q and f.get(k) != q[k] for k in ("tenant", "app", "metric", "kind")):
+                continue
+            names.append(name)
+        data = store.query(names, since, until, step)
+        total = sum(len(v) for v in data.values())
+        if total > MAX_POINTS:
+            raise ApiError(400, f"step: {total} points exceed the limit of {MAX_POINTS}; narrow "
+                                "since/until or set a larger step", "step")
+        return {"step": step, "since": since, "until": until,
+                "series": [{"name": n, **parse_series(n), "points": data[n]} for n in names]}
+
+    def post_agent(self, req, args):
+        store = self._need_store()
+        try:
+            body = json.loads(req.body or b"null")
+        except ValueError:
+            raise ApiError(400, "body: not valid JSON", "body") from None
+        if not isinstance(body, dict) or set(body) - {"host", "samples"}:
+            raise ApiError(400, "body: must be an object with keys 'host' and 'samples'", "body")
+        host = body.get("host")
+        try:
+            tenant = self.core.spec.tenant_of(host).id
+        except (KeyError, TypeError):
+            raise ApiError(404, f"host: no host {host!r} in a tenant of the spec", "host") from None
+        items = body.get("samples")
+        if not isinstance(items, list) or len(items) > MAX_AGENT_BATCH:
+            raise ApiError(400, f"samples: must be a list of at most {MAX_AGENT_BATCH}", "samples")
+        batch = []
+        for i, it in enumerate(items):
+            f = f"samples[{i}]"
+            if not isinstance(it, dict):
+                raise ApiError(400, f"{f}: must be an object", f)
+            unknown = set(it) - {"seq", "t", *AGENT_METRICS}
+            if unknown:
+                raise ApiError(400, f"{f}.{sorted(unknown)[0]}: unknown field", f"{f}.{sorted(unknown)[0]}")
+            seq, t = it.get("seq"), it.get("t")
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+                raise ApiError(400, f"{f}.seq: must be an integer >= 1 (got {seq!r})", f"{f}.seq")
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+                raise ApiError(400, f"{f}.t: must be epoch seconds (got {t!r})", f"{f}.t")
+            samples = []
+            for m in AGENT_METRICS:
+                v = it.get(m)
+                if v is None:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                    raise ApiError(400, f"{f}.{m}: must be a number >= 0 (got {v!r})", f"{f}.{m}")
+                samples.append(Sample(float(t), host_series(tenant, host, m), float(v)))
+            batch.append((seq, float(t), samples))
+        last, stored = store.ingest_agent(host, batch, self.wall_clock())
+        if self.metrics is not None and batch:
+            self.metrics.observe(max(batch, key=lambda b: b[0])[2])
+        return {"host": host, "acked": last, "stored": stored}
+
+    def get_metrics(self, req, args):
+        if self.metrics is None:
+            raise ApiError(503, "metrics are disabled in this controller", "metrics")
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        resp = Response(body=self.metrics.exposition())
+        resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return resp
 
     def get_openapi(self, req, args):
         paths: dict[str, dict] = {}

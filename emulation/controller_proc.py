@@ -35,13 +35,16 @@ def port_free(host: str, port: int) -> bool:
 class ControllerProcess:
     def __init__(self, spec_path: str | Path, of_port: int = 6653, rest_port: int = 8080,
                  log_path: str | Path | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, db_path: str | Path | None = None,
+                 poll_interval_s: float = 1.0):
         self.spec_path = str(spec_path)
         self.of_port = of_port
         self.rest_port = rest_port
         self.log_path = Path(log_path) if log_path else None
         self.extra_args = extra_args or []
         self.env = env
+        self.db_path = str(db_path) if db_path else "none"
+        self.poll_interval_s = poll_interval_s
         self.proc: subprocess.Popen | None = None
         self.started_at: float | None = None
         self._log = None
@@ -55,7 +58,8 @@ class ControllerProcess:
             if not port_free("127.0.0.1", port):
                 raise ControllerProcessError(f"{what}: port {port} is already in use")
         cmd = [sys.executable, "-m", "netshadow", "controller", "--spec", self.spec_path,
-               "--of-port", str(self.of_port), "--rest-port", str(self.rest_port), *self.extra_args]
+               "--of-port", str(self.of_port), "--rest-port", str(self.rest_port),
+               "--db", self.db_path, "--poll-interval", str(self.poll_interval_s), *self.extra_args]
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,

@@ -62,7 +62,22 @@ def cmd_controller(a) -> int:
     except (OSError, ValueError) as e:
         print(f"netshadow controller: --token-file: {e}", file=sys.stderr)
         return EXIT_INVALID
-    run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token)
+    if not 0.1 <= a.poll_interval <= 3600:
+        print(f"netshadow controller: --poll-interval: must be 0.1-3600 s (got {a.poll_interval})",
+              file=sys.stderr)
+        return EXIT_INVALID
+    db = None if a.db == "none" else a.db
+    if db:
+        from controller.store import Store, StoreError
+
+        try:
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            Store(db, a.retention_days * 86400).close()  # migrate and check before starting
+        except (StoreError, OSError, ValueError) as e:
+            print(f"netshadow controller: --db: {e}", file=sys.stderr)
+            return EXIT_INVALID
+    run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token,
+                   poll_interval_s=a.poll_interval, db_path=db, retention_s=a.retention_days * 86400)
     return EXIT_OK
 
 
@@ -81,24 +96,46 @@ def cmd_lab_up(a) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        if a.with_controller and not a.token_file:
+            import secrets
+
+            cleanup.RUN_DIR.mkdir(parents=True, exist_ok=True)
+            tok = cleanup.RUN_DIR / f"{a.prefix}.token"
+            tok.write_text(secrets.token_hex(16))
+            tok.chmod(0o600)
+            a.token_file = str(tok)
         if a.with_controller:
-            ctl = ControllerProcess(a.spec, a.of_port, a.rest_port, log_path=a.controller_log).start()
+            ctl = ControllerProcess(a.spec, a.of_port, a.rest_port, log_path=a.controller_log,
+                                    db_path=a.db,
+                                    extra_args=["--token-file", a.token_file] if a.token_file else [])
+            ctl.start()
             cleanup.register_pid(a.prefix, ctl.proc.pid)  # 'lab down' ends it after a crash
         lab = Lab(spec, prefix=a.prefix, controller_port=a.of_port, datapath=a.datapath)
         with lab:
             print(f"lab {spec.name}: {len(spec.switches)} switches, {len(spec.hosts)} hosts up in "
                   f"{lab.start_s:.2f} s (prefix {a.prefix})")
+            agents = {}
             if ctl:
                 h = ctl.wait_ready()
                 print(f"controller: all switches programmed {h['all_ready_after_s']} s after start")
+            if not a.no_agents and (ctl or a.controller_url):
+                from emulation.agents import start_agents
+
+                agents = start_agents(lab, a.controller_url or ctl.url.removesuffix("/api/v1"),
+                                      Path(a.spool_dir), token_file=a.token_file)
+                print(f"{len(agents)} host agents reporting to the controller")
             if a.cli:
                 from mininet.cli import CLI
 
                 CLI(lab.net)
             else:
-                print("running; Ctrl-C or SIGTERM stops and removes the lab")
+                print("running; Ctrl-C or SIGTERM stops and removes the lab", flush=True)
                 while not stop["now"]:
                     time.sleep(0.5)
+            if agents:
+                from emulation.agents import stop_agents
+
+                stop_agents(agents)
         print(f"lab down in {lab.stop_s:.2f} s")
     finally:
         if ctl:
@@ -113,6 +150,18 @@ def cmd_lab_down(a) -> int:
     print(f"removed {len(found.bridges)} bridges, {len(found.interfaces)} interfaces, "
           f"{len(found.pids)} host processes with prefix {a.prefix!r}")
     return EXIT_OK
+
+
+def cmd_agent(a) -> int:
+    from .agent import main as agent_main
+
+    if a.netns_pid is not None and not Path(f"/proc/{a.netns_pid}").exists():
+        print(f"netshadow agent: --netns-pid: no process {a.netns_pid}", file=sys.stderr)
+        return EXIT_INVALID
+    if a.interval <= 0:
+        print(f"netshadow agent: --interval: must be > 0 s (got {a.interval})", file=sys.stderr)
+        return EXIT_INVALID
+    return agent_main(a)
 
 
 def cmd_demo(a) -> int:
@@ -139,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-port", type=_port, default=8080)
     p.add_argument("--token-file", help="file holding the REST bearer token "
                                         "(else $NETSHADOW_API_TOKEN_FILE or $NETSHADOW_API_TOKEN)")
+    p.add_argument("--poll-interval", type=float, default=1.0,
+                   help="seconds between statistics polls (default 1)")
+    p.add_argument("--db", default="netshadow.db",
+                   help="SQLite telemetry store (default ./netshadow.db; 'none' disables it)")
+    p.add_argument("--retention-days", type=float, default=7.0, help="keep samples this long")
     p.set_defaults(func=cmd_controller)
 
     lab = sub.add_parser("lab", help="the Mininet emulation lab").add_subparsers(dest="lab_cmd",
@@ -153,11 +207,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-controller", action="store_true",
                    help="also start a controller for the spec")
     p.add_argument("--controller-log", default=None)
+    p.add_argument("--db", default="netshadow.db", help="the started controller's store")
+    p.add_argument("--controller-url", help="REST URL of a running controller, for the agents")
+    p.add_argument("--no-agents", action="store_true", help="do not start host agents")
+    p.add_argument("--spool-dir", default="/var/lib/netshadow/spool", help="agents' spool files")
+    p.add_argument("--token-file", help="REST token for the agents (and the started controller)")
     p.add_argument("--cli", action="store_true", help="open the Mininet CLI")
     p.set_defaults(func=cmd_lab_up)
     p = lab.add_parser("down", help="remove every object carrying the prefix (after a crash)")
     p.add_argument("--prefix", default="nsl")
     p.set_defaults(func=cmd_lab_down)
+
+    p = sub.add_parser("agent", help="report a host's CPU, memory and network I/O to the controller")
+    p.add_argument("--controller", required=True, help="controller REST base URL, e.g. http://10.0.0.254:8080")
+    p.add_argument("--host", required=True, help="this host's name in the spec")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
+    p.add_argument("--spool", help="spool file (default /var/lib/netshadow/agent-HOST.db)")
+    p.add_argument("--netns-pid", type=int, help="measure the network namespace of this process "
+                                                 "instead of the agent's own")
+    p.add_argument("--cgroup", help="cgroup path of the host (cpuacct/memory), if it has one")
+    p.add_argument("--token-file", help="REST bearer token file (else $NETSHADOW_API_TOKEN[_FILE])")
+    p.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))

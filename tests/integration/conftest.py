@@ -86,18 +86,24 @@ def assert_clean_log(path: Path) -> None:
     assert not bad, f"controller log {path} has errors: {bad[:5]}"
 
 
+SPECS = Path(__file__).parent / "specs"
+
+
 @contextmanager
-def running_lab(spec_name: str, prefix: str, workdir: Path):
+def running_lab(spec_name: str, prefix: str, workdir: Path, db: bool = False):
+    """A controller process and a lab for a bundled spec name or a path; with ``db`` the
+    controller keeps telemetry in ``workdir/netshadow.db``."""
     from emulation.lab import Lab
 
-    spec_path = str(bundled(spec_name))
+    spec_path = str(spec_name) if Path(spec_name).exists() else str(bundled(spec_name))
     spec = load_spec(spec_path)
     token = "integration-token"
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "token").write_text(token)
     of_port, rest_port = free_port(), free_port()
     ctl = ControllerProcess(spec_path, of_port, rest_port, log_path=workdir / "controller.log",
-                            extra_args=["--token-file", str(workdir / "token")])
+                            extra_args=["--token-file", str(workdir / "token")],
+                            db_path=workdir / "netshadow.db" if db else None)
     lab = None
     running = None
     try:

@@ -20,7 +20,8 @@ def test_lab_down_after_kill_9(tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "netshadow", "lab", "up", "--spec", str(bundled("default")),
              "--prefix", "ntk", "--with-controller", "--of-port", str(free_port()),
-             "--rest-port", str(free_port()), "--controller-log", str(tmp_path / "ctl.log")],
+             "--rest-port", str(free_port()), "--controller-log", str(tmp_path / "ctl.log"),
+             "--db", str(tmp_path / "lab.db"), "--spool-dir", str(tmp_path / "spool")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + 90
@@ -39,9 +40,11 @@ def test_lab_down_after_kill_9(tmp_path):
                 proc.kill()
                 proc.wait()
         left = cleanup.find("ntk")
-        # bridges, host shells and the orphaned controller (registered by pid) are all still there
+        # bridges, host shells, the orphaned controller and agents (registered by pid) are still there
         assert left.bridges and left.pids
-        assert any(b"controller" in open(f"/proc/{p}/cmdline", "rb").read() for p in left.pids)
+        cmdlines = [open(f"/proc/{p}/cmdline", "rb").read() for p in left.pids]
+        assert any(b"controller" in c for c in cmdlines)
+        assert sum(b"agent" in c for c in cmdlines) == len(other.spec.hosts)
         r = subprocess.run([sys.executable, "-m", "netshadow", "lab", "down", "--prefix", "ntk"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr

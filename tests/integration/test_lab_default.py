@@ -84,7 +84,7 @@ def test_controller_killed_and_restarted_reprograms_switches(lab):
     assert "1 received" in h1.cmd(f"ping -n -c1 -W2 {lab.spec.host('h2').ip}")
     new = ControllerProcess(lab.spec_path, old.of_port, old.rest_port,
                             log_path=lab.workdir / "controller-restarted.log",
-                            extra_args=old.extra_args)
+                            extra_args=old.extra_args, db_path=old.db_path)
     lab.ctl = new.start()
     health = new.wait_ready(timeout_s=60)
     assert all(s["programmed"] == 1 for s in health["switches"].values()), health

@@ -1,0 +1,257 @@
+"""The telemetry store: SQLite in WAL mode, one file, schema versioned with migrations.
+
+Everything that touches SQL lives in this module, so a server database (PostgreSQL/TimescaleDB)
+can replace it behind the same methods.
+
+Layout: ``series`` names every time series (see :mod:`controller.telemetry.samples`);
+``points`` holds (series, t, value, note) with ``value`` NULL for a gap; ``agent_seq`` holds the
+last sequence number accepted from each host agent and ``agent_samples`` one row per accepted
+agent sample, so a resent sample is recognised and never stored twice.
+
+Durability: the poller's samples go through :class:`BatchWriter`, a thread that commits one
+transaction per ``flush_interval_s`` (default 1 s). A crash or ``kill -9`` loses at most the
+samples of the last unflushed interval - one poll cycle at the defaults: the samples of every
+series for that second. WAL with ``synchronous=NORMAL`` keeps committed transactions across a
+process crash; the file opens cleanly afterwards (SQLite replays the WAL). Agent samples are
+written synchronously and acknowledged only after their transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .telemetry.samples import Sample
+
+LOG = logging.getLogger("netshadow.store")
+
+MIGRATIONS: list[list[str]] = [
+    # version 1
+    [
+        "CREATE TABLE series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE points (series_id INTEGER NOT NULL REFERENCES series(id), t REAL NOT NULL,"
+        " value REAL, note TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX points_series_t ON points (series_id, t)",
+        "CREATE INDEX points_t ON points (t)",
+        "CREATE TABLE agent_seq (host TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+        "CREATE TABLE agent_samples (host TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL,"
+        " received REAL NOT NULL)",
+        "CREATE INDEX agent_samples_host ON agent_samples (host, seq)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be used (unreadable, or written by a newer netshadow)."""
+
+
+class Store:
+    def __init__(self, path: str | Path, retention_s: float = 7 * 86400):
+        if retention_s <= 0:
+            raise StoreError(f"retention_s: must be > 0 (got {retention_s!r})")
+        self.path = str(path)
+        self.retention_s = retention_s
+        self._local = threading.local()
+        self._ids: dict[str, int] = {}
+        self._ids_lock = threading.Lock()
+        self._migrate()
+
+    # ------------------------------------------------------------------ connections
+    def _conn(self) -> sqlite3.Connection:
+        """One connection per thread (sqlite3 connections are not shared across threads)."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            try:
+                c = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            except sqlite3.Error as e:
+                raise StoreError(f"db: cannot open {self.path}: {e}") from None
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = c
+        return c
+
+    def _migrate(self) -> None:
+        c = self._conn()
+        try:
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"db: {self.path} is not a netshadow store: {e}") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"db: {self.path} has schema version {version}, newer than this "
+                             f"netshadow's {SCHEMA_VERSION}")
+        for v in range(version, SCHEMA_VERSION):
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in MIGRATIONS[v]:
+                    c.execute(stmt)
+                c.execute(f"PRAGMA user_version = {v + 1}")
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            LOG.info("store %s migrated to schema version %d", self.path, v + 1)
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+    # ------------------------------------------------------------------ writes
+    def _series_id(self, c: sqlite3.Connection, name: str) -> int:
+        sid = self._ids.get(name)
+        if sid is None:
+            c.execute("INSERT OR IGNORE INTO series (name) VALUES (?)", (name,))
+            sid = c.execute("SELECT id FROM series WHERE name = ?", (name,)).fetchone()[0]
+            with self._ids_lock:
+                self._ids[name] = sid
+        return sid
+
+    def write(self, samples: Iterable[Sample]) -> int:
+        """Write samples in one transaction; returns how many."""
+        c = self._conn()
+        c.execute("BEGIN")
+        try:
+            rows = [(self._series_id(c, s.series), s.t, s.value, s.note) for s in samples]
+            c.executemany("INSERT INTO points (series_id, t, value, note) VALUES (?, ?, ?, ?)", rows)
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def ingest_agent(self, host: str, batch: list[tuple[int, float, list[Sample]]],
+                     now: float) -> tuple[int, int]:
+        """Store agent samples ``(seq, t, samples)`` with ``seq`` above the last one accepted from
+        ``host``, atomically. Returns (last accepted seq, number newly stored)."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT seq FROM agent_seq WHERE host = ?", (host,)).fetchone()
+            last = row[0] if row else 0
+            fresh = [(seq, t, ss) for seq, t, ss in sorted(batch, key=lambda b: b[0]) if seq > last]
+            points = [(self._series_id(c, s.series), s.t, s.value, s.note)
+                      for _, _, ss in fresh for s in ss]
+            c.executemany("INSERT INTO points (series_id, t, value, note) VALUES (?, ?, ?, ?)", points)
+            c.executemany("INSERT INTO agent_samples (host, seq, t, received) VALUES (?, ?, ?, ?)",
+                          [(host, seq, t, now) for seq, t, _ in fresh])
+            if fresh:
+                last = fresh[-1][0]
+                c.execute("INSERT INTO agent_seq (host, seq) VALUES (?, ?) ON CONFLICT(host) "
+                          "DO UPDATE SET seq = excluded.seq", (host, last))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return last, len(fresh)
+
+    def prune(self, now: float) -> int:
+        """Delete points older than the retention; returns how many."""
+        c = self._conn()
+        cur = c.execute("DELETE FROM points WHERE t < ?", (now - self.retention_s,))
+        c.execute("DELETE FROM agent_samples WHERE t < ?", (now - self.retention_s,))
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ reads
+    def series_names(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT name FROM series ORDER BY name")]
+
+    def query(self, names: list[str], since: float | None = None, until: float | None = None,
+              step: float | None = None) -> dict[str, list[tuple[float, float | None]]]:
+        """Points of ``names`` in ``[since, until]``; with ``step`` (seconds), means per bucket of
+        ``step`` seconds starting at multiples of ``step`` (a bucket of only gaps is a gap)."""
+        c = self._conn()
+        out: dict[str, list] = {n: [] for n in names}
+        lo = -1e300 if since is None else since
+        hi = 1e300 if until is None else until
+        for name in names:
+            row = c.execute("SELECT id FROM series WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                continue
+            if step:
+                rows = c.execute(
+                    "SELECT CAST(t / ? AS INTEGER) * ? AS b, AVG(value) FROM points "
+                    "WHERE series_id = ? AND t >= ? AND t <= ? GROUP BY b ORDER BY b",
+                    (step, step, row[0], lo, hi))
+            else:
+                rows = c.execute("SELECT t, value FROM points WHERE series_id = ? AND t >= ? "
+                                 "AND t <= ? ORDER BY t", (row[0], lo, hi))
+            out[name] = [(float(t), v) for t, v in rows]
+        return out
+
+    def agent_samples(self, host: str) -> list[tuple[int, float]]:
+        return list(self._conn().execute(
+            "SELECT seq, t FROM agent_samples WHERE host = ? ORDER BY seq", (host,)))
+
+
+class BatchWriter:
+    """Writes samples off the OpenFlow event path: ``put`` queues, a thread commits one
+    transaction per ``flush_interval_s`` and prunes old points every ``prune_every_s``."""
+
+    def __init__(self, store: Store, flush_interval_s: float = 1.0, prune_every_s: float = 60.0,
+                 on_write: Callable[[int, float], None] | None = None,
+                 on_error: Callable[[Exception], None] | None = None):
+        self.store = store
+        self.flush_interval_s = flush_interval_s
+        self.prune_every_s = prune_every_s
+        self.on_write = on_write
+        self.on_error = on_error
+        self.q: queue.Queue[list[Sample]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="netshadow-store", daemon=True)
+        self._last_prune = 0.0
+
+    def start(self) -> BatchWriter:
+        self._thread.start()
+        return self
+
+    def put(self, samples: list[Sample]) -> None:
+        if samples:
+            self.q.put(samples)
+
+    def flush(self) -> int:
+        batch: list[Sample] = []
+        while True:
+            try:
+                batch.extend(self.q.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return 0
+        t0 = time.perf_counter()
+        try:
+            n = self.store.write(batch)
+        except Exception as e:  # noqa: BLE001 - logged, counted, and the writer keeps going
+            LOG.exception("store write of %d samples failed", len(batch))
+            if self.on_error:
+                self.on_error(e)
+            return 0
+        if self.on_write:
+            self.on_write(n, time.perf_counter() - t0)
+        return n
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            self.flush()
+            now = time.time()
+            if now - self._last_prune >= self.prune_every_s:
+                self._last_prune = now
+                try:
+                    self.store.prune(now)
+                except Exception as e:  # noqa: BLE001
+                    LOG.exception("store prune failed")
+                    if self.on_error:
+                        self.on_error(e)
+        self.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

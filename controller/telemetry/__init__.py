@@ -1,0 +1,1 @@
+"""Telemetry: statistics polling, counters to rates, aggregation (pure), and sample types."""

@@ -1,0 +1,211 @@
+"""``netshadow agent``: CPU, memory and network I/O of one host, posted to the controller.
+
+What is measured (every ``interval`` seconds):
+
+* **network** - bytes received/sent on every interface but ``lo`` of the host's network namespace
+  (``/proc/<pid>/net/dev``), as bit/s;
+* **cpu** - cores in use: the host's cgroup (``cpuacct.usage``) when it has one (Mininet's
+  ``CPULimitedHost``), else the summed user+system time of every process in the host's network
+  namespace;
+* **memory** - bytes: the cgroup's ``memory.usage_in_bytes``, else the summed resident set of
+  those processes.
+
+The host is the network namespace of ``--netns-pid`` (default: the agent's own). On a real host
+the agent runs there and reaches the controller over the management network; Mininet hosts
+have no management network, so the lab runs each host's agent beside it, in the root namespace,
+pointed at the host's shell with ``--netns-pid``.
+
+Delivery: every reading first goes to a local SQLite spool with a sequence number, then the
+oldest unacknowledged readings are posted in order. The controller stores a batch atomically and
+answers the last sequence number it holds; the agent then deletes those rows. If the controller
+is unreachable the spool grows and is drained, in order, when it answers again; a restarted agent
+resends what its spool still holds, and the controller ignores sequence numbers it already
+has, so nothing is lost and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+LOG = logging.getLogger("netshadow.agent")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Spool:
+    """Readings waiting for the controller's acknowledgement, in a SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # AUTOINCREMENT: a sequence number is never reused, even after its row is deleted
+        self.db.execute("CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                        " payload TEXT NOT NULL)")
+
+    def append(self, reading: dict) -> int:
+        cur = self.db.execute("INSERT INTO spool (payload) VALUES (?)", (json.dumps(reading),))
+        return cur.lastrowid
+
+    def pending(self, limit: int) -> list[dict]:
+        rows = self.db.execute("SELECT seq, payload FROM spool ORDER BY seq LIMIT ?", (limit,))
+        return [{"seq": seq, **json.loads(p)} for seq, p in rows]
+
+    def ack(self, seq: int) -> None:
+        self.db.execute("DELETE FROM spool WHERE seq <= ?", (seq,))
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class HostReader:
+    """Cumulative counters of one host (the network namespace of ``pid``)."""
+
+    def __init__(self, pid: int | None = None, cgroup: str | None = None):
+        self.pid = pid or os.getpid()
+        self.netns = os.readlink(f"/proc/{self.pid}/ns/net")
+        self.cgroup = cgroup
+
+    def _namespace_pids(self) -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if os.readlink(d / "ns" / "net") == self.netns:
+                        out.append(int(d.name))
+                except OSError:
+                    continue
+        return out
+
+    def net_bytes(self) -> tuple[int, int]:
+        rx = tx = 0
+        for line in Path(f"/proc/{self.pid}/net/dev").read_text().splitlines()[2:]:
+            name, data = line.split(":", 1)
+            if name.strip() == "lo":
+                continue
+            f = data.split()
+            rx += int(f[0])
+            tx += int(f[8])
+        return rx, tx
+
+    def cpu_seconds(self) -> float:
+        if self.cgroup:
+            p = Path("/sys/fs/cgroup/cpuacct") / self.cgroup / "cpuacct.usage"
+            if p.exists():
+                return int(p.read_text()) / 1e9
+        total = 0
+        for pid in self._namespace_pids():
+            try:
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(f[11]) + int(f[12])  # utime, stime (clock ticks)
+        return total / CLK_TCK
+
+    def memory_bytes(self) -> int:
+        if self.cgroup:
+            p = Path("/sys/fs/cgroup/memory") / self.cgroup / "memory.usage_in_bytes"
+            if p.exists():
+                return int(p.read_text())
+        total = 0
+        for pid in self._namespace_pids():
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            except OSError:
+                continue
+        return total
+
+
+class Agent:
+    def __init__(self, controller: str, host: str, spool: Spool, reader: HostReader,
+                 interval_s: float = 1.0, token: str | None = None, batch: int = 500):
+        if interval_s <= 0:
+            raise ValueError(f"interval: must be > 0 s (got {interval_s!r})")
+        self.url = controller.rstrip("/") + "/api/v1/agents/samples"
+        self.host = host
+        self.spool = spool
+        self.reader = reader
+        self.interval_s = interval_s
+        self.batch = batch
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self._prev: tuple[float, float, int, int] | None = None
+        self._reachable = True
+        self.stop_event = threading.Event()
+
+    def read(self) -> dict | None:
+        """One reading as rates since the previous call (None on the first call)."""
+        t = time.time()
+        cpu = self.reader.cpu_seconds()
+        rx, tx = self.reader.net_bytes()
+        prev, self._prev = self._prev, (t, cpu, rx, tx)
+        if prev is None:
+            return None
+        dt = t - prev[0]
+        return {"t": t, "cpu": max(0.0, (cpu - prev[1]) / dt), "memory_bytes": self.reader.memory_bytes(),
+                "rx_bps": max(0, rx - prev[2]) * 8 / dt, "tx_bps": max(0, tx - prev[3]) * 8 / dt}
+
+    def send_pending(self) -> int:
+        """Post spooled readings oldest first until the spool is empty or a post fails."""
+        sent = 0
+        while True:
+            items = self.spool.pending(self.batch)
+            if not items:
+                return sent
+            try:
+                r = self.session.post(self.url, json={"host": self.host, "samples": items}, timeout=5)
+            except requests.RequestException as e:
+                if self._reachable:
+                    LOG.warning("controller unreachable (%s); spooling", e.__class__.__name__)
+                self._reachable = False
+                return sent
+            if r.status_code != 200:
+                LOG.error("controller refused samples: %s %s", r.status_code, r.text[:200])
+                self._reachable = False
+                return sent
+            if not self._reachable:
+                LOG.info("controller reachable again; sending %d spooled readings", len(self.spool))
+            self._reachable = True
+            self.spool.ack(r.json()["acked"])
+            sent += len(items)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            reading = self.read()
+            if reading is not None:
+                self.spool.append(reading)
+            self.send_pending()
+            self.stop_event.wait(self.interval_s)
+
+
+def main(a) -> int:
+    from controller.rest import load_token
+
+    token = load_token(a.token_file)
+    reader = HostReader(a.netns_pid, a.cgroup)
+    spool_path = Path(a.spool or f"/var/lib/netshadow/agent-{a.host}.db")
+    spool_path.parent.mkdir(parents=True, exist_ok=True)
+    agent = Agent(a.controller, a.host, Spool(spool_path), reader, a.interval, token)
+
+    def stop(signum, frame):
+        agent.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    LOG.info("agent for host %s -> %s every %.1f s (spool %s)", a.host, agent.url, a.interval,
+             spool_path)
+    agent.run()
+    agent.spool.close()
+    return 0
