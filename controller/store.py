@@ -71,9 +71,13 @@ class Store:
                 c = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             except sqlite3.Error as e:
                 raise StoreError(f"db: cannot open {self.path}: {e}") from None
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=NORMAL")
-            c.execute("PRAGMA foreign_keys=ON")
+            try:
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA synchronous=NORMAL")
+                c.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.DatabaseError as e:
+                c.close()
+                raise StoreError(f"db: {self.path} is not a netshadow store: {e}") from None
             self._local.conn = c
         return c
 

@@ -164,6 +164,18 @@ def cmd_agent(a) -> int:
     return agent_main(a)
 
 
+def cmd_telemetry_export(a) -> int:
+    from .export import ExportError, export
+
+    try:
+        rows, cols = export(a.db, a.out, a.step, a.prefix)
+    except ExportError as e:
+        print(f"netshadow telemetry export: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{a.out}: {rows} rows x {cols} series at {a.step:g} s steps")
+    return EXIT_OK
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
@@ -228,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cgroup", help="cgroup path of the host (cpuacct/memory), if it has one")
     p.add_argument("--token-file", help="REST bearer token file (else $NETSHADOW_API_TOKEN[_FILE])")
     p.set_defaults(func=cmd_agent)
+
+    tel = sub.add_parser("telemetry", help="stored telemetry").add_subparsers(dest="tel_cmd",
+                                                                              required=True)
+    p = tel.add_parser("export", help="wide CSV/Parquet: a time column, one column per series")
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
+    p.add_argument("--step", type=float, default=1.0, help="seconds per row (mean per bucket)")
+    p.add_argument("--prefix", default="", help="only series whose name starts with this, e.g. app/")
+    p.set_defaults(func=cmd_telemetry_export)
 
     p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))

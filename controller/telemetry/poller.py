@@ -149,6 +149,7 @@ class PollCore:
             return out
         for key in self.asked - self.answered:
             self.stats.missed_replies[key] += 1
+        self.asked = set()
         for base, dpids in self.contributors.items():
             got = self.pending.get(base, {})
             got_pps = self.pending_pps.get(base, {})
