@@ -11,21 +11,14 @@ prefix sweep). Prints one line per run and the median per spec.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from emulation.controller_proc import ControllerProcess
+from emulation.controller_proc import ControllerProcess, free_port
 from emulation.lab import Lab
 from topologies import bundled, load_spec
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_run(name: str, workdir: Path) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,17 +23,11 @@ from pathlib import Path
 from controller.cookies import Cookie
 from controller.store import Store
 from controller.telemetry.samples import Sample
-from emulation.controller_proc import ControllerProcess
+from emulation.controller_proc import ControllerProcess, free_port
 from emulation.lab import Lab
 from topologies import bundled, load_spec
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

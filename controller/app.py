@@ -166,35 +166,29 @@ class NetshadowApp(app_manager.OSKenApp):
             self._cycle_observed = True
             self.metrics.poll_seconds.observe(time.perf_counter() - self._cycle_started)
 
+    def _stats(self, ev, convert, deliver) -> None:
+        """A statistics reply: assemble its parts, convert the body, hand it to the poll core."""
+        body = self._assemble(ev)
+        if body is not None:
+            entries = convert(body)
+            with self._poll_lock:
+                deliver(ev.msg.datapath.id, entries, time.time())
+                self._replied()
+
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     @_guarded
     def flow_stats_reply(self, ev):
-        body = self._assemble(ev)
-        if body is not None:
-            entries = ofmsg.flow_stats(body)
-            with self._poll_lock:
-                self.poll.on_flow_stats(ev.msg.datapath.id, entries, time.time())
-                self._replied()
+        self._stats(ev, ofmsg.flow_stats, self.poll.on_flow_stats)
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     @_guarded
     def port_stats_reply(self, ev):
-        body = self._assemble(ev)
-        if body is not None:
-            entries = ofmsg.port_stats(body)
-            with self._poll_lock:
-                self.poll.on_port_stats(ev.msg.datapath.id, entries, time.time())
-                self._replied()
+        self._stats(ev, ofmsg.port_stats, self.poll.on_port_stats)
 
     @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
     @_guarded
     def meter_stats_reply(self, ev):
-        body = self._assemble(ev)
-        if body is not None:
-            entries = ofmsg.meter_stats(body)
-            with self._poll_lock:
-                self.poll.on_meter_stats(ev.msg.datapath.id, entries, time.time())
-                self._replied()
+        self._stats(ev, ofmsg.meter_stats, self.poll.on_meter_stats)
 
     def _send(self, datapath, msgs) -> None:
         for m in msgs:

@@ -32,6 +32,13 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class ControllerProcess:
     def __init__(self, spec_path: str | Path, of_port: int = 6653, rest_port: int = 8080,
                  log_path: str | Path | None = None, extra_args: list[str] | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from emulation import cleanup
-from emulation.controller_proc import ControllerProcess
+from emulation.controller_proc import ControllerProcess, free_port
 from topologies import NetworkSpec, bundled, load_spec
 
 TEST_PREFIXES = ("nti", "ntj", "ntk", "ntl")
@@ -53,12 +52,6 @@ def pytest_collection_modifyitems(config, items):
                     item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
                     raise pytest.UsageError(f"integration prerequisites missing: {reason}")
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
