@@ -176,6 +176,29 @@ def cmd_telemetry_export(a) -> int:
     return EXIT_OK
 
 
+def _horizons(text: str) -> list[int]:
+    try:
+        hs = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not hs or any(h < 1 for h in hs):
+        raise argparse.ArgumentTypeError(f"horizons must be integers >= 1: {text!r}")
+    return hs
+
+
+def cmd_tpp_evaluate(a) -> int:
+    from models.series import SeriesError
+
+    from .tpp import run_evaluate
+
+    try:
+        return run_evaluate(a.csv, a.horizons, a.test_fraction, a.test_start, a.json, a.plot,
+                            a.season)
+    except (SeriesError, ValueError) as e:
+        print(f"netshadow tpp evaluate: {e}", file=sys.stderr)
+        return EXIT_INVALID
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
@@ -249,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=float, default=1.0, help="seconds per row (mean per bucket)")
     p.add_argument("--prefix", default="", help="only series whose name starts with this, e.g. app/")
     p.set_defaults(func=cmd_telemetry_export)
+
+    tpp = sub.add_parser("tpp", help="traffic pattern profiler").add_subparsers(dest="tpp_cmd",
+                                                                                required=True)
+    p = tpp.add_parser("evaluate", help="every model on the chronological test part, side by side")
+    p.add_argument("--csv", required=True, help="wide CSV: a time column, one column per series")
+    p.add_argument("--horizons", type=_horizons, default=[1, 3, 12])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--test-fraction", type=float, help="last fraction of rows as test (default 0.2)")
+    g.add_argument("--test-start", help="first test time (ISO 8601)")
+    p.add_argument("--season", type=int, help="season in steps (default: inferred)")
+    p.add_argument("--json", help="write the scores here")
+    p.add_argument("--plot", help="write a PNG of forecast vs actual with the interval band")
+    p.set_defaults(func=cmd_tpp_evaluate)
 
     p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))

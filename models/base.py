@@ -1,0 +1,79 @@
+"""The interface every forecaster implements, baselines and LSTM alike.
+
+``fit(series) -> self`` learns from a :class:`SeriesSet`; ``predict(horizon) -> Forecast``
+forecasts the ``horizon`` steps after the fitted data. For evaluation, ``point(values, h)``
+returns an array aligned with ``values`` whose row ``i`` is the forecast of row ``i`` made at
+row ``i - h`` from rows ``<= i - h`` only (NaN where there is not enough history).
+
+Intervals: unless a model produces its own quantiles, they come from the empirical quantiles of
+its own ``h``-step errors on the training data, per series (``fit`` measures them), so every
+model's interval is calibrated the same way and comparable.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .forecast import DEFAULT_QUANTILES, Forecast, SeriesForecast
+from .series import SeriesSet
+
+
+class Forecaster(ABC):
+    name = "forecaster"
+
+    def __init__(self, quantiles: tuple[float, ...] = DEFAULT_QUANTILES):
+        self.quantiles = tuple(sorted(quantiles))
+        self.series: SeriesSet | None = None
+        self._resid: dict[int, np.ndarray] = {}  # h -> (len(quantiles), N) error quantiles
+
+    @abstractmethod
+    def point(self, values: np.ndarray, h: int) -> np.ndarray:
+        """Aligned ``h``-step forecasts (see the module docstring)."""
+
+    def _learn(self, series: SeriesSet) -> None:  # noqa: B027 - optional hook
+        """Model-specific fitting (parameters); default: nothing to learn."""
+
+    def fit(self, series: SeriesSet) -> Forecaster:
+        self.series = series
+        self._learn(series)
+        self._resid = {}
+        return self
+
+    def error_quantiles(self, h: int) -> np.ndarray:
+        """(len(quantiles), N) quantiles of the training ``h``-step errors (actual - forecast)."""
+        if h not in self._resid:
+            v = self.series.values
+            err = v - self.point(v, h)
+            q = np.nanquantile(err, self.quantiles, axis=0) if np.isfinite(err).any() else None
+            self._resid[h] = np.nan_to_num(q if q is not None else np.zeros((len(self.quantiles),
+                                                                             v.shape[1])))
+        return self._resid[h]
+
+    def interval(self, median: np.ndarray, h: int) -> np.ndarray:
+        """(len(quantiles), ...) quantile forecasts around ``median`` at horizon ``h``, >= 0."""
+        q = self.error_quantiles(h)
+        shape = (len(self.quantiles),) + (1,) * (median.ndim - 1) + (median.shape[-1],)
+        out = np.maximum(median[None, ...] + q.reshape(shape), 0.0)
+        lo = np.minimum(out[: sum(x < 0.5 for x in self.quantiles)], median[None, ...])
+        hi = np.maximum(out[sum(x < 0.5 for x in self.quantiles):], median[None, ...])
+        return np.concatenate([lo, hi])
+
+    def predict(self, horizon: int) -> Forecast:
+        if self.series is None:
+            raise RuntimeError("predict: call fit() first")
+        if horizon < 1:
+            raise ValueError(f"horizon: must be >= 1 (got {horizon!r})")
+        s = self.series
+        ext = np.vstack([s.values, np.full((horizon, s.values.shape[1]), np.nan)])
+        med = np.stack([self.point(ext, h)[s.rows - 1 + h] for h in range(1, horizon + 1)])  # (H, N)
+        med = np.nan_to_num(np.maximum(med, 0.0))
+        qs = np.stack([self.interval(med[h - 1], h) for h in range(1, horizon + 1)], axis=1)  # (Q,H,N)
+        times = tuple(s.time(s.rows - 1 + h).isoformat() for h in range(1, horizon + 1))
+        out = []
+        for j, name in enumerate(s.names):
+            out.append(SeriesForecast(name, times, tuple(float(x) for x in med[:, j]),
+                                      tuple((q, tuple(float(x) for x in qs[k, :, j]))
+                                            for k, q in enumerate(self.quantiles)), self.name))
+        return Forecast(s.time(s.rows - 1).isoformat(), s.step_s, tuple(out))

@@ -1,0 +1,156 @@
+"""Baseline forecasters: persistence, seasonal naive, moving average, Holt-Winters.
+
+All are vectorised over series (numpy arrays of shape (rows, series)) and implement
+:class:`models.base.Forecaster`. Holt-Winters is the additive model with level, trend and one
+season, its smoothing parameters chosen per series by grid search on one-step training error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Forecaster
+from .series import SeriesSet
+
+
+def infer_season(series: SeriesSet) -> int:
+    """The season in steps: a day or a week when the data show it (autocorrelation >= 0.2 of the
+    mean-normalised total), else the lag with the highest autocorrelation."""
+    v = np.nan_to_num(series.values / np.maximum(np.nanmean(series.values, axis=0), 1e-12))
+    x = v.sum(axis=1) - v.sum(axis=1).mean()
+    denom = float((x * x).sum()) or 1.0
+
+    def acf(lag: int) -> float:
+        return float((x[:-lag] * x[lag:]).sum()) / denom
+
+    candidates = [int(round(d / series.step_s)) for d in (86400, 7 * 86400)]
+    candidates = [c for c in candidates if 2 <= c <= series.rows // 2]
+    if candidates:
+        best = max(candidates, key=acf)
+        if acf(best) >= 0.2:
+            return best
+    lags = range(2, max(3, series.rows // 3))
+    return max(lags, key=acf)
+
+
+def _shift(values: np.ndarray, k: int) -> np.ndarray:
+    out = np.full_like(values, np.nan)
+    if k < len(values):
+        out[k:] = values[: len(values) - k]
+    return out
+
+
+class Persistence(Forecaster):
+    """The last observed value."""
+
+    name = "persistence"
+
+    def point(self, values, h):
+        return _shift(values, h)
+
+
+class SeasonalNaive(Forecaster):
+    """The value one season earlier than the target (or a whole number of seasons, if the
+    horizon is longer than a season). ``season`` in steps; inferred when None."""
+
+    name = "seasonal_naive"
+
+    def __init__(self, season: int | None = None, **kw):
+        super().__init__(**kw)
+        self.season = season
+
+    def _learn(self, series):
+        if self.season is None:
+            self.season = infer_season(series)
+
+    def point(self, values, h):
+        m = self.season
+        return _shift(values, m * int(np.ceil(h / m)))
+
+
+class MovingAverage(Forecaster):
+    """Mean of the last ``window`` observed values (gaps ignored)."""
+
+    name = "moving_average"
+
+    def __init__(self, window: int = 12, **kw):
+        super().__init__(**kw)
+        if window < 1:
+            raise ValueError(f"window: must be >= 1 (got {window!r})")
+        self.window = window
+
+    def point(self, values, h):
+        v = np.nan_to_num(values)
+        n = (~np.isnan(values)).astype(float)
+        cs = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(v, axis=0)])
+        cn = np.vstack([np.zeros((1, v.shape[1])), np.cumsum(n, axis=0)])
+        k = self.window
+        s = cs[k:] - cs[:-k]
+        c = cn[k:] - cn[:-k]
+        mean = np.where(c > 0, s / np.maximum(c, 1), np.nan)  # row j: mean of rows j .. j+k-1
+        out = np.full_like(values, np.nan)
+        # target i uses rows i-h-k+1 .. i-h, i.e. mean row j = i-h-k+1
+        for_target = np.arange(len(values)) - h - k + 1
+        ok = for_target >= 0
+        out[ok] = mean[for_target[ok]]
+        return out
+
+
+class HoltWinters(Forecaster):
+    """Additive Holt-Winters (level, trend, season ``season`` steps), parameters per series."""
+
+    name = "holt_winters"
+    GRID_ALPHA = (0.1, 0.3, 0.5, 0.8)
+    GRID_BETA = (0.0, 0.01, 0.05)
+    GRID_GAMMA = (0.05, 0.2, 0.4)
+
+    def __init__(self, season: int | None = None, **kw):
+        super().__init__(**kw)
+        self.season = season
+        self.params: np.ndarray | None = None  # (3, N): alpha, beta, gamma per series
+
+    def _filter(self, values, alpha, beta, gamma, horizons):
+        """Run the filter over ``values`` (T, N) with parameter arrays broadcastable to
+        (K, N); returns {h: (K, T, N)} aligned forecasts."""
+        m = self.season
+        T, N = values.shape
+        K = alpha.shape[0]
+        first = np.nan_to_num(np.nanmean(values[:m], axis=0)) if T >= m else np.zeros(N)
+        level = np.broadcast_to(first, (K, N)).copy()
+        trend = np.zeros((K, N))
+        season = np.broadcast_to(np.nan_to_num(values[:m] - first), (K, m, N)).copy() \
+            if T >= m else np.zeros((K, m, N))
+        out = {h: np.full((K, T, N), np.nan) for h in horizons}
+        for t in range(m, T):
+            y = values[t]
+            ph = t % m
+            s_old = season[:, ph, :]
+            obs = ~np.isnan(y)
+            yv = np.where(obs, y, level + trend + s_old)
+            new_level = alpha * (yv - s_old) + (1 - alpha) * (level + trend)
+            trend = beta * (new_level - level) + (1 - beta) * trend
+            season[:, ph, :] = np.where(obs, gamma * (yv - new_level) + (1 - gamma) * s_old, s_old)
+            level = new_level
+            for h in horizons:
+                if t + h < T:
+                    out[h][:, t + h, :] = level + h * trend + season[:, (t + h) % m, :]
+        return out
+
+    def _learn(self, series):
+        if self.season is None:
+            self.season = infer_season(series)
+        grid = np.array([(a, b, g) for a in self.GRID_ALPHA for b in self.GRID_BETA
+                         for g in self.GRID_GAMMA])
+        a, b, g = (grid[:, i][:, None] for i in range(3))
+        pred = self._filter(series.values, a, b, g, [1])[1]
+        err = np.nanmean(np.abs(pred - series.values[None]), axis=1)  # (K, N)
+        best = np.nanargmin(np.where(np.isnan(err), np.inf, err), axis=0)
+        self.params = grid[best].T  # (3, N)
+
+    def point(self, values, h):
+        a, b, g = (self.params[i][None, :] for i in range(3))
+        return np.maximum(self._filter(values, a, b, g, [h])[h][0], 0.0)
+
+
+def all_baselines(season: int | None = None) -> list[Forecaster]:
+    return [Persistence(), SeasonalNaive(season), MovingAverage(12), HoltWinters(season)]

@@ -1,0 +1,182 @@
+"""Time series input: the wide layout (a time column, one column per series) as a ``SeriesSet``.
+
+``SeriesSet`` invariants (checked in the constructor):
+
+* a regular time index: ``start`` (UTC) plus ``i * step_s`` for row ``i``, ``step_s > 0``;
+* ``values`` is a read-only float64 array of shape (rows, series), rows >= 2;
+* every value is finite and >= 0, or NaN (a gap); names are unique and non-empty.
+
+How :func:`load_wide_csv` treats imperfect input (each treatment is counted in the
+:class:`LoadReport`, never silent):
+
+* the time column is ``time`` or ``timestamp``; rows are sorted by time;
+* the step is the median difference between consecutive times; a time off the grid is moved to
+  the nearest grid point; when two rows land on one point (duplicate timestamps) the first is kept;
+* grid points without a row become gaps (NaN); gaps of at most ``fill_limit`` steps are filled by
+  linear interpolation, longer gaps stay NaN (models skip windows that touch them);
+* an empty cell is a gap; a value that is not a number, infinite or negative is an error naming
+  the series, the time and the value;
+* a constant series is valid (models scale it with a unit scale).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+class SeriesError(ValueError):
+    """Invalid series input; the message names the series (or file), the time and the value."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    rows_read: int = 0
+    duplicates_dropped: int = 0
+    snapped_to_grid: int = 0
+    missing_steps: int = 0
+    gaps_filled: int = 0
+    gap_cells_left: int = 0
+
+
+@dataclass(frozen=True)
+class SeriesSet:
+    start: pd.Timestamp
+    step_s: float
+    names: tuple[str, ...]
+    values: np.ndarray = field(repr=False)
+
+    def __post_init__(self):
+        v = np.asarray(self.values, dtype="float64")
+        if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] != len(self.names) or not self.names:
+            raise SeriesError(f"values: shape {v.shape} does not match {len(self.names)} names "
+                              "with at least 2 rows")
+        if not self.step_s > 0:
+            raise SeriesError(f"step_s: must be > 0 (got {self.step_s!r})")
+        if len(set(self.names)) != len(self.names) or any(not n for n in self.names):
+            raise SeriesError(f"names: must be unique and non-empty (got {self.names!r})")
+        bad = ~np.isnan(v) & ((v < 0) | ~np.isfinite(v))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise SeriesError(f"{self.names[c]}: value {v[r, c]!r} at {self.time(r)} is negative "
+                              "or infinite")
+        v = v.copy()
+        v.flags.writeable = False
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "start", pd.Timestamp(self.start).tz_localize("UTC")
+                           if pd.Timestamp(self.start).tzinfo is None else pd.Timestamp(self.start))
+
+    @property
+    def rows(self) -> int:
+        return self.values.shape[0]
+
+    def time(self, i: int) -> pd.Timestamp:
+        return self.start + pd.Timedelta(seconds=self.step_s * i)
+
+    def times(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, periods=self.rows, freq=pd.Timedelta(seconds=self.step_s))
+
+    def index_of(self, when: str | pd.Timestamp) -> int:
+        """Row of the first time >= ``when``."""
+        t = pd.Timestamp(when)
+        if t.tzinfo is None:
+            t = t.tz_localize("UTC")
+        i = int(np.ceil((t - self.start).total_seconds() / self.step_s))
+        if not 0 < i < self.rows:
+            raise SeriesError(f"test_start: {when} is outside the data ({self.time(0)} to "
+                              f"{self.time(self.rows - 1)})")
+        return i
+
+    def slice(self, lo: int, hi: int) -> SeriesSet:
+        return SeriesSet(self.time(lo), self.step_s, self.names, self.values[lo:hi])
+
+    def select(self, names: list[str]) -> SeriesSet:
+        idx = [self.names.index(n) for n in names]
+        return SeriesSet(self.start, self.step_s, tuple(names), self.values[:, idx])
+
+
+def _fill_short_gaps(v: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+    """Linear interpolation inside gaps of at most ``limit`` rows (not at the edges)."""
+    out = v.copy()
+    filled = 0
+    for c in range(v.shape[1]):
+        col = out[:, c]
+        nan = np.isnan(col)
+        if not nan.any():
+            continue
+        i = 0
+        while i < len(col):
+            if nan[i]:
+                j = i
+                while j < len(col) and nan[j]:
+                    j += 1
+                if i > 0 and j < len(col) and j - i <= limit:
+                    col[i:j] = np.interp(np.arange(i, j), [i - 1, j], [col[i - 1], col[j]])
+                    filled += j - i
+                i = j
+            else:
+                i += 1
+    return out, filled
+
+
+def from_frame(df: pd.DataFrame, source: str = "<frame>",
+               fill_limit: int = 3) -> tuple[SeriesSet, LoadReport]:
+    tcol = "time" if "time" in df.columns else "timestamp" if "timestamp" in df.columns else None
+    if tcol is None:
+        raise SeriesError(f"{source}: no 'time' (or 'timestamp') column; columns are {list(df.columns)[:5]}")
+    names = [c for c in df.columns if c != tcol]
+    if not names:
+        raise SeriesError(f"{source}: no series columns besides {tcol!r}")
+    try:
+        times = pd.to_datetime(df[tcol], utc=True)
+    except (ValueError, TypeError) as e:
+        raise SeriesError(f"{source}: column {tcol!r} holds a value that is not a time: {e}") from None
+    data = {}
+    for n in names:
+        col = pd.to_numeric(df[n], errors="coerce")
+        bad = col.isna() & df[n].notna() & (df[n].astype(str).str.strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise SeriesError(f"{n}: value {df[n].iloc[i]!r} at {times.iloc[i]} is not a number")
+        data[n] = col.to_numpy(dtype="float64")
+    frame = pd.DataFrame(data, index=times).sort_index()
+    if len(frame) < 2:
+        raise SeriesError(f"{source}: needs at least 2 rows (got {len(frame)})")
+    start = frame.index[0]
+    offsets = (frame.index - start).total_seconds().to_numpy()  # seconds, whatever the resolution
+    diffs = np.diff(offsets)
+    step = float(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 0.0
+    if step <= 0:
+        raise SeriesError(f"{source}: all rows have the same time")
+    pos = np.round(offsets / step).astype(int)
+    snapped = int(np.sum(np.abs(offsets - pos * step) > 1e-6))
+    keep = ~pd.Series(pos).duplicated(keep="first").to_numpy()
+    rows = pos[-1] + 1
+    values = np.full((rows, len(names)), np.nan)
+    values[pos[keep]] = frame.to_numpy()[keep]
+    for c, n in enumerate(names):
+        col = values[:, c]
+        bad = ~np.isnan(col) & ((col < 0) | ~np.isfinite(col))
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise SeriesError(f"{n}: value {col[r]!r} at {start + pd.Timedelta(seconds=r * step)} is "
+                              "negative or infinite; bandwidth, CPU and memory cannot be")
+    missing = int(rows - keep.sum())
+    values, filled = _fill_short_gaps(values, fill_limit)
+    report = LoadReport(len(df), int((~keep).sum()), snapped, missing, filled,
+                        int(np.isnan(values).sum()))
+    return SeriesSet(start, step, tuple(names), values), report
+
+
+def load_wide_csv(path: str | Path, fill_limit: int = 3) -> tuple[SeriesSet, LoadReport]:
+    """Read a wide CSV (``time`` + one column per series); see the module docstring."""
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise SeriesError(f"csv: no such file: {path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise SeriesError(f"{path}: not a readable CSV: {e}") from None
+    return from_frame(df, str(path), fill_limit)
