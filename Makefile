@@ -11,7 +11,7 @@ bootstrap:
 # NETSHADOW_REQUIRE_LAB=1: bootstrap installed OVS and Mininet, so the integration tier must run.
 test: bootstrap
 	$(VENV)/bin/ruff check .
-	NETSHADOW_REQUIRE_LAB=1 $(PY) -m pytest $(PYTEST_ARGS)
+	NETSHADOW_REQUIRE_LAB=1 NETSHADOW_REQUIRE_TF=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: bootstrap
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

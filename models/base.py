@@ -60,6 +60,17 @@ class Forecaster(ABC):
         hi = np.maximum(out[sum(x < 0.5 for x in self.quantiles):], median[None, ...])
         return np.concatenate([lo, hi])
 
+    def forecast(self, values: np.ndarray, h: int, start=None) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned ``h``-step median (T, N) and quantiles (Q, T, N) over ``values``, whose first
+        row is at time ``start`` (models with calendar features need it). Models with their own
+        quantiles override this."""
+        med = self.point(values, h)
+        return med, self.interval(med, h)
+
+    def note(self, name: str) -> str:
+        """Why a series' forecast is not the model's own (e.g. a fallback); '' when it is."""
+        return ""
+
     def predict(self, horizon: int) -> Forecast:
         if self.series is None:
             raise RuntimeError("predict: call fit() first")
@@ -67,13 +78,21 @@ class Forecaster(ABC):
             raise ValueError(f"horizon: must be >= 1 (got {horizon!r})")
         s = self.series
         ext = np.vstack([s.values, np.full((horizon, s.values.shape[1]), np.nan)])
-        med = np.stack([self.point(ext, h)[s.rows - 1 + h] for h in range(1, horizon + 1)])  # (H, N)
-        med = np.nan_to_num(np.maximum(med, 0.0))
-        qs = np.stack([self.interval(med[h - 1], h) for h in range(1, horizon + 1)], axis=1)  # (Q,H,N)
+        meds, qss = [], []
+        for h in range(1, horizon + 1):
+            m, q = self.forecast(ext, h, s.start)
+            meds.append(m[s.rows - 1 + h])
+            qss.append(q[:, s.rows - 1 + h])
+        med = np.nan_to_num(np.maximum(np.stack(meds), 0.0))  # (H, N)
+        qs = np.nan_to_num(np.stack(qss, axis=1))  # (Q, H, N)
+        nq_lo = sum(x < 0.5 for x in self.quantiles)
+        qs[:nq_lo] = np.minimum(qs[:nq_lo], med[None])
+        qs[nq_lo:] = np.maximum(qs[nq_lo:], med[None])
         times = tuple(s.time(s.rows - 1 + h).isoformat() for h in range(1, horizon + 1))
         out = []
         for j, name in enumerate(s.names):
             out.append(SeriesForecast(name, times, tuple(float(x) for x in med[:, j]),
                                       tuple((q, tuple(float(x) for x in qs[k, :, j]))
-                                            for k, q in enumerate(self.quantiles)), self.name))
+                                            for k, q in enumerate(self.quantiles)), self.name,
+                                      self.note(name)))
         return Forecast(s.time(s.rows - 1).isoformat(), s.step_s, tuple(out))

@@ -43,8 +43,8 @@ def evaluate(models: list[Forecaster], series: SeriesSet, test_start: int,
     for m in models:
         m.fit(train)
         for h in horizons:
-            med = m.point(series.values, h)[test_start:]
-            qs = m.interval(med, h)
+            med, qs = m.forecast(series.values, h, series.start)
+            med, qs = med[test_start:], qs[:, test_start:]
             lo, hi = qs[0], qs[-1]
             q_lo, q_hi = m.quantiles[0], m.quantiles[-1]
             scores.append(Score(m.name, h, metrics.mae(y, med), metrics.rmse(y, med),
@@ -54,7 +54,7 @@ def evaluate(models: list[Forecaster], series: SeriesSet, test_start: int,
     return scores, preds
 
 
-def test_start_row(series: SeriesSet, test_fraction: float | None, test_start: str | None) -> int:
+def split_row(series: SeriesSet, test_fraction: float | None, test_start: str | None) -> int:
     if test_start is not None:
         return series.index_of(test_start)
     f = 0.2 if test_fraction is None else test_fraction

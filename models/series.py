@@ -61,7 +61,7 @@ class SeriesSet:
         bad = ~np.isnan(v) & ((v < 0) | ~np.isfinite(v))
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise SeriesError(f"{self.names[c]}: value {v[r, c]!r} at {self.time(r)} is negative "
+            raise SeriesError(f"{self.names[c]}: value {float(v[r, c])!r} at {self.time(r)} is negative "
                               "or infinite")
         v = v.copy()
         v.flags.writeable = False
@@ -162,7 +162,7 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
         bad = ~np.isnan(col) & ((col < 0) | ~np.isfinite(col))
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise SeriesError(f"{n}: value {col[r]!r} at {start + pd.Timedelta(seconds=r * step)} is "
+            raise SeriesError(f"{n}: value {float(col[r])!r} at {start + pd.Timedelta(seconds=r * step)} is "
                               "negative or infinite; bandwidth, CPU and memory cannot be")
     missing = int(rows - keep.sum())
     values, filled = _fill_short_gaps(values, fill_limit)

@@ -193,10 +193,42 @@ def cmd_tpp_evaluate(a) -> int:
 
     try:
         return run_evaluate(a.csv, a.horizons, a.test_fraction, a.test_start, a.json, a.plot,
-                            a.season)
+                            a.season, lstm=not a.no_lstm, model_dir=a.model, window=a.window,
+                            epochs=a.epochs, seed=a.seed)
     except (SeriesError, ValueError) as e:
         print(f"netshadow tpp evaluate: {e}", file=sys.stderr)
         return EXIT_INVALID
+
+
+def _tpp(runner, name):
+    def cmd(a) -> int:
+        from models.series import SeriesError
+
+        try:
+            return runner(a)
+        except (SeriesError, ValueError) as e:
+            print(f"netshadow tpp {name}: {e}", file=sys.stderr)
+            return EXIT_INVALID
+    return cmd
+
+
+def _train(a):
+    from .tpp import run_train
+
+    return run_train(a.csv, a.out, a.horizon, a.window, a.test_fraction, a.test_start, a.epochs,
+                     a.seed)
+
+
+def _forecast(a):
+    from .tpp import run_forecast
+
+    return run_forecast(a.model, a.csv, a.json, a.horizon, a.anomaly_window)
+
+
+def _anomalies(a):
+    from .tpp import run_anomalies
+
+    return run_anomalies(a.csv, a.labels, a.reference_fraction, a.threshold, a.json)
 
 
 def cmd_demo(a) -> int:
@@ -284,7 +316,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--season", type=int, help="season in steps (default: inferred)")
     p.add_argument("--json", help="write the scores here")
     p.add_argument("--plot", help="write a PNG of forecast vs actual with the interval band")
+    p.add_argument("--no-lstm", action="store_true", help="baselines only (no TensorFlow)")
+    p.add_argument("--model", help="evaluate this saved LSTM instead of training one")
+    p.add_argument("--window", type=int, default=36, help="LSTM input window in steps")
+    p.add_argument("--epochs", type=int, default=12, help="LSTM maximum epochs")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tpp_evaluate)
+
+    p = tpp.add_parser("train", help="train the LSTM on the training part and save it")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--out", required=True, help="model directory")
+    p.add_argument("--horizon", type=int, default=12)
+    p.add_argument("--window", type=int, default=36)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--test-fraction", type=float)
+    g.add_argument("--test-start")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_tpp(_train, "train"))
+
+    p = tpp.add_parser("forecast", help="forecast the steps after a CSV with a saved model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--csv", required=True)
+    p.add_argument("--json", required=True, help="write the Forecast here")
+    p.add_argument("--horizon", type=int, help="steps (default: the model's horizon)")
+    p.add_argument("--anomaly-window", type=int, default=288,
+                   help="report anomalies among the last this many steps")
+    p.set_defaults(func=_tpp(_forecast, "forecast"))
+
+    p = tpp.add_parser("anomalies", help="anomalies against the forecast interval")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--labels", help="labelled windows (NAB combined_windows layout) to score against")
+    p.add_argument("--reference-fraction", type=float, default=0.15,
+                   help="first part used as normal reference (NAB's probationary 15 %%)")
+    p.add_argument("--threshold", type=float, default=0.5, help="score above which a point is anomalous")
+    p.add_argument("--json")
+    p.set_defaults(func=_tpp(_anomalies, "anomalies"))
 
     p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))

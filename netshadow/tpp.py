@@ -10,23 +10,53 @@ from rich.table import Table
 
 
 def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, test_start: str | None,
-                 json_out: str | None, plot_out: str | None, season: int | None) -> int:
+                 json_out: str | None, plot_out: str | None, season: int | None,
+                 lstm: bool = True, model_dir: str | None = None, window: int = 36,
+                 epochs: int = 12, seed: int = 0) -> int:
+    import time
+
     from models.baselines import all_baselines
-    from models.evaluate import evaluate, test_start_row
+    from models.evaluate import evaluate, split_row
     from models.series import load_wide_csv
 
     console = Console(width=110)
     series, report = load_wide_csv(csv)
-    ts = test_start_row(series, test_fraction, test_start)
+    ts = split_row(series, test_fraction, test_start)
     console.print(f"{csv}: {len(series.names)} series x {series.rows} steps of {series.step_s:g} s; "
                   f"test from {series.time(ts)} ({series.rows - ts} steps)")
     if report.duplicates_dropped or report.missing_steps or report.snapped_to_grid:
         console.print(f"input: {report}")
     models = all_baselines(season)
+    extra = {}
+    if model_dir:
+        from models.lstm import LSTMForecaster
+
+        m = LSTMForecaster.load(model_dir).bind(series.slice(0, ts))
+        m.fit = lambda s, _m=m: _m  # already trained: evaluation must not retrain it
+        models.insert(0, m)
+    elif lstm:
+        from models.lstm import LSTMForecaster
+
+        m = LSTMForecaster(window=window, horizon=max(horizons), epochs=epochs, seed=seed, verbose=2)
+        t0 = time.monotonic()
+        m.fit(series.slice(0, ts))
+        extra["lstm_train_s"] = round(time.monotonic() - t0, 1)
+        extra["lstm_validation"] = m.meta.get("validation")
+        console.print(f"LSTM trained in {extra['lstm_train_s']} s: {m.meta.get('validation')}")
+        m.fit = lambda s, _m=m: _m
+        models.insert(0, m)
     scores, preds = evaluate(models, series, ts, horizons)
     table = Table(title="Forecast error on the test part (series units; lower is better)")
     for col in ("h", "model", "MAE", "RMSE", "MASE", "pinball q_lo", "pinball q_hi", "coverage"):
         table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    if any(s.model == "lstm" for s in scores):
+        from models.evaluate import best_baseline
+
+        for h in horizons:
+            lstm_s = next(s for s in scores if s.model == "lstm" and s.horizon == h)
+            b = best_baseline(scores, h)
+            console.print(f"h={h}: LSTM MAE {lstm_s.mae:.3f} = {lstm_s.mae / b.mae:.3f} x best baseline "
+                          f"({b.model}, {b.mae:.3f}); LSTM 10-90 % coverage {lstm_s.coverage:.1%}")
     for h in horizons:
         best = min((s for s in scores if s.horizon == h), key=lambda s: s.mae)
         for s in (x for x in scores if x.horizon == h):
@@ -40,7 +70,7 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
     if json_out:
         Path(json_out).write_text(json.dumps({
             "csv": csv, "test_start": series.time(ts).isoformat(), "horizons": horizons,
-            "quantiles": list(q), "scores": [s.to_dict() for s in scores]}, indent=1))
+            "quantiles": list(q), "scores": [s.to_dict() for s in scores], **extra}, indent=1))
         console.print(f"scores written to {json_out}")
     if plot_out:
         plot(series, ts, preds, horizons[0], plot_out)
@@ -58,7 +88,9 @@ def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_serie
 
     y = series.values[test_start:]
     order = np.argsort(-np.nanmean(y, axis=0))[:max_series]
-    models = sorted({m for m, h in preds if h == horizon})
+    ranked = sorted({m for m, h in preds if h == horizon},
+                    key=lambda m: np.nanmean(np.abs(preds[(m, horizon)][0] - y)))
+    models = ranked[:2]  # the best model (its band shaded) and the runner-up
     times = series.times()[test_start:]
     fig, axes = plt.subplots(len(order), 1, figsize=(11, 2.6 * len(order)), squeeze=False)
     for ax, j in zip(axes[:, 0], order):
@@ -74,3 +106,84 @@ def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_serie
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def run_train(csv: str, out: str, horizon: int, window: int, test_fraction: float | None,
+              test_start: str | None, epochs: int, seed: int) -> int:
+    import time
+
+    from models.evaluate import split_row
+    from models.lstm import LSTMForecaster
+    from models.series import load_wide_csv
+
+    console = Console(width=110)
+    series, _ = load_wide_csv(csv)
+    ts = split_row(series, test_fraction, test_start)
+    m = LSTMForecaster(window=window, horizon=horizon, epochs=epochs, seed=seed, verbose=1,
+                       checkpoint_dir=out)
+    t0 = time.monotonic()
+    m.fit(series.slice(0, ts))
+    m.meta["train_s"] = round(time.monotonic() - t0, 1)
+    m.save(out)
+    console.print(f"trained on {series.time(0)} .. {series.time(ts - 1)} in {m.meta['train_s']} s; "
+                  f"validation: {m.meta['validation']}")
+    if m.meta["fallback"]:
+        console.print(f"{len(m.meta['fallback'])} series use the persistence fallback: "
+                      f"{m.meta['fallback'][:10]}")
+    console.print(f"model saved to {out}")
+    return 0
+
+
+def run_forecast(model_dir: str, csv: str, json_out: str, horizon: int | None,
+                 anomaly_window: int) -> int:
+    from models.anomaly import IntervalDetector
+    from models.forecast import Forecast
+    from models.lstm import LSTMForecaster
+    from models.series import load_wide_csv
+
+    series, _ = load_wide_csv(csv)
+    m = LSTMForecaster.load(model_dir).bind(series)
+    f = m.predict(horizon or m.horizon)
+    anomalies = ()
+    if series.rows > 2 * anomaly_window:
+        det = IntervalDetector().fit(series.slice(0, series.rows - anomaly_window))
+        anomalies = tuple(det.detect(series, from_row=series.rows - anomaly_window))
+    f = Forecast(f.created, f.step_s, f.series, anomalies)
+    Path(json_out).write_text(f.to_json())
+    Console(width=110).print(f"{len(f.series)} series x {len(f.series[0].times)} steps from "
+                             f"{f.created}; {len(anomalies)} anomalies in the last {anomaly_window} "
+                             f"steps; written to {json_out}")
+    return 0
+
+
+def run_anomalies(csv: str, labels: str | None, reference_fraction: float, threshold: float,
+                  json_out: str | None) -> int:
+    from models.anomaly import DetectorSettings, IntervalDetector, score_against_windows
+    from models.series import load_wide_csv
+
+    console = Console(width=110)
+    series, _ = load_wide_csv(csv)
+    ref = int(series.rows * reference_fraction)
+    det = IntervalDetector(settings=DetectorSettings(threshold=threshold)).fit(series.slice(0, ref))
+    events = det.detect(series, from_row=ref)
+    table = Table(title=f"Anomalies in {csv} after the reference part ({ref} steps)")
+    for col in ("series", "start", "end", "score"):
+        table.add_column(col)
+    for a in events:
+        table.add_row(a.series, a.start, a.end, f"{a.score:.2f}")
+    console.print(table)
+    result = {"events": [a.__dict__ for a in events]}
+    if labels:
+        windows = json.loads(Path(labels).read_text())
+        scores = []
+        for name in series.names:
+            wins = next((w for k, w in windows.items() if Path(k).stem == Path(csv).stem or k == name), [])
+            scores.append(score_against_windows(events, wins, name))
+        for sc in scores:
+            console.print(f"{sc.series}: precision {sc.precision:.2f}, recall {sc.recall:.2f} "
+                          f"({sc.detected_windows}/{sc.windows} windows, {sc.events} events), "
+                          f"mean delay {sc.mean_delay_s}")
+        result["scores"] = [sc.__dict__ for sc in scores]
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=1))
+    return 0
