@@ -1,14 +1,19 @@
 """The LSTM forecaster: one network shared by all series, multi-horizon, quantile outputs.
 
 Data handling
-  * per-series standardisation (mean, standard deviation) fitted on the training data only;
-    a constant series gets a unit scale;
-  * inputs per step: the standardised value (0 where missing) and a missing flag, time of day and
-    day of week as sine/cosine pairs, and the series' log scale; windows of ``window`` steps;
+  * values are transformed with log1p (``transform="log1p"``, the default: traffic is heavy-tailed
+    and a relative change matters more than an absolute one) or left as they are, then
+    standardised per series (mean, standard deviation) with statistics fitted on the training data
+    only; a constant series gets a unit scale;
+  * inputs per step: the standardised value minus the window's mean (0 where missing) and a
+    missing flag, time of day and day of week as sine/cosine pairs, and the series' log scale;
+    windows of ``window`` steps. Taking the window's own level out keeps the network from pulling
+    a series that shifted level back towards its training mean;
   * targets: the change from the last observed value at horizons 1..``horizon``, so the network
     starts from persistence and learns corrections;
-  * training samples are weighted by the series' scale, so the loss ranks errors as they count
-    in the series' units (the metric the evaluation reports);
+  * training samples are weighted by how many of the series' units one standardised step is
+    worth, so the loss ranks errors as they count in the series' units (the metric the
+    evaluation reports); ``stride`` > 1 trains on every stride-th window only (faster);
   * chronological split: the last ``val_fraction`` of the training rows are validation; early
     stopping on validation loss restores the best weights (a checkpoint of the best epoch).
 
@@ -104,7 +109,9 @@ class LSTMForecaster(Forecaster):
                  quantiles: tuple[float, ...] = DEFAULT_QUANTILES, units: int = 64,
                  epochs: int = 12, batch: int = 1024, patience: int = 3, seed: int = 0,
                  val_fraction: float = 0.1, learning_rate: float = 2e-3, verbose: int = 1,
-                 calibrate: bool = True, checkpoint_dir: str | None = None):
+                 calibrate: bool = True, checkpoint_dir: str | None = None,
+                 transform: str = "log1p", calendar: tuple[str, ...] = ("day", "week"),
+                 stride: int = 1):
         super().__init__(quantiles)
         for fld, v, lo in (("window", window, 2), ("horizon", horizon, 1), ("units", units, 1),
                            ("epochs", epochs, 1), ("batch", batch, 1)):
@@ -116,6 +123,13 @@ class LSTMForecaster(Forecaster):
         self.epochs, self.batch, self.patience, self.seed = epochs, batch, patience, seed
         self.val_fraction, self.learning_rate, self.verbose = val_fraction, learning_rate, verbose
         self.calibrate, self.checkpoint_dir = calibrate, checkpoint_dir
+        if transform not in ("log1p", "none"):
+            raise ValueError(f"transform: must be 'log1p' or 'none' (got {transform!r})")
+        if not set(calendar) <= {"day", "week"}:
+            raise ValueError(f"calendar: features are 'day' and 'week' (got {calendar!r})")
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride: must be an integer >= 1 (got {stride!r})")
+        self.transform, self.calendar, self.stride = transform, tuple(calendar), stride
         self.levels = tuple(sorted(set(self.quantiles) | {0.5}))
         self.model = None
         self.mean = self.std = None
@@ -126,15 +140,28 @@ class LSTMForecaster(Forecaster):
         self._cache: tuple | None = None
 
     # ------------------------------------------------------------------ data
+    def _fwd(self, values: np.ndarray) -> np.ndarray:
+        return np.log1p(values) if self.transform == "log1p" else values
+
+    def _inv(self, t: np.ndarray) -> np.ndarray:
+        return np.expm1(t) if self.transform == "log1p" else t
+
+    def _z(self, values: np.ndarray) -> np.ndarray:
+        return (self._fwd(values) - self.mean) / self.std
+
     def _inputs(self, values: np.ndarray, start: pd.Timestamp, step_s: float) -> np.ndarray:
         """(T, N, FEATURES) per-step features."""
         T, N = values.shape
-        z = (values - self.mean) / self.std
+        z = self._z(values)
         miss = np.isnan(z)
         cal = _calendar(start, step_s, T)
         f = np.empty((T, N, FEATURES), dtype="float32")
         f[..., 0] = np.where(miss, 0.0, z)
         f[..., 1] = miss
+        if "day" not in self.calendar:
+            cal[:, 0:2] = 0.0
+        if "week" not in self.calendar:
+            cal[:, 2:4] = 0.0
         f[..., 2:6] = cal[:, None, :]
         f[..., 6] = np.log10(self.std + 1.0)[None, :]
         return f
@@ -145,11 +172,17 @@ class LSTMForecaster(Forecaster):
 
         view = sliding_window_view(feats, self.window, axis=0)  # (T-W+1, N, F, W)
         w = view[origins - self.window + 1]  # (O, N, F, W)
-        return np.ascontiguousarray(w.transpose(0, 1, 3, 2).reshape(-1, self.window, FEATURES))
+        x = np.ascontiguousarray(w.transpose(0, 1, 3, 2).reshape(-1, self.window, FEATURES))
+        # relative to the window's own level: the network sees the shape of the recent past, not
+        # how far it is from the training mean, so a level shift is not "corrected" back
+        obs = 1.0 - x[..., 1]
+        level = (x[..., 0] * obs).sum(axis=1) / np.maximum(obs.sum(axis=1), 1.0)
+        x[..., 0] = (x[..., 0] - level[:, None]) * obs
+        return x
 
     def _targets(self, values: np.ndarray, origins: np.ndarray) -> np.ndarray:
         """(O * N, H) change of z from the origin to each horizon (NaN if unknown)."""
-        z = (values - self.mean) / self.std
+        z = self._z(values)
         idx = origins[:, None] + np.arange(1, self.horizon + 1)[None, :]  # (O, H)
         fut = z[idx]  # (O, H, N)
         now = z[origins][:, None, :]
@@ -163,16 +196,21 @@ class LSTMForecaster(Forecaster):
         T, N = v.shape
         need = self.window + self.horizon
         observed = (~np.isnan(v)).sum(axis=0)
-        self.mean = np.nan_to_num(np.nanmean(v, axis=0))
-        std = np.nan_to_num(np.nanstd(v, axis=0))
+        tv = self._fwd(v)
+        self.mean = np.nan_to_num(np.nanmean(tv, axis=0))
+        std = np.nan_to_num(np.nanstd(tv, axis=0))
         self.fallback = (observed < need) | (std == 0)
         self.std = np.where(std > 0, std, 1.0)
+        # loss weights: an error of dz costs about dz * (d units / d z) in the series' units
+        units_per_z = self.std * (np.nan_to_num(np.nanmean(v, axis=0)) + 1.0
+                                  if self.transform == "log1p" else 1.0)
         if T < need + 2:
             self.fallback[:] = True
         self._cache = None
         self.meta = {"data_start": series.time(0).isoformat(), "data_end": series.time(T - 1).isoformat(),
                      "step_s": series.step_s, "names": list(series.names), "window": self.window,
                      "horizon": self.horizon, "quantiles": list(self.quantiles), "seed": self.seed,
+                     "transform": self.transform,
                      "fallback": [n for n, fb in zip(series.names, self.fallback) if fb]}
         if self.fallback.all():
             self.meta["validation"] = None
@@ -181,10 +219,11 @@ class LSTMForecaster(Forecaster):
         origins = np.arange(self.window - 1, T - self.horizon)
         split = int(round(T * (1 - self.val_fraction)))
         tr_o, va_o = origins[origins + self.horizon < split], origins[origins >= split]
+        tr_o = tr_o[::self.stride]
         if len(va_o) == 0 or len(tr_o) == 0:
             raise ValueError(f"series: {T} rows are too few for window {self.window}, horizon "
                              f"{self.horizon} and a validation part")
-        weight_n = (self.std / self.std[~self.fallback].mean()).astype("float32")
+        weight_n = (units_per_z / units_per_z[~self.fallback].mean()).astype("float32")
         weight_n[self.fallback] = 0.0
 
         def dataset(o):
@@ -247,7 +286,7 @@ class LSTMForecaster(Forecaster):
     def _predict_windows(self, x: np.ndarray, batch: int = 8192) -> np.ndarray:
         if self._infer is None:
             model = self.model
-            self._infer = tf.function(lambda t: model(t, training=False), reduce_retracing=True,
+            self._infer = tf.function(lambda t: model(t, training=False), jit_compile=True,
                                       input_signature=[tf.TensorSpec([None, self.window, FEATURES],
                                                                      tf.float32)])
         out = [self._infer(tf.constant(x[i:i + batch])).numpy() for i in range(0, len(x), batch)]
@@ -271,8 +310,11 @@ class LSTMForecaster(Forecaster):
                 origins = np.arange(self.window - 1, T)
                 raw = self._predict_windows(self._windows(feats, origins))
                 raw = raw.reshape(len(origins), N, self.horizon, len(self.levels))
-                z_now = ((values[origins] - self.mean) / self.std)[:, :, None]  # (O, N, 1)
-                to_units = lambda z: (z_now + z) * self.std[None, :, None] + self.mean[None, :, None]  # noqa: E731
+                z_now = self._z(values[origins])[:, :, None]  # (O, N, 1)
+
+                def to_units(dz):
+                    return self._inv((z_now + dz) * self.std[None, :, None] + self.mean[None, :, None])
+
                 mi = self.levels.index(0.5)
                 m = np.maximum(to_units(raw[..., mi]), 0.0)  # (O, N, H)
                 med[origins] = m.transpose(0, 2, 1)
@@ -312,7 +354,9 @@ class LSTMForecaster(Forecaster):
             "names": self.meta["names"], "mean": [float(x) for x in self.mean],
             "std": [float(x) for x in self.std], "fallback": [bool(x) for x in self.fallback]}))
         params = {k: getattr(self, k) for k in ("window", "horizon", "units", "epochs", "batch",
-                                                "patience", "seed", "val_fraction", "learning_rate")}
+                                                "patience", "seed", "val_fraction", "learning_rate",
+                                                "transform", "stride")}
+        params["calendar"] = list(self.calendar)
         (d / "meta.json").write_text(json.dumps({
             "format": FORMAT_VERSION, "model": self.name, "params": params,
             "quantiles": list(self.quantiles),
@@ -330,7 +374,9 @@ class LSTMForecaster(Forecaster):
         if meta.get("format") != FORMAT_VERSION or meta.get("model") != cls.name:
             raise ValueError(f"model: {d} has format {meta.get('format')!r} / model "
                              f"{meta.get('model')!r}; expected {FORMAT_VERSION} / {cls.name}")
-        m = cls(quantiles=tuple(meta["quantiles"]), verbose=0, **meta["params"])
+        params = dict(meta["params"])
+        params["calendar"] = tuple(params.get("calendar", ("day", "week")))
+        m = cls(quantiles=tuple(meta["quantiles"]), verbose=0, **params)
         m.mean = np.array(scaler["mean"])
         m.std = np.array(scaler["std"])
         m.fallback = np.array(scaler["fallback"], dtype=bool)
