@@ -19,13 +19,14 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--series", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--units", type=int, default=64, help="hidden units of a freshly built model")
     a = ap.parse_args()
     from models.lstm import FEATURES, LSTMForecaster, _build
 
     if a.model:
         m = LSTMForecaster.load(a.model)
     else:
-        m = LSTMForecaster()
+        m = LSTMForecaster(units=a.units)
         m.model = _build(m.window, m.horizon, 1, 1, m.units)
     x = np.random.default_rng(0).normal(size=(a.series, m.window, FEATURES)).astype("float32")
     m.predict_batch(x)  # trace once

@@ -194,7 +194,7 @@ def cmd_tpp_evaluate(a) -> int:
     try:
         return run_evaluate(a.csv, a.horizons, a.test_fraction, a.test_start, a.json, a.plot,
                             a.season, lstm=not a.no_lstm, model_dir=a.model, window=a.window,
-                            epochs=a.epochs, seed=a.seed)
+                            epochs=a.epochs, seed=a.seed, units=a.units)
     except (SeriesError, ValueError) as e:
         print(f"netshadow tpp evaluate: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -216,7 +216,7 @@ def _train(a):
     from .tpp import run_train
 
     return run_train(a.csv, a.out, a.horizon, a.window, a.test_fraction, a.test_start, a.epochs,
-                     a.seed)
+                     a.seed, a.units)
 
 
 def _forecast(a):
@@ -320,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="evaluate this saved LSTM instead of training one")
     p.add_argument("--window", type=int, default=36, help="LSTM input window in steps")
     p.add_argument("--epochs", type=int, default=12, help="LSTM maximum epochs")
+    p.add_argument("--units", type=int, default=64, help="LSTM hidden units")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tpp_evaluate)
 
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-fraction", type=float)
     g.add_argument("--test-start")
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--units", type=int, default=64, help="LSTM hidden units")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_tpp(_train, "train"))
 

@@ -12,7 +12,7 @@ from rich.table import Table
 def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, test_start: str | None,
                  json_out: str | None, plot_out: str | None, season: int | None,
                  lstm: bool = True, model_dir: str | None = None, window: int = 36,
-                 epochs: int = 12, seed: int = 0) -> int:
+                 epochs: int = 12, seed: int = 0, units: int = 64) -> int:
     import time
 
     from models.baselines import all_baselines
@@ -37,7 +37,8 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
     elif lstm:
         from models.lstm import LSTMForecaster
 
-        m = LSTMForecaster(window=window, horizon=max(horizons), epochs=epochs, seed=seed, verbose=2)
+        m = LSTMForecaster(window=window, horizon=max(horizons), epochs=epochs, seed=seed, verbose=2,
+                           units=units)
         t0 = time.monotonic()
         m.fit(series.slice(0, ts))
         extra["lstm_train_s"] = round(time.monotonic() - t0, 1)
@@ -90,12 +91,12 @@ def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_serie
     order = np.argsort(-np.nanmean(y, axis=0))[:max_series]
     ranked = sorted({m for m, h in preds if h == horizon},
                     key=lambda m: np.nanmean(np.abs(preds[(m, horizon)][0] - y)))
-    models = ranked[:2]  # the best model (its band shaded) and the runner-up
+    models = ranked[:2]  # the best model (its band shaded, drawn on top) and the runner-up
     times = series.times()[test_start:]
     fig, axes = plt.subplots(len(order), 1, figsize=(11, 2.6 * len(order)), squeeze=False)
     for ax, j in zip(axes[:, 0], order):
         ax.plot(times, y[:, j], color="black", lw=0.8, label="actual")
-        for m in models:
+        for m in reversed(models):
             med, lo, hi = preds[(m, horizon)]
             line, = ax.plot(times, med[:, j], lw=0.8, label=m)
             if m == models[0]:
@@ -109,7 +110,7 @@ def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_serie
 
 
 def run_train(csv: str, out: str, horizon: int, window: int, test_fraction: float | None,
-              test_start: str | None, epochs: int, seed: int) -> int:
+              test_start: str | None, epochs: int, seed: int, units: int = 64) -> int:
     import time
 
     from models.evaluate import split_row
@@ -120,7 +121,7 @@ def run_train(csv: str, out: str, horizon: int, window: int, test_fraction: floa
     series, _ = load_wide_csv(csv)
     ts = split_row(series, test_fraction, test_start)
     m = LSTMForecaster(window=window, horizon=horizon, epochs=epochs, seed=seed, verbose=1,
-                       checkpoint_dir=out)
+                       checkpoint_dir=out, units=units)
     t0 = time.monotonic()
     m.fit(series.slice(0, ts))
     m.meta["train_s"] = round(time.monotonic() - t0, 1)
