@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--series", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--units", type=int, default=64, help="hidden units of a freshly built model")
+    ap.add_argument("--units", type=int, default=32, help="hidden units of a freshly built model")
     a = ap.parse_args()
     from models.lstm import FEATURES, LSTMForecaster, _build
 

@@ -107,7 +107,7 @@ class LSTMForecaster(Forecaster):
     name = "lstm"
 
     def __init__(self, window: int = 36, horizon: int = 12,
-                 quantiles: tuple[float, ...] = DEFAULT_QUANTILES, units: int = 64,
+                 quantiles: tuple[float, ...] = DEFAULT_QUANTILES, units: int = 32,
                  epochs: int = 12, batch: int = 1024, patience: int = 3, seed: int = 0,
                  val_fraction: float = 0.1, learning_rate: float = 2e-3, verbose: int = 1,
                  calibrate: bool = True, checkpoint_dir: str | None = None,

@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="evaluate this saved LSTM instead of training one")
     p.add_argument("--window", type=int, default=36, help="LSTM input window in steps")
     p.add_argument("--epochs", type=int, default=12, help="LSTM maximum epochs")
-    p.add_argument("--units", type=int, default=64, help="LSTM hidden units")
+    p.add_argument("--units", type=int, default=32, help="LSTM hidden units")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tpp_evaluate)
 
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-fraction", type=float)
     g.add_argument("--test-start")
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--units", type=int, default=64, help="LSTM hidden units")
+    p.add_argument("--units", type=int, default=32, help="LSTM hidden units")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_tpp(_train, "train"))
 

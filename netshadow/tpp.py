@@ -12,7 +12,7 @@ from rich.table import Table
 def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, test_start: str | None,
                  json_out: str | None, plot_out: str | None, season: int | None,
                  lstm: bool = True, model_dir: str | None = None, window: int = 36,
-                 epochs: int = 12, seed: int = 0, units: int = 64) -> int:
+                 epochs: int = 12, seed: int = 0, units: int = 32) -> int:
     import time
 
     from models.baselines import all_baselines
@@ -110,7 +110,7 @@ def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_serie
 
 
 def run_train(csv: str, out: str, horizon: int, window: int, test_fraction: float | None,
-              test_start: str | None, epochs: int, seed: int, units: int = 64) -> int:
+              test_start: str | None, epochs: int, seed: int, units: int = 32) -> int:
     import time
 
     from models.evaluate import split_row

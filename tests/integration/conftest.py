@@ -20,6 +20,7 @@ import pytest
 
 from emulation import cleanup
 from emulation.controller_proc import ControllerProcess, free_port
+from tests.tiers import apply_tier
 from topologies import NetworkSpec, bundled, load_spec
 
 TEST_PREFIXES = ("nti", "ntj", "ntk", "ntl")
@@ -42,16 +43,8 @@ def _missing() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = _missing()
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.integration)
-            if reason:
-                if os.environ.get("NETSHADOW_REQUIRE_LAB") == "1":
-                    item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
-                    raise pytest.UsageError(f"integration prerequisites missing: {reason}")
-                item.add_marker(pytest.mark.skip(reason=reason))
+    apply_tier(items, Path(__file__).parent, pytest.mark.integration, _missing(),
+               "NETSHADOW_REQUIRE_LAB", "integration")
 
 
 @dataclass

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.tiers import apply_tier
 
 
 def _missing() -> str | None:
@@ -18,12 +19,5 @@ def _missing() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
-    reason = _missing()
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.fspath).parents:
-            item.add_marker(pytest.mark.model)
-            if reason:
-                if os.environ.get("NETSHADOW_REQUIRE_TF") == "1":
-                    raise pytest.UsageError(f"model tier prerequisites missing: {reason}")
-                item.add_marker(pytest.mark.skip(reason=reason))
+    apply_tier(items, Path(__file__).parent, pytest.mark.model, _missing(), "NETSHADOW_REQUIRE_TF",
+               "model tier")
