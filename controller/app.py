@@ -41,6 +41,7 @@ class Settings:
     db_path: str | None = None  # None: no store (telemetry endpoints answer 503)
     retention_s: float = 7 * 86400
     flush_interval_s: float = 1.0
+    plan: object | None = None  # controller.plan.Plan installed at start (shadow mode, tests)
 
 
 _settings: Settings | None = None
@@ -79,7 +80,7 @@ class NetshadowApp(app_manager.OSKenApp):
         if _settings is None:
             raise RuntimeError("settings: controller.app.configure() was not called")
         self.settings = _settings
-        self.core = ControllerCore(_settings.spec, time.monotonic())
+        self.core = ControllerCore(_settings.spec, time.monotonic(), _settings.plan)
         self.datapaths: dict[int, object] = {}
         self.metrics = Metrics()
         self.store = Store(_settings.db_path, _settings.retention_s) if _settings.db_path else None
@@ -203,7 +204,9 @@ class NetshadowApp(app_manager.OSKenApp):
             LOG.warning("switch %#x is not in spec %s; leaving it empty", datapath.id,
                         self.core.spec.name)
             return
-        LOG.info("programming switch %#x with %d flows", datapath.id, len(msgs) - 2)
+        LOG.info("programming switch %#x with %d flows and %d meters", datapath.id,
+                 len(self.core.compiled.rules.get(datapath.id, ())),
+                 len(self.core.compiled.meters.get(datapath.id, ())))
         self._send(datapath, msgs)
 
     def _resync(self, dpid: int) -> bool:

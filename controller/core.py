@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from topologies import NetworkSpec
 
-from .rules import FlowRule
+from .rules import FlowRule, MeterRule
 from .tenancy import CompiledNetwork, compile_network
 
 
@@ -34,11 +34,23 @@ class AddFlow:
 
 
 @dataclass(frozen=True)
+class ClearMeters:
+    """Delete every meter of the switch."""
+
+    dpid: int
+
+
+@dataclass(frozen=True)
+class AddMeter:
+    meter: MeterRule
+
+
+@dataclass(frozen=True)
 class Barrier:
     dpid: int
 
 
-Message = ClearFlows | AddFlow | Barrier
+Message = ClearFlows | ClearMeters | AddMeter | AddFlow | Barrier
 
 
 @dataclass
@@ -56,10 +68,11 @@ class ControllerCore:
     """Holds the compiled network and each switch's state. Thread-safe: REST reads snapshots
     while OpenFlow handlers update it."""
 
-    def __init__(self, spec: NetworkSpec, now: float):
+    def __init__(self, spec: NetworkSpec, now: float, plan=None):
         self.spec = spec
+        self.plan = plan
         self.started_at = now
-        self.compiled: CompiledNetwork = compile_network(spec)
+        self.compiled: CompiledNetwork = compile_network(spec, plan)
         self.switches = {s.dpid: SwitchState(s.name, s.dpid) for s in spec.switches}
         self.unknown_dpids: set[int] = set()
         self.all_ready_at: float | None = None
@@ -76,7 +89,8 @@ class ControllerCore:
             sw.programmed += 1
             sw.errors.clear()
             self.all_ready_at = None
-            msgs: list[Message] = [ClearFlows(dpid)]
+            msgs: list[Message] = [ClearFlows(dpid), ClearMeters(dpid)]
+            msgs += [AddMeter(m) for m in self.compiled.meters.get(dpid, ())]
             msgs += [AddFlow(r) for r in self.compiled.rules.get(dpid, ())]
             msgs.append(Barrier(dpid))
             return msgs

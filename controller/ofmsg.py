@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .core import AddFlow, Barrier, ClearFlows, Message
+from .core import AddFlow, AddMeter, Barrier, ClearFlows, ClearMeters, Message
 
 
 def to_openflow(datapath, msg: Message):
@@ -15,10 +15,25 @@ def to_openflow(datapath, msg: Message):
                                  match=parser.OFPMatch())
     if isinstance(msg, Barrier):
         return parser.OFPBarrierRequest(datapath)
+    if isinstance(msg, ClearMeters):
+        return parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0, meter_id=ofp.OFPM_ALL)
+    if isinstance(msg, AddMeter):
+        m = msg.meter
+        return parser.OFPMeterMod(datapath, command=ofp.OFPMC_ADD,
+                                  flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+                                  meter_id=m.meter_id,
+                                  bands=[parser.OFPMeterBandDrop(rate=m.rate_kbps, burst_size=m.burst_kbit)])
     if isinstance(msg, AddFlow):
         r = msg.rule
-        actions = [parser.OFPActionOutput(p) for kind, p in r.actions if kind == "output"]
+        actions = []
+        for kind, v in r.actions:
+            if kind == "set_dscp":
+                actions.append(parser.OFPActionSetField(ip_dscp=v))
+            elif kind == "output":
+                actions.append(parser.OFPActionOutput(v))
         inst = []
+        if r.meter is not None:
+            inst.append(parser.OFPInstructionMeter(r.meter, ofp.OFPIT_METER))
         if actions:
             inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
         for kind, table in r.actions:

@@ -10,6 +10,9 @@ Pipeline on every switch:
   packets go to table 1 with a cookie naming tenant and application. Packets from trunk ports
   (other switches) were admitted at their edge and go straight to table 1. Everything else hits
   the priority-0 deny rule.
+  When a plan allocates a rate to an application, its client-to-server admission rules send
+  packets through a meter (one per application and ingress switch, id ``tenant << 8 | app``),
+  and may set a DSCP class.
 * table 1 (:data:`TABLE_FWD`): forwarding. One rule per (source IP, destination IP) pair and
   switch on the pair's path, for IPv4 and for ARP; nothing else is forwarded.
 """
@@ -45,11 +48,13 @@ class FlowRule:
     match: tuple[tuple[str, Any], ...]
     actions: tuple[tuple[str, int], ...]
     cookie: int
+    meter: int | None = None  # packets pass this meter first (OFPIT_METER)
 
     @staticmethod
     def make(dpid: int, table: int, priority: int, match: dict[str, Any],
-             actions: list[tuple[str, int]], cookie: int) -> FlowRule:
-        return FlowRule(dpid, table, priority, tuple(sorted(match.items())), tuple(actions), cookie)
+             actions: list[tuple[str, int]], cookie: int, meter: int | None = None) -> FlowRule:
+        return FlowRule(dpid, table, priority, tuple(sorted(match.items())), tuple(actions), cookie,
+                        meter)
 
     @property
     def key(self) -> tuple:
@@ -64,4 +69,19 @@ class FlowRule:
             "match": dict(self.match),
             "actions": [list(a) for a in self.actions],
             "cookie": f"{self.cookie:#018x}",
+            **({"meter": self.meter} if self.meter is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class MeterRule:
+    """An OpenFlow 1.3 meter with one drop band: ``rate_kbps`` (L2 kbit/s), ``burst_kbit``."""
+
+    dpid: int
+    meter_id: int
+    rate_kbps: int
+    burst_kbit: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dpid": self.dpid, "meter_id": self.meter_id, "rate_kbps": self.rate_kbps,
+                "burst_kbit": self.burst_kbit}

@@ -11,7 +11,7 @@ flooded, so no host learns about another tenant's addresses.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from topologies import NetworkSpec, wire
 
@@ -30,6 +30,7 @@ from .rules import (
     TABLE_ACL,
     TABLE_FWD,
     FlowRule,
+    MeterRule,
 )
 
 
@@ -40,9 +41,14 @@ class CompiledNetwork:
 
     rules: dict[int, tuple[FlowRule, ...]]
     paths: dict[tuple[str, str], tuple[str, ...]]
+    meters: dict[int, tuple[MeterRule, ...]] = field(default_factory=dict)
 
     def rule_count(self) -> int:
         return sum(len(r) for r in self.rules.values())
+
+
+def meter_id(tenant_no: int, app_no: int) -> int:
+    return (tenant_no << 8) | app_no
 
 
 def tenant_number(spec: NetworkSpec, tenant_id: str) -> int:
@@ -55,10 +61,15 @@ def app_number(spec: NetworkSpec, tenant_id: str, app: str) -> int:
     return [a.name for a in spec.tenant(tenant_id).applications].index(app) + 1
 
 
-def compile_network(spec: NetworkSpec) -> CompiledNetwork:
+def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
+    """All rules for ``spec``; with a :class:`controller.plan.Plan`, its policy additions, meters
+    and DSCP marks too."""
+    if plan is not None:
+        spec = plan.effective_spec(spec)
     wiring = wire(spec)
     dpid = {s.name: s.dpid for s in spec.switches}
     rules: dict[int, list[FlowRule]] = defaultdict(list)
+    meters: dict[int, dict[int, MeterRule]] = defaultdict(dict)
 
     # table-miss deny in both tables, trunk admission in table 0
     for s in spec.switches:
@@ -112,11 +123,20 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
             hs, hd = spec.host(src), spec.host(dst)
             sw_s, port_s = wiring.host_port[src]
             sw_d, port_d = wiring.host_port[dst]
+            alloc = plan.allocation(t.id, app) if plan is not None else None
+            actions = [("goto", TABLE_FWD)]
+            mid = None
+            if alloc is not None:
+                mid = meter_id(tn, an)
+                meters[dpid[sw_s]][mid] = MeterRule(dpid[sw_s], mid, int(round(alloc.rate_mbps * 1000)),
+                                                    int(round(alloc.burst)))
+                if alloc.dscp is not None:
+                    actions.insert(0, ("set_dscp", alloc.dscp))
             rules[dpid[sw_s]].append(FlowRule.make(
                 dpid[sw_s], TABLE_ACL, PRIO_APP,
                 {"in_port": port_s, "eth_src": hs.mac, "eth_type": ETH_IP, "ipv4_src": hs.ip,
                  "ipv4_dst": hd.ip, "ip_proto": proto, f"{a.protocol}_dst": a.port},
-                [("goto", TABLE_FWD)], Cookie(tn, an, DIR_FORWARD).encode()))
+                actions, Cookie(tn, an, DIR_FORWARD).encode(), mid))
             rules[dpid[sw_d]].append(FlowRule.make(
                 dpid[sw_d], TABLE_ACL, PRIO_APP,
                 {"in_port": port_d, "eth_src": hd.mac, "eth_type": ETH_IP, "ipv4_src": hd.ip,
@@ -132,4 +152,4 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
                 raise ValueError(f"rules: conflicting entries for {r.key}")
             seen[r.key] = r
         final[d] = tuple(seen.values())
-    return CompiledNetwork(final, paths)
+    return CompiledNetwork(final, paths, {d: tuple(m.values()) for d, m in meters.items()})

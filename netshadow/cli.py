@@ -76,8 +76,18 @@ def cmd_controller(a) -> int:
         except (StoreError, OSError, ValueError) as e:
             print(f"netshadow controller: --db: {e}", file=sys.stderr)
             return EXIT_INVALID
+    plan = None
+    if a.plan:
+        from controller.plan import PlanError, load_plan
+
+        try:
+            plan = load_plan(a.plan, spec)
+        except PlanError as e:
+            print(f"netshadow controller: --plan: {e}", file=sys.stderr)
+            return EXIT_INVALID
     run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token,
-                   poll_interval_s=a.poll_interval, db_path=db, retention_s=a.retention_days * 86400)
+                   poll_interval_s=a.poll_interval, db_path=db, retention_s=a.retention_days * 86400,
+                   plan=plan)
     return EXIT_OK
 
 
@@ -260,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="netshadow.db",
                    help="SQLite telemetry store (default ./netshadow.db; 'none' disables it)")
     p.add_argument("--retention-days", type=float, default=7.0, help="keep samples this long")
+    p.add_argument("--plan", help="install this allocation plan (JSON) from the start")
     p.set_defaults(func=cmd_controller)
 
     lab = sub.add_parser("lab", help="the Mininet emulation lab").add_subparsers(dest="lab_cmd",

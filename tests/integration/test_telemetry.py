@@ -91,7 +91,9 @@ def test_switch_reconnect_leaves_no_negative_or_spiked_rate(lab):
     pts = series(lab, "app/blue/dns/fwd/bps", run.started - 1, run.started + run.seconds + 3)
     values = [v for _, v in pts if v is not None]
     assert values and min(values) >= 0
-    assert max(values) <= 1.10 * run.l2_bps * 1.0 + 1e5, max(values)  # no spike
+    # no spike: a mishandled counter reset would show the whole count in one interval (many
+    # times the rate); a paced sender starved of CPU for a moment may catch up by a few percent
+    assert max(values) <= 1.5 * run.l2_bps, max(values)
     assert any(v is None for _, v in pts), "the outage must show as a gap"
     after = [v for t, v in pts if reconnected + 1.5 < t < run.started + run.seconds - 1]
     assert after and all(v is not None for v in after), pts  # polling resumed by itself

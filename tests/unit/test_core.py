@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.core import AddFlow, Barrier, ClearFlows, ControllerCore
+from controller.core import AddFlow, AddMeter, Barrier, ClearFlows, ClearMeters, ControllerCore
 from tests.fakeof import FakeOFNetwork, ip_packet
 from topologies import bundled, load_spec
 
@@ -20,8 +20,9 @@ def test_connect_programs_switch_then_barrier_makes_it_ready():
     core = ControllerCore(spec, now=100.0)
     assert core.health(100.0)["status"] == "starting"
     msgs = core.switch_connected(1, now=101.0)
-    assert isinstance(msgs[0], ClearFlows) and isinstance(msgs[-1], Barrier)
-    assert all(isinstance(m, AddFlow) and m.rule.dpid == 1 for m in msgs[1:-1])
+    assert isinstance(msgs[0], ClearFlows) and isinstance(msgs[1], ClearMeters)
+    assert isinstance(msgs[-1], Barrier)
+    assert all(isinstance(m, AddFlow) and m.rule.dpid == 1 for m in msgs[2:-1])
     assert core.health(101.0)["switches"]["s1"]["state"] == "installing"
     core.barrier_replied(1, now=101.25)
     h = core.health(101.3)
@@ -85,3 +86,21 @@ def test_late_barrier_for_disconnected_switch_is_ignored():
     core.switch_disconnected(1, 1.5)
     core.barrier_replied(1, 2.0)
     assert core.health(2.0)["switches"]["s1"]["state"] == "disconnected"
+
+
+def test_plan_meters_are_installed_before_the_flows_that_use_them():
+    from controller.plan import parse_plan
+
+    spec = load_spec(bundled("default"))
+    plan = parse_plan({"name": "p", "allocations": [
+        {"tenant": "red", "app": "video", "rate_mbps": 20, "dscp": 46}]}, spec)
+    core = ControllerCore(spec, now=0.0, plan=plan)
+    msgs = core.switch_connected(1, 1.0)  # h1, red's video client, is on s1
+    meters = [m for m in msgs if isinstance(m, AddMeter)]
+    assert len(meters) == 1 and meters[0].meter.rate_kbps == 20_000
+    first_metered = next(i for i, m in enumerate(msgs) if isinstance(m, AddFlow) and m.rule.meter)
+    assert msgs.index(meters[0]) < first_metered
+    metered = [m.rule for m in msgs if isinstance(m, AddFlow) and m.rule.meter]
+    assert {dict(r.match)["udp_dst"] for r in metered} == {5004}
+    assert all(("set_dscp", 46) in r.actions for r in metered)
+    assert not [m for m in core.switch_connected(4, 1.0) if isinstance(m, AddMeter)]

@@ -1,0 +1,124 @@
+"""UDP load from scapy-crafted packets, sent as pre-serialised bytes on one raw socket.
+
+Run inside a lab host: ``python -m emulation.udpgen send|recv ...``.
+
+``send`` crafts one Ethernet/IPv4/UDP frame with scapy (UDP checksum 0, which IPv4 allows, so a
+sequence number can be written into the payload without recomputing anything), serialises it
+once, and sends it on a reused ``AF_PACKET`` socket, pacing to the target L2 rate with a schedule
+(no drift: packet k leaves at start + k * interval). It addresses the destination by MAC, so no
+ARP is needed. It reports what it *actually* sent: packets, L2 bytes, seconds.
+
+``recv`` counts what arrives on a UDP port: packets, bytes, the highest sequence number seen and
+the number of distinct sequence numbers, so loss = sent - received is exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import time
+
+HEADER = 14 + 20 + 8  # Ethernet + IPv4 + UDP
+MAGIC = b"NSHD"
+
+
+def craft(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dport: int,
+          frame_bytes: int) -> bytearray:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    payload = MAGIC + bytes(max(0, frame_bytes - HEADER - len(MAGIC)))
+    pkt = Ether(src=src_mac, dst=dst_mac) / IP(src=src_ip, dst=dst_ip, ttl=64) / \
+        UDP(sport=sport, dport=dport, chksum=0) / payload
+    return bytearray(bytes(pkt))
+
+
+def send(iface: str, frame: bytearray, rate_bps: float, seconds: float) -> dict:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    interval = len(frame) * 8 / rate_bps
+    off = HEADER + len(MAGIC)
+    n = 0
+    sent_bytes = 0
+    start = time.perf_counter()
+    end = start + seconds
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= end:
+                break
+            due = start + n * interval
+            if due > now:
+                time.sleep(min(due - now, 0.002))
+                continue
+            struct.pack_into("!Q", frame, off, n)
+            try:
+                sent_bytes += s.send(frame)
+                n += 1
+            except BlockingIOError:
+                time.sleep(0.0005)
+    finally:
+        s.close()
+    took = time.perf_counter() - start
+    return {"packets": n, "l2_bytes": sent_bytes, "seconds": took,
+            "l2_bps": sent_bytes * 8 / took if took > 0 else 0.0}
+
+
+def recv(port: int, seconds: float, idle_s: float = 2.0) -> dict:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(0.2)
+    print("ready", flush=True)
+    seqs = set()
+    n = nbytes = 0
+    first = last = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            data, _ = s.recvfrom(65535)
+        except TimeoutError:
+            if last is not None and time.monotonic() - last > idle_s:
+                break
+            continue
+        now = time.monotonic()
+        first = first or now
+        last = now
+        n += 1
+        nbytes += len(data) + HEADER
+        if data[:4] == MAGIC and len(data) >= 12:
+            seqs.add(struct.unpack_from("!Q", data, 4)[0])
+    s.close()
+    return {"packets": n, "l2_bytes": nbytes, "distinct": len(seqs),
+            "seconds": (last - first) if first and last else 0.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m emulation.udpgen")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("send")
+    for k in ("iface", "src-mac", "dst-mac", "src-ip", "dst-ip"):
+        s.add_argument(f"--{k}", required=True)
+    s.add_argument("--sport", type=int, default=40000)
+    s.add_argument("--dport", type=int, required=True)
+    s.add_argument("--rate-mbps", type=float, required=True, help="L2 Mbit/s")
+    s.add_argument("--seconds", type=float, required=True)
+    s.add_argument("--frame-bytes", type=int, default=1242)
+    r = sub.add_parser("recv")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--seconds", type=float, required=True)
+    a = ap.parse_args(argv)
+    if a.cmd == "send":
+        frame = craft(a.src_mac, a.dst_mac, a.src_ip, a.dst_ip, a.sport, a.dport, a.frame_bytes)
+        out = send(a.iface, frame, a.rate_mbps * 1e6, a.seconds)
+    else:
+        out = recv(a.port, a.seconds)
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
