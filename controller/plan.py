@@ -131,7 +131,9 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
         if rate > limit:
             raise PlanError(f"{f}.rate_mbps", rate, f"exceeds the {limit:g} Mbit/s access link of "
                                                     "the application's clients")
-        burst = _num(f"{f}.burst_kbit", a["burst_kbit"], 0, 1e7) if "burst_kbit" in a else 0.0
+        burst = 0.0  # 0: the default burst (a tenth of a second at the rate)
+        if a.get("burst_kbit"):
+            burst = _num(f"{f}.burst_kbit", a["burst_kbit"], 0, 1e7)
         dscp = a.get("dscp")
         if dscp is not None and (isinstance(dscp, bool) or not isinstance(dscp, int) or not 0 <= dscp < 64):
             raise PlanError(f"{f}.dscp", dscp, "must be an integer 0-63")

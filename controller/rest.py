@@ -109,6 +109,8 @@ class RestApi:
                      self.get_topology),
             Endpoint("GET", f"{API}/tenants", "Tenants, their applications and policies",
                      self.get_tenants),
+            Endpoint("GET", f"{API}/spec", "The network spec in force (a shadow replica builds from it)",
+                     self.get_spec),
             Endpoint("GET", f"{API}/flows", "Flow rules the controller installs, with decoded cookies",
                      self.get_flows, params=(("switch", "switch name"), ("tenant", "tenant id"))),
             Endpoint("POST", f"{API}/switches/{{name}}/resync",
@@ -199,6 +201,10 @@ class RestApi:
                            h.name in t.hosts for t in spec.tenants) else None}
                       for h in spec.hosts],
         }
+
+    def get_spec(self, req, args):
+        spec = self.core.plan.effective_spec(self.core.spec) if self.core.plan else self.core.spec
+        return spec.to_dict()
 
     def get_tenants(self, req, args):
         return {"tenants": self.core.spec.to_dict()["tenants"]}

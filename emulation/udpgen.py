@@ -9,7 +9,9 @@ once, and sends it on a reused ``AF_PACKET`` socket, pacing to the target L2 rat
 ARP is needed. It reports what it *actually* sent: packets, L2 bytes, seconds.
 
 ``recv`` counts what arrives on a UDP port: packets, bytes, the highest sequence number seen and
-the number of distinct sequence numbers, so loss = sent - received is exact.
+the number of distinct sequence numbers, so loss = sent - received is exact. It answers scan
+probes (datagrams starting ``netshadow-probe``) like :mod:`emulation.probe`'s echo server, so a
+port under load stays probeable.
 """
 
 from __future__ import annotations
@@ -36,21 +38,30 @@ def craft(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dpor
     return bytearray(bytes(pkt))
 
 
-def send(iface: str, frame: bytearray, rate_bps: float, seconds: float) -> dict:
+def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float) -> dict:
+    """Send at ``rates_bps[i]`` during step ``i`` (each ``step_s`` seconds long)."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
-    interval = len(frame) * 8 / rate_bps
+    bits = len(frame) * 8
     off = HEADER + len(MAGIC)
     n = 0
     sent_bytes = 0
     start = time.perf_counter()
-    end = start + seconds
+    end = start + step_s * len(rates_bps)
+    step_start, step_n, step = start, 0, -1
     try:
         while True:
             now = time.perf_counter()
             if now >= end:
                 break
-            due = start + n * interval
+            i = min(int((now - start) / step_s), len(rates_bps) - 1)
+            if i != step:  # a new step: restart the schedule at its rate
+                step, step_start, step_n = i, start + i * step_s, 0
+            rate = rates_bps[step]
+            if rate <= 0:
+                time.sleep(min(0.01, end - now))
+                continue
+            due = step_start + step_n * bits / rate
             if due > now:
                 time.sleep(min(due - now, 0.002))
                 continue
@@ -58,6 +69,7 @@ def send(iface: str, frame: bytearray, rate_bps: float, seconds: float) -> dict:
             try:
                 sent_bytes += s.send(frame)
                 n += 1
+                step_n += 1
             except BlockingIOError:
                 time.sleep(0.0005)
     finally:
@@ -79,10 +91,13 @@ def recv(port: int, seconds: float, idle_s: float = 2.0) -> dict:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            data, _ = s.recvfrom(65535)
+            data, addr = s.recvfrom(65535)
         except TimeoutError:
             if last is not None and time.monotonic() - last > idle_s:
                 break
+            continue
+        if data.startswith(b"netshadow-probe"):
+            s.sendto(data, addr)  # a scan probe to this port: answer it like the probe server
             continue
         now = time.monotonic()
         first = first or now
@@ -104,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument(f"--{k}", required=True)
     s.add_argument("--sport", type=int, default=40000)
     s.add_argument("--dport", type=int, required=True)
-    s.add_argument("--rate-mbps", type=float, required=True, help="L2 Mbit/s")
-    s.add_argument("--seconds", type=float, required=True)
+    s.add_argument("--rate-mbps", required=True,
+                   help="L2 Mbit/s, or a comma-separated schedule with one rate per step")
+    s.add_argument("--seconds", type=float, required=True, help="total duration")
     s.add_argument("--frame-bytes", type=int, default=1242)
     r = sub.add_parser("recv")
     r.add_argument("--port", type=int, required=True)
@@ -113,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.cmd == "send":
         frame = craft(a.src_mac, a.dst_mac, a.src_ip, a.dst_ip, a.sport, a.dport, a.frame_bytes)
-        out = send(a.iface, frame, a.rate_mbps * 1e6, a.seconds)
+        rates = [float(x) * 1e6 for x in a.rate_mbps.split(",")]
+        out = send(a.iface, frame, rates, a.seconds / len(rates))
     else:
         out = recv(a.port, a.seconds)
     print(json.dumps(out), flush=True)

@@ -241,6 +241,21 @@ def _anomalies(a):
     return run_anomalies(a.csv, a.labels, a.reference_fraction, a.threshold, a.json)
 
 
+def cmd_shadow_run(a) -> int:
+    from .shadowcmd import run_shadow
+
+    return run_shadow(a)
+
+
+def cmd_shadow_clean(a) -> int:
+    from emulation import cleanup
+
+    found = cleanup.remove(a.prefix)
+    print(f"removed {len(found.bridges)} bridges, {len(found.interfaces)} interfaces, "
+          f"{len(found.pids)} processes of shadow {a.prefix!r}")
+    return EXIT_OK
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
@@ -365,6 +380,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="score above which a point is anomalous")
     p.add_argument("--json")
     p.set_defaults(func=_tpp(_anomalies, "anomalies"))
+
+    sh = sub.add_parser("shadow", help="shadow networks").add_subparsers(dest="shadow_cmd",
+                                                                         required=True)
+    p = sh.add_parser("run", help="replay a forecast in a shadow replica and judge candidate plans")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spec", type=_spec_arg, help="network spec")
+    src.add_argument("--controller", help="production controller URL: replicate its live spec")
+    p.add_argument("--forecast", required=True, help="Forecast JSON (netshadow tpp forecast)")
+    p.add_argument("--plan", action="append", default=[], help="candidate plan JSON (repeatable)")
+    p.add_argument("--duration", type=float, default=10.0, help="wall-clock seconds per plan")
+    p.add_argument("--quantile", type=float, default=0.5, help="forecast quantile to replay")
+    p.add_argument("--tenants", help="comma-separated tenants to replicate (default: all)")
+    p.add_argument("--prefix", default="sh1", help="name prefix of the shadow (3 characters)")
+    p.add_argument("--rtt-bound-ms", type=float, help="service objective on p95 RTT")
+    p.add_argument("--json", help="write the reports here")
+    p.set_defaults(func=cmd_shadow_run)
+    p = sh.add_parser("clean", help="remove a shadow's leftovers by prefix (after a crash)")
+    p.add_argument("--prefix", default="sh1")
+    p.set_defaults(func=cmd_shadow_clean)
 
     p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))

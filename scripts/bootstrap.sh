@@ -17,7 +17,7 @@ python="${PYTHON:-python3}"
 
 apt_packages=(
   openvswitch-switch mininet iperf3 ethtool iputils-ping tcpreplay cgroup-tools
-  iproute2 procps python3-venv
+  iproute2 procps python3-venv tcpdump
 )
 
 if [ "$(id -u)" -ne 0 ]; then

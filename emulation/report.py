@@ -1,0 +1,61 @@
+"""``ShadowReport``: what a shadow run measured, and its verdict on a plan (frozen, JSON-able)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    tenant: str
+    app: str
+    src: str
+    dst: str
+    protocol: str
+    offered_mbps: float  # L2, what the generator really sent (mean over the run)
+    delivered_mbps: float  # L2, what the receiver got
+    loss: float  # fraction of sent packets not received (UDP); NaN for TCP
+    guaranteed_mbps: float | None  # the plan's rate for this application, if any
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    link: str  # a-b
+    direction: str  # a>b
+    mean_util: float
+    max_util: float
+    flows: tuple[str, ...]  # tenant/app src>dst crossing it
+
+
+@dataclass(frozen=True)
+class PathResult:
+    src: str
+    dst: str
+    proto: str
+    port: int | None
+    expected: bool  # what the spec's policies say
+    reachable: bool
+    rtt_p50_ms: float | None
+    rtt_p95_ms: float | None
+    rtt_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class ShadowReport:
+    plan: str
+    plan_cost_mbps: float
+    duration_s: float
+    flows: tuple[FlowResult, ...]
+    links: tuple[LinkResult, ...]
+    paths: tuple[PathResult, ...]
+    bottlenecks: tuple[str, ...]
+    violations: tuple[str, ...]  # policy conformance failures
+    verdict: str  # pass | fail
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)

@@ -1,0 +1,339 @@
+"""Shadow networks: a throw-away replica of a tenant's network, driven by the forecast, measured.
+
+A shadow is a second Mininet network built from the same spec (all tenants, or only some), with
+its own three-character name prefix (default ``sh1``) on every node, bridge and interface, its
+own controller process (the same controller code, so the same routing and ACLs) on free OpenFlow
+and REST ports, with its own store in the shadow's work directory. Production is never touched:
+the shadow's switches connect only to the shadow's controller, and its hosts only to its
+switches. ``netshadow shadow clean`` removes a crashed shadow by prefix, and nothing else.
+
+A run (:meth:`Shadow.run`) for one candidate plan:
+
+1. the controller is (re)started with the plan, so meters and policy additions are installed on
+   freshly cleared switches - the result does not depend on what ran before;
+2. every tenant application with a forecast gets a flow between representative hosts (the first
+   client/server pair of its policies) at the forecast rate of the chosen quantile, the horizon
+   compressed to ``duration_s``: UDP from :mod:`emulation.udpgen` (scapy frames, raw socket),
+   TCP from iperf3 at the forecast's mean rate;
+3. during the load, scan probes (:mod:`emulation.scan`) go from every host to every other host on
+   every application port and ICMP, giving RTT percentiles and the reachability matrix, which is
+   checked against the spec's policies;
+4. link utilisation comes from the shadow controller's own telemetry; links above
+   ``util_threshold`` and flows losing more than ``loss_threshold`` are bottlenecks;
+5. the verdict: every guaranteed application delivered >= 99 % of what was offered, no policy
+   violation, and the RTT bound (if set) held.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from controller.plan import Plan
+from controller.tenancy import compile_network
+from topologies import NetworkSpec
+
+from . import cleanup
+from .controller_proc import ControllerProcess, free_port
+from .isolation import app_ports
+from .lab import Lab
+from .report import FlowResult, LinkResult, PathResult, ShadowReport
+
+DELIVERY_OBJECTIVE = 0.99
+
+
+@dataclass(frozen=True)
+class FlowDemand:
+    tenant: str
+    app: str
+    src: str
+    dst: str
+    protocol: str
+    port: int
+    rates_mbps: tuple[float, ...]  # one per forecast step, L2 Mbit/s
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def restrict(spec: NetworkSpec, tenants: list[str] | None) -> NetworkSpec:
+    """The spec with only ``tenants`` (all switches and links kept)."""
+    if not tenants:
+        return spec
+    unknown = sorted(set(tenants) - {t.id for t in spec.tenants})
+    if unknown:
+        raise ValueError(f"tenants: not in the spec: {unknown}")
+    keep = [t for t in spec.tenants if t.id in tenants]
+    hosts = {h for t in keep for h in t.hosts}
+    return NetworkSpec(spec.name, spec.switches, spec.links,
+                       tuple(h for h in spec.hosts if h.name in hosts), tuple(keep), spec.source)
+
+
+def demands_from_forecast(spec: NetworkSpec, forecast, quantile: float = 0.5) -> list[FlowDemand]:
+    """One flow per tenant application whose ``app/<tenant>/<app>/fwd/bps`` series is forecast."""
+    out = []
+    for t in spec.tenants:
+        for a in t.applications:
+            try:
+                sf = forecast.get(f"app/{t.id}/{a.name}/fwd/bps")
+            except KeyError:
+                continue
+            pairs = sorted((s, d) for s, d, app in spec.allowed() if app == a.name and s in t.hosts)
+            if not pairs:
+                continue
+            rates = tuple(max(0.0, v) / 1e6 for v in sf.quantile(quantile))
+            out.append(FlowDemand(t.id, a.name, pairs[0][0], pairs[0][1], a.protocol, a.port, rates))
+    return out
+
+
+class Shadow:
+    def __init__(self, spec: NetworkSpec, prefix: str = "sh1", tenants: list[str] | None = None,
+                 workdir: str | Path | None = None, util_threshold: float = 0.9,
+                 loss_threshold: float = 0.01, rtt_bound_ms: float | None = None):
+        self.spec = restrict(spec, tenants)
+        self.prefix = prefix
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"netshadow-{prefix}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.util_threshold = util_threshold
+        self.loss_threshold = loss_threshold
+        self.rtt_bound_ms = rtt_bound_ms
+        self.of_port = free_port()
+        self.rest_port = free_port()
+        self.ctl: ControllerProcess | None = None
+        self.lab: Lab | None = None
+        self.plan: Plan | None = None
+        self.build_s: float | None = None
+        self.spec_path = self.workdir / "spec.json"
+        self.spec_path.write_text(json.dumps(self.spec.to_dict()))
+
+    # ------------------------------------------------------------------ lifecycle
+    def _controller(self, plan: Plan | None) -> ControllerProcess:
+        """A controller process for the shadow, registered under its prefix so that
+        ``netshadow shadow clean`` can end it by pid after a crash."""
+        args = []
+        if plan is not None:
+            p = self.workdir / f"plan-{plan.name}.json"
+            p.write_text(json.dumps(plan.to_dict()))
+            args = ["--plan", str(p)]
+        return ControllerProcess(self.spec_path, self.of_port, self.rest_port,
+                                 log_path=self.workdir / "controller.log", extra_args=args,
+                                 db_path=self.workdir / "shadow.db")
+
+    def _start_controller(self, plan: Plan | None) -> ControllerProcess:
+        ctl = self._controller(plan).start()
+        cleanup.register_pid(self.prefix, ctl.proc.pid)
+        return ctl
+
+    def start(self, plan: Plan | None = None) -> Shadow:
+        t0 = time.monotonic()
+        try:
+            self.ctl = self._start_controller(plan)
+            self.lab = Lab(self.spec, prefix=self.prefix, controller_port=self.of_port)
+            self.lab.start()
+            self.ctl.wait_ready(timeout_s=60)
+        except BaseException:
+            self.stop()
+            raise
+        self.plan = plan
+        self.build_s = time.monotonic() - t0
+        return self
+
+    def apply(self, plan: Plan | None) -> None:
+        """Restart the shadow's controller with ``plan``; switches are cleared and re-programmed."""
+        self.ctl.stop()
+        self.ctl = self._start_controller(plan)
+        self.ctl.wait_ready(timeout_s=60)
+        self.plan = plan
+
+    def stop(self) -> None:
+        try:
+            if self.lab is not None:
+                self.lab.stop()
+        finally:
+            if self.ctl is not None:
+                self.ctl.stop()
+
+    def __enter__(self) -> Shadow:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ a run
+    def _host_iface(self, host: str) -> str:
+        return f"{self.prefix}{host}-eth0"
+
+    def run(self, demands: list[FlowDemand], duration_s: float = 10.0, probe: bool = True) -> ShadowReport:
+        spec = self.spec
+        lab = self.lab
+        procs: list[subprocess.Popen] = []
+        receivers, senders, tcp = [], [], []
+        py = sys.executable
+        t_start = time.time()
+        try:
+            # flow receivers first; they also answer UDP scan probes on their port
+            busy = {(d.dst, d.port) for d in demands if d.protocol == "udp"}
+            for d in demands:
+                if d.protocol == "udp":
+                    rx = lab.host(d.dst).popen([py, "-u", "-m", "emulation.udpgen", "recv", "--port",
+                                                str(d.port), "--seconds", str(duration_s + 15)],
+                                               stdout=subprocess.PIPE, text=True)
+                    receivers.append((d, rx))
+                    procs.append(rx)
+            for _, rx in receivers:
+                rx.stdout.readline()
+            if probe:  # UDP echo servers on every other application port, for the scan
+                udp_ports = [p for proto, p in app_ports(spec) if proto == "udp"]
+                for h in spec.hosts:
+                    free = ",".join(str(p) for p in udp_ports if (h.name, p) not in busy)
+                    srv = lab.host(h.name).popen([py, "-u", "-m", "emulation.probe", "serve",
+                                                  "--udp", free], stdout=subprocess.PIPE, text=True)
+                    procs.append(srv)
+                    srv.stdout.readline()
+            for d in demands:
+                if d.protocol == "udp":
+                    hs, hd = spec.host(d.src), spec.host(d.dst)
+                    tx = lab.host(d.src).popen(
+                        [py, "-m", "emulation.udpgen", "send", "--iface", self._host_iface(d.src),
+                         "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
+                         "--sport", str(d.port), "--dport", str(d.port),
+                         "--rate-mbps", ",".join(f"{r:.6f}" for r in d.rates_mbps),
+                         "--seconds", str(duration_s)], stdout=subprocess.PIPE, text=True)
+                    senders.append((d, tx))
+                    procs.append(tx)
+                else:
+                    srv = lab.host(d.dst).popen(["iperf3", "-s", "-1", "-p", str(d.port)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    procs.append(srv)
+                    time.sleep(0.2)
+                    mean = float(np.mean(d.rates_mbps))
+                    cl = lab.host(d.src).popen(
+                        ["iperf3", "-c", spec.host(d.dst).ip, "-p", str(d.port), "-b", f"{mean:.3f}M",
+                         "-t", str(duration_s), "--json"], stdout=subprocess.PIPE, text=True)
+                    tcp.append((d, cl))
+                    procs.append(cl)
+            paths = self._probe() if probe else []
+            flows = []
+            for d, tx in senders:
+                s = json.loads(tx.communicate(timeout=duration_s + 30)[0])
+                rx = next(r for dd, r in receivers if dd is d)
+                r = json.loads(rx.communicate(timeout=30)[0])
+                loss = 1 - r["distinct"] / s["packets"] if s["packets"] else math.nan
+                flows.append(self._flow(d, s["l2_bps"] / 1e6, r["l2_bytes"] * 8 / s["seconds"] / 1e6
+                                        if s["seconds"] else 0.0, loss))
+            for d, cl in tcp:
+                out = json.loads(cl.communicate(timeout=duration_s + 30)[0] or "{}")
+                end = out.get("end", {})
+                sent = end.get("sum_sent", {}).get("bits_per_second", 0.0) / 1e6
+                got = end.get("sum_received", {}).get("bits_per_second", 0.0) / 1e6
+                flows.append(self._flow(d, sent, got, math.nan))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        time.sleep(2.5)  # the shadow controller's last poll reaches its store
+        links = self._links(demands, t_start + 1, t_start + duration_s)
+        return self._verdict(flows, links, paths, duration_s)
+
+    def _flow(self, d: FlowDemand, offered: float, delivered: float, loss: float) -> FlowResult:
+        alloc = self.plan.allocation(d.tenant, d.app) if self.plan else None
+        return FlowResult(d.tenant, d.app, d.src, d.dst, d.protocol, round(offered, 4),
+                          round(delivered, 4), loss, alloc.rate_mbps if alloc else None)
+
+    def _probe(self) -> list[PathResult]:
+        """Scan every host pair on ICMP and every application port, all sources at once."""
+        from .isolation import expected_cases
+
+        spec, lab = self.spec, self.lab
+        cases = expected_cases(spec)
+        by_src: dict[str, list] = {}
+        for c in cases:
+            by_src.setdefault(c.src, []).append(c)
+        procs = []
+        for src, cs in by_src.items():
+            h = spec.host(src)
+            targets = [{"mac": spec.host(c.dst).mac, "ip": spec.host(c.dst).ip, "proto": c.proto,
+                        "port": c.port} for c in cs]
+            p = lab.host(src).popen([sys.executable, "-m", "emulation.scan", "--iface",
+                                     self._host_iface(src), "--src-mac", h.mac, "--src-ip", h.ip],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            p.stdin.write(json.dumps(targets))
+            p.stdin.close()
+            procs.append((p, cs))
+        out = []
+        for p, cs in procs:
+            lines = [json.loads(x) for x in p.stdout.read().splitlines() if x.startswith("{")]
+            p.wait(timeout=60)
+            for c, r in zip(cs, lines, strict=True):
+                pcts = [_percentile(r["rtt_ms"], q) for q in (50, 95, 99)]
+                out.append(PathResult(c.src, c.dst, c.proto, c.port, c.expected, r["reachable"],
+                                      *pcts))
+        return out
+
+    def _links(self, demands: list[FlowDemand], since: float, until: float) -> list[LinkResult]:
+        paths = compile_network(self.spec).paths
+        crossing: dict[tuple[str, str], list[str]] = {}
+        for d in demands:
+            p = paths.get((d.src, d.dst), ())
+            for a, b in zip(p, p[1:]):
+                crossing.setdefault((a, b), []).append(f"{d.tenant}/{d.app} {d.src}>{d.dst}")
+        out = []
+        r = requests.get(f"{self.ctl.url}/series", params={"kind": "link", "metric": "util",
+                                                            "since": since, "until": until}, timeout=10)
+        r.raise_for_status()
+        for s in r.json()["series"]:
+            vals = [v for _, v in s["points"] if v is not None]
+            if not vals:
+                continue
+            a, b = s["direction"].split(">")
+            out.append(LinkResult(s["link"], s["direction"], round(float(np.mean(vals)), 4),
+                                  round(float(np.max(vals)), 4), tuple(crossing.get((a, b), ()))))
+        return sorted(out, key=lambda x: -x.mean_util)
+
+    def _verdict(self, flows, links, paths, duration_s) -> ShadowReport:
+        bottlenecks = [f"link {lk.link} {lk.direction} at {lk.mean_util:.0%} carrying "
+                       f"{', '.join(lk.flows) or 'no measured flow'}"
+                       for lk in links if lk.mean_util > self.util_threshold]
+        bottlenecks += [f"flow {f.tenant}/{f.app} {f.src}>{f.dst} losing {f.loss:.1%}"
+                        for f in flows if not math.isnan(f.loss) and f.loss > self.loss_threshold]
+        violations = [f"{p.src}>{p.dst} {p.proto}{'/' + str(p.port) if p.port else ''}: "
+                      f"{'denied by policy but reachable' if p.reachable else 'allowed but unreachable'}"
+                      for p in paths if p.reachable != p.expected]
+        reasons = []
+        for f in flows:
+            if f.guaranteed_mbps is not None and f.offered_mbps > 0 and \
+                    f.delivered_mbps < DELIVERY_OBJECTIVE * f.offered_mbps:
+                reasons.append(f"{f.tenant}/{f.app} delivered {f.delivered_mbps:.2f} of "
+                               f"{f.offered_mbps:.2f} Mbit/s offered")
+        if violations:
+            reasons.append(f"{len(violations)} policy violations")
+        if self.rtt_bound_ms is not None:
+            worst = max((p.rtt_p95_ms for p in paths if p.rtt_p95_ms is not None), default=None)
+            if worst is not None and worst > self.rtt_bound_ms:
+                reasons.append(f"p95 RTT {worst:.2f} ms above the bound {self.rtt_bound_ms} ms")
+        plan = self.plan
+        return ShadowReport(plan.name if plan else "none", plan.cost_mbps() if plan else 0.0,
+                            duration_s, tuple(flows), tuple(links), tuple(paths), tuple(bottlenecks),
+                            tuple(violations), "fail" if reasons else "pass", tuple(reasons))
+
+
+def evaluate_plans(shadow: Shadow, plans: list[Plan | None], demands: list[FlowDemand],
+                   duration_s: float) -> tuple[list[ShadowReport], ShadowReport | None]:
+    """Run every plan in the same replica; returns the reports and the cheapest that passed."""
+    reports = []
+    for plan in plans:
+        shadow.apply(plan)
+        reports.append(shadow.run(demands, duration_s))
+    passing = [r for r in reports if r.verdict == "pass"]
+    return reports, min(passing, key=lambda r: r.plan_cost_mbps) if passing else None
