@@ -23,7 +23,7 @@ from emulation.controller_proc import ControllerProcess, free_port
 from tests.tiers import apply_tier
 from topologies import NetworkSpec, bundled, load_spec
 
-TEST_PREFIXES = ("nti", "ntj", "ntk", "ntl")
+TEST_PREFIXES = ("nti", "ntj", "ntk", "ntl", "ntm", "ntn")
 
 
 def _missing() -> str | None:
