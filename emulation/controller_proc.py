@@ -61,6 +61,12 @@ class ControllerProcess:
         return f"http://127.0.0.1:{self.rest_port}/api/v1"
 
     def start(self, timeout_s: float = 30.0) -> ControllerProcess:
+        """Launch the process and wait until its REST API answers."""
+        self.launch()
+        return self.wait_started(timeout_s)
+
+    def launch(self) -> ControllerProcess:
+        """Launch the process without waiting (overlap its start-up with other work)."""
         for what, port in (("of_port", self.of_port), ("rest_port", self.rest_port)):
             if not port_free("127.0.0.1", port):
                 raise ControllerProcessError(f"{what}: port {port} is already in use")
@@ -71,6 +77,9 @@ class ControllerProcess:
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(self.env or {})})
+        return self
+
+    def wait_started(self, timeout_s: float = 30.0) -> ControllerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -41,6 +41,27 @@ def _quiet_htb_quantum() -> None:
         lg.addFilter(keep)
 
 
+def _starting_controller_class():
+    from mininet.node import RemoteController
+
+    class StartingController(RemoteController):
+        """A controller that is still starting: Mininet's "unable to contact" check would only
+        warn about a race the switches resolve by retrying."""
+
+        def checkListening(self):
+            return None
+
+    return StartingController
+
+
+class _LazyController:
+    def __new__(cls, *args, **kw):
+        return _starting_controller_class()(*args, **kw)
+
+
+_StartingController = _LazyController
+
+
 class LabError(RuntimeError):
     """The lab could not be built or reached."""
 
@@ -53,7 +74,8 @@ class Lab:
     """
 
     def __init__(self, spec: NetworkSpec, prefix: str = "nsl", controller_ip: str = "127.0.0.1",
-                 controller_port: int = 6653, datapath: str | None = None, shape: bool = True):
+                 controller_port: int = 6653, datapath: str | None = None, shape: bool = True,
+                 controller_starting: bool = False):
         from topologies.mininet_topo import check_prefix
 
         self.spec = spec
@@ -64,6 +86,7 @@ class Lab:
         if self.datapath not in DATAPATHS:
             raise LabError(f"datapath: must be one of {list(DATAPATHS)} (got {self.datapath!r})")
         self.shape = shape
+        self.controller_starting = controller_starting  # started in parallel: skip Mininet's check
         self.net = None
         self.start_s: float | None = None
         self.stop_s: float | None = None
@@ -92,7 +115,8 @@ class Lab:
             self.net = Mininet(topo=SpecTopo(spec=self.spec, prefix=self.prefix, shape=self.shape),
                                switch=switch, link=TCLink, controller=None, autoSetMacs=False,
                                build=False, waitConnected=False)
-            self.net.addController(self.prefix + "c0", controller=RemoteController,
+            ctl_cls = _StartingController if self.controller_starting else RemoteController
+            self.net.addController(self.prefix + "c0", controller=ctl_cls,
                                    ip=self.controller_ip, port=self.controller_port)
             self.net.build()
             self.net.start()

@@ -137,9 +137,13 @@ class Shadow:
     def start(self, plan: Plan | None = None) -> Shadow:
         t0 = time.monotonic()
         try:
-            self.ctl = self._start_controller(plan)
-            self.lab = Lab(self.spec, prefix=self.prefix, controller_port=self.of_port)
+            # the controller starts while Mininet builds; switches connect once it listens
+            self.ctl = self._controller(plan).launch()
+            cleanup.register_pid(self.prefix, self.ctl.proc.pid)
+            self.lab = Lab(self.spec, prefix=self.prefix, controller_port=self.of_port,
+                           controller_starting=True)
             self.lab.start()
+            self.ctl.wait_started()
             self.ctl.wait_ready(timeout_s=60)
         except BaseException:
             self.stop()
