@@ -22,6 +22,7 @@ from topologies import NetworkSpec
 
 from . import ofmsg
 from .core import ControllerCore
+from .enforcer import PlanEnforcer
 from .metrics import Metrics
 from .ofmsg import to_openflow
 from .rest import RestApi, serve
@@ -95,8 +96,9 @@ class NetshadowApp(app_manager.OSKenApp):
         self._cycle_started = 0.0
         self._cycle_observed = True
         self._stop = threading.Event()
+        self.enforcer = PlanEnforcer(self.core, self._send_one, self.store)
         self.api = RestApi(self.core, _settings.token, resync=self._resync, store=self.store,
-                           metrics=self.metrics)
+                           metrics=self.metrics, enforcer=self.enforcer)
         self.server, _ = serve(self.api, _settings.rest_host, _settings.rest_port)
         LOG.info("REST API on http://%s:%d/api/v1", _settings.rest_host, _settings.rest_port)
         self._poll_lock = threading.Lock()  # the poll thread and the OpenFlow thread share PollCore
@@ -209,6 +211,23 @@ class NetshadowApp(app_manager.OSKenApp):
                  len(self.core.compiled.meters.get(datapath.id, ())))
         self._send(datapath, msgs)
 
+    def _send_one(self, dpid: int, m) -> int | None:
+        """Send one core message (or a meter config request) to a switch; its xid."""
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return None
+        msg = ofmsg.stats_request(dp, "meter_config") if m == "meter_config" else to_openflow(dp, m)
+        dp.send_msg(msg)
+        return msg.xid
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    @_guarded
+    def meter_config_reply(self, ev):
+        body = self._assemble(ev)
+        if body is not None:
+            self.enforcer.meter_config(ev.msg.datapath.id,
+                                       {c.meter_id: c.bands[0].rate for c in body if c.bands})
+
     def _resync(self, dpid: int) -> bool:
         dp = self.datapaths.get(dpid)
         if dp is None:
@@ -227,6 +246,7 @@ class NetshadowApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def barrier_reply(self, ev):
+        self.enforcer.barrier(ev.msg.xid)
         self.core.barrier_replied(ev.msg.datapath.id, time.monotonic())
         sw = self.core.switches.get(ev.msg.datapath.id)
         if sw is not None and sw.state == "ready":
@@ -239,6 +259,7 @@ class NetshadowApp(app_manager.OSKenApp):
         text = f"OpenFlow error type={m.type} code={m.code} data={bytes(m.data)[:32].hex()}"
         LOG.error("switch %#x: %s", m.datapath.id, text)
         self.metrics.errors.labels("openflow").inc()
+        self.enforcer.error(m.datapath.id, text)
         self.core.switch_error(m.datapath.id, text, time.monotonic())
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [DEAD_DISPATCHER])

@@ -50,7 +50,76 @@ class Barrier:
     dpid: int
 
 
-Message = ClearFlows | ClearMeters | AddMeter | AddFlow | Barrier
+@dataclass(frozen=True)
+class ModifyMeter:
+    """Change a meter's band in place (OFPMC_MODIFY): traffic through it is not interrupted."""
+
+    meter: MeterRule
+
+
+@dataclass(frozen=True)
+class DeleteMeter:
+    dpid: int
+    meter_id: int
+
+
+@dataclass(frozen=True)
+class ModifyFlow:
+    """Replace a flow's instructions in place (OFPFC_MODIFY_STRICT): counters are kept."""
+
+    rule: FlowRule
+
+
+@dataclass(frozen=True)
+class DeleteFlow:
+    rule: FlowRule
+
+
+Message = (ClearFlows | ClearMeters | AddMeter | ModifyMeter | DeleteMeter | AddFlow | ModifyFlow
+           | DeleteFlow | Barrier)
+
+
+def diff_networks(old: CompiledNetwork, new: CompiledNetwork) -> tuple[dict[int, list[Message]], dict]:
+    """Only the changes from ``old`` to ``new``, per switch, in a safe order: meters are added or
+    modified before the flows that use them, new flows are in place before old ones go (make
+    before break), meters are deleted after the flows that used them; a barrier ends each
+    switch's list. Returns (messages per dpid, summary)."""
+    out: dict[int, list[Message]] = {}
+    summary = {"meters_added": [], "meters_modified": [], "meters_deleted": [], "flows_added": 0,
+               "flows_modified": 0, "flows_deleted": 0}
+    for dpid in sorted(set(old.rules) | set(new.rules) | set(old.meters) | set(new.meters)):
+        om = {m.meter_id: m for m in old.meters.get(dpid, ())}
+        nm = {m.meter_id: m for m in new.meters.get(dpid, ())}
+        orl = {r.key: r for r in old.rules.get(dpid, ())}
+        nrl = {r.key: r for r in new.rules.get(dpid, ())}
+        msgs: list[Message] = []
+        for mid, m in sorted(nm.items()):
+            if mid not in om:
+                msgs.append(AddMeter(m))
+                summary["meters_added"].append(m.to_json())
+            elif om[mid] != m:
+                msgs.append(ModifyMeter(m))
+                summary["meters_modified"].append({**m.to_json(), "old_rate_kbps": om[mid].rate_kbps})
+        for k, r in nrl.items():
+            if k not in orl:
+                msgs.append(AddFlow(r))
+                summary["flows_added"] += 1
+        for k, r in nrl.items():
+            if k in orl and orl[k] != r:
+                msgs.append(ModifyFlow(r))
+                summary["flows_modified"] += 1
+        for k, r in orl.items():
+            if k not in nrl:
+                msgs.append(DeleteFlow(r))
+                summary["flows_deleted"] += 1
+        for mid, m in sorted(om.items()):
+            if mid not in nm:
+                msgs.append(DeleteMeter(dpid, mid))
+                summary["meters_deleted"].append(m.to_json())
+        if msgs:
+            out[dpid] = msgs + [Barrier(dpid)]
+    summary["switches"] = len(out)
+    return out, summary
 
 
 @dataclass
@@ -116,6 +185,24 @@ class ControllerCore:
             sw = self.switches.get(dpid)
             if sw is not None:
                 sw.errors.append(description)
+
+    # ---------------------------------------------------------------- plans
+    def prepare_plan(self, plan) -> tuple[CompiledNetwork, dict[int, list[Message]], dict]:
+        """What installing ``plan`` would change (nothing is changed yet)."""
+        new = compile_network(self.spec, plan)
+        with self._lock:
+            msgs, summary = diff_networks(self.compiled, new)
+        return new, msgs, summary
+
+    def commit_plan(self, plan, compiled: CompiledNetwork) -> None:
+        """Record ``plan`` as installed (after its messages were confirmed)."""
+        with self._lock:
+            self.plan = plan
+            self.compiled = compiled
+
+    def all_ready(self) -> bool:
+        with self._lock:
+            return all(s.state == "ready" for s in self.switches.values())
 
     # ---------------------------------------------------------------- views
     def health(self, now: float) -> dict:

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from .core import AddFlow, AddMeter, Barrier, ClearFlows, ClearMeters, Message
+from .core import (
+    AddFlow,
+    AddMeter,
+    Barrier,
+    ClearFlows,
+    ClearMeters,
+    DeleteFlow,
+    DeleteMeter,
+    Message,
+    ModifyFlow,
+    ModifyMeter,
+)
 
 
 def to_openflow(datapath, msg: Message):
@@ -17,13 +28,21 @@ def to_openflow(datapath, msg: Message):
         return parser.OFPBarrierRequest(datapath)
     if isinstance(msg, ClearMeters):
         return parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0, meter_id=ofp.OFPM_ALL)
-    if isinstance(msg, AddMeter):
+    if isinstance(msg, DeleteMeter):
+        return parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0, meter_id=msg.meter_id)
+    if isinstance(msg, DeleteFlow):
+        r = msg.rule
+        return parser.OFPFlowMod(datapath, table_id=r.table, command=ofp.OFPFC_DELETE_STRICT,
+                                 priority=r.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                                 match=parser.OFPMatch(**dict(r.match)))
+    if isinstance(msg, (AddMeter, ModifyMeter)):
         m = msg.meter
-        return parser.OFPMeterMod(datapath, command=ofp.OFPMC_ADD,
+        return parser.OFPMeterMod(datapath, command=ofp.OFPMC_ADD if isinstance(msg, AddMeter)
+                                  else ofp.OFPMC_MODIFY,
                                   flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
                                   meter_id=m.meter_id,
                                   bands=[parser.OFPMeterBandDrop(rate=m.rate_kbps, burst_size=m.burst_kbit)])
-    if isinstance(msg, AddFlow):
+    if isinstance(msg, (AddFlow, ModifyFlow)):
         r = msg.rule
         actions = []
         for kind, v in r.actions:
@@ -39,8 +58,9 @@ def to_openflow(datapath, msg: Message):
         for kind, table in r.actions:
             if kind == "goto":
                 inst.append(parser.OFPInstructionGotoTable(table))
+        command = ofp.OFPFC_ADD if isinstance(msg, AddFlow) else ofp.OFPFC_MODIFY_STRICT
         return parser.OFPFlowMod(datapath, cookie=r.cookie, table_id=r.table,
-                                 command=ofp.OFPFC_ADD, priority=r.priority,
+                                 command=command, priority=r.priority,
                                  match=parser.OFPMatch(**dict(r.match)), instructions=inst)
     raise TypeError(f"message: unknown core message {msg!r}")
 
@@ -59,6 +79,8 @@ def stats_request(datapath, kind: str):
         return parser.OFPPortStatsRequest(datapath, 0, ofp.OFPP_ANY)
     if kind == "meter":
         return parser.OFPMeterStatsRequest(datapath, 0, ofp.OFPM_ALL)
+    if kind == "meter_config":
+        return parser.OFPMeterConfigStatsRequest(datapath, 0, ofp.OFPM_ALL)
     raise ValueError(f"kind: unknown statistics kind {kind!r}")
 
 

@@ -95,7 +95,7 @@ class RestApi:
 
     def __init__(self, core: ControllerCore, token: str | None,
                  resync: Callable[[int], bool] | None = None, clock=time.monotonic,
-                 store=None, metrics=None, wall_clock=time.time):
+                 store=None, metrics=None, wall_clock=time.time, enforcer=None):
         self.core = core
         self.token = token
         self.resync = resync
@@ -103,6 +103,7 @@ class RestApi:
         self.store = store
         self.metrics = metrics
         self.wall_clock = wall_clock
+        self.enforcer = enforcer
         self.endpoints = [
             Endpoint("GET", f"{API}/health", "Controller and per-switch state", self.get_health),
             Endpoint("GET", f"{API}/topology", "Switches, links, hosts and port numbers",
@@ -127,6 +128,12 @@ class RestApi:
             Endpoint("POST", f"{API}/agents/samples",
                      "Host agent readings; answers the last sequence number stored", self.post_agent,
                      mutating=True),
+            Endpoint("POST", f"{API}/plans", "Validate a plan and apply it (only the changes, "
+                     "confirmed, rolled back on failure); answers the diff", self.post_plan,
+                     mutating=True, params=(("dry_run", "1: compute the diff only"),)),
+            Endpoint("GET", f"{API}/plans/current", "The plan in force", self.get_plan_current),
+            Endpoint("GET", f"{API}/plans/history", "The audit log of plan changes",
+                     self.get_plan_history, params=(("limit", "entries, newest first"),)),
             Endpoint("GET", "/metrics", "Prometheus exposition", self.get_metrics),
             Endpoint("GET", f"{API}/openapi.json", "This description", self.get_openapi),
         ]
@@ -330,6 +337,50 @@ class RestApi:
         if self.metrics is not None and batch:
             self.metrics.observe(max(batch, key=lambda b: b[0])[2])
         return {"host": host, "acked": last, "stored": stored}
+
+    # ------------------------------------------------------------------ plans
+    def _need_enforcer(self):
+        if self.enforcer is None:
+            raise ApiError(503, "plan enforcement is not available in this controller", "plans")
+        return self.enforcer
+
+    def post_plan(self, req, args):
+        from .enforcer import ApplyError
+        from .plan import PlanError, parse_plan
+
+        enforcer = self._need_enforcer()
+        dry = req.GET.get("dry_run", "0")
+        if dry not in ("0", "1", "true", "false"):
+            raise ApiError(400, f"dry_run: must be 0 or 1 (got {dry!r})", "dry_run")
+        try:
+            body = json.loads(req.body or b"null")
+        except ValueError:
+            raise ApiError(400, "body: not valid JSON", "body") from None
+        try:
+            plan = parse_plan(body, self.core.spec)
+        except PlanError as e:
+            raise ApiError(400, str(e), e.field) from None
+        try:
+            result = enforcer.apply(plan, actor="api", dry_run=dry in ("1", "true"))
+        except ApplyError as e:
+            raise ApiError(e.status, str(e), "plan") from None
+        if result["outcome"].startswith("rolled back"):
+            return Response(json.dumps(result, indent=1), status=409, content_type="application/json",
+                            charset="utf-8")
+        return result
+
+    def get_plan_current(self, req, args):
+        plan = self.core.plan
+        return {"plan": plan.to_dict() if plan is not None else None}
+
+    def get_plan_history(self, req, args):
+        try:
+            limit = int(req.GET.get("limit", "100"))
+        except ValueError:
+            raise ApiError(400, f"limit: not an integer: {req.GET['limit']!r}", "limit") from None
+        if not 1 <= limit <= 10000:
+            raise ApiError(400, f"limit: must be 1-10000 (got {limit})", "limit")
+        return {"history": self._need_enforcer().audit(limit)}
 
     def get_metrics(self, req, args):
         if self.metrics is None:

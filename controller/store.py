@@ -43,6 +43,11 @@ MIGRATIONS: list[list[str]] = [
         " received REAL NOT NULL)",
         "CREATE INDEX agent_samples_host ON agent_samples (host, seq)",
     ],
+    # version 2: the audit log of plan changes
+    [
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY, t REAL NOT NULL, actor TEXT NOT NULL,"
+        " action TEXT NOT NULL, plan TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -189,6 +194,22 @@ class Store:
                                  "AND t <= ? ORDER BY t", (row[0], lo, hi))
             out[name] = [(float(t), v) for t, v in rows]
         return out
+
+    def record_audit(self, t: float, actor: str, action: str, plan: dict, detail: dict,
+                     outcome: str) -> None:
+        import json
+
+        self._conn().execute("INSERT INTO audit (t, actor, action, plan, detail, outcome) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
+                             (t, actor, action, json.dumps(plan), json.dumps(detail), outcome))
+
+    def audit(self, limit: int = 100) -> list[dict]:
+        import json
+
+        rows = self._conn().execute("SELECT t, actor, action, plan, detail, outcome FROM audit "
+                                    "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"t": t, "actor": a, "action": act, "plan": json.loads(p), "detail": json.loads(d),
+                 "outcome": o} for t, a, act, p, d, o in rows]
 
     def agent_samples(self, host: str) -> list[tuple[int, float]]:
         return list(self._conn().execute(

@@ -91,6 +91,7 @@ class Lab:
         self.start_s: float | None = None
         self.stop_s: float | None = None
         self.leftovers: cleanup.Leftovers | None = None  # what Mininet's own teardown left
+        self._owner = False
 
     # -------------------------------------------------------------------- lifecycle
     def start(self) -> Lab:
@@ -108,6 +109,7 @@ class Lab:
             raise LabError(f"prefix: objects named {self.prefix}* already exist "
                            f"({leftovers.bridges + leftovers.interfaces}); another lab is running "
                            f"or one crashed - run 'netshadow lab down --prefix {self.prefix}'")
+        self._owner = True  # from here on, whatever carries the prefix is this lab's
         t0 = time.monotonic()
         switch = partial(OVSSwitch, failMode="secure", datapath=self.datapath,
                          protocols="OpenFlow13", inband=False)
@@ -133,6 +135,8 @@ class Lab:
         return self
 
     def stop(self) -> None:
+        if not self._owner:
+            return  # never started, or refused to start beside another network's objects
         t0 = time.monotonic()
         try:
             if self.net is not None:

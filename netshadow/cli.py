@@ -256,6 +256,33 @@ def cmd_shadow_clean(a) -> int:
     return EXIT_OK
 
 
+def cmd_plan_apply(a) -> int:
+    import json as _json
+
+    import requests
+
+    from controller.rest import load_token
+
+    try:
+        body = _json.loads(Path(a.file).read_text())
+    except (OSError, ValueError) as e:
+        print(f"netshadow plan apply: {a.file}: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    token = load_token(a.token_file)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = a.controller.rstrip("/") + "/api/v1/plans" + ("?dry_run=1" if a.dry_run else "")
+    try:
+        r = requests.post(url, json=body, headers=headers, timeout=60)
+    except requests.RequestException as e:
+        print(f"netshadow plan apply: --controller: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    doc = r.json()
+    print(_json.dumps(doc, indent=1))
+    if r.status_code == 400:
+        return EXIT_INVALID
+    return EXIT_OK if r.ok else EXIT_FAIL
+
+
 def cmd_demo(a) -> int:
     from .demo import run_demo
 
@@ -399,6 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sh.add_parser("clean", help="remove a shadow's leftovers by prefix (after a crash)")
     p.add_argument("--prefix", default="sh1")
     p.set_defaults(func=cmd_shadow_clean)
+
+    pl = sub.add_parser("plan", help="allocation plans").add_subparsers(dest="plan_cmd", required=True)
+    p = pl.add_parser("apply", help="send a plan to the controller (prints the diff and outcome)")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="compute the diff only")
+    p.add_argument("--controller", default="http://127.0.0.1:8080")
+    p.add_argument("--token-file", help="REST token file (else $NETSHADOW_API_TOKEN[_FILE])")
+    p.set_defaults(func=cmd_plan_apply)
 
     p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))

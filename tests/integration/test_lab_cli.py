@@ -53,3 +53,21 @@ def test_lab_down_after_kill_9(tmp_path):
         assert len(cleanup.find("ntl").bridges) == len(other.spec.switches)
         h1 = other.lab.host("h1")
         assert "1 received" in h1.cmd(f"ping -n -c1 -W2 {other.spec.host('h2').ip}")
+
+
+def test_a_lab_refused_for_its_prefix_leaves_the_other_alone(tmp_path):
+    from emulation.lab import Lab, LabError
+
+    with running_lab("default", "ntl", tmp_path) as other:
+        second = Lab(other.spec, prefix="ntl", controller_port=free_port())
+        try:
+            second.start()
+        except LabError as e:
+            assert "already exist" in str(e)
+        else:
+            raise AssertionError("a second lab with the same prefix must be refused")
+        finally:
+            second.stop()
+        assert len(cleanup.find("ntl").bridges) == len(other.spec.switches)
+        h1 = other.lab.host("h1")
+        assert "1 received" in h1.cmd(f"ping -n -c1 -W2 {other.spec.host('h2').ip}")

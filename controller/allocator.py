@@ -1,0 +1,125 @@
+"""The decision core (pure): forecasts in, a ``Plan`` out.
+
+For every tenant application with a forecast:
+
+1. **required** = the forecast at the chosen quantile (the risk knob is which quantile the caller
+   passes) times ``1 + headroom``, and never less than what the application uses right now;
+2. **hysteresis** - an allocation grows at once; it shrinks only when the requirement has stayed
+   at least ``release_fraction`` below it for ``hold_s`` seconds, and changes smaller than
+   ``min_change`` are ignored, so allocations do not flap;
+3. **the resource pool** - every application is charged, on each link of its clients' paths to
+   its servers, the rate it gets; the links' spec capacities (times ``max_link_share``) bound the
+   sum. A linear programme (``scipy.optimize.linprog``) maximises the priority-weighted
+   allocation: weights grow by a factor of 1000 per priority step, so a higher-priority tenant is
+   served before a lower one. Lower bounds keep every application at its current use while that is
+   feasible;
+4. **reasons** - each allocation says which forecast it came from and which link limited it.
+
+The caller keeps :class:`AllocatorState` between calls (the hysteresis clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linprog
+
+from topologies import NetworkSpec
+
+from .plan import Allocation, Plan
+from .tenancy import compile_network
+
+
+@dataclass(frozen=True)
+class AllocatorSettings:
+    headroom: float = 0.1
+    hold_s: float = 300.0
+    release_fraction: float = 0.1
+    min_change: float = 0.05
+    max_link_share: float = 0.95
+    min_rate_mbps: float = 0.1
+
+
+@dataclass
+class AllocatorState:
+    below_since: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def app_links(spec: NetworkSpec, paths: dict) -> dict[tuple[str, str], set[frozenset]]:
+    """Links (as frozensets of two switch names) each application's allowed pairs cross."""
+    out: dict[tuple[str, str], set[frozenset]] = {}
+    tenant_of = {h: t.id for t in spec.tenants for h in t.hosts}
+    for src, dst, app in spec.allowed():
+        key = (tenant_of[src], app)
+        p = paths.get((src, dst), ())
+        out.setdefault(key, set()).update(frozenset(e) for e in zip(p, p[1:]))
+    return out
+
+
+def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
+             usage_mbps: dict[tuple[str, str], float], current: Plan | None, now: float,
+             state: AllocatorState, settings: AllocatorSettings = AllocatorSettings(),
+             name: str = "plan") -> Plan:
+    paths = compile_network(spec).paths
+    links = app_links(spec, paths)
+    capacity = {frozenset((lk.a, lk.b)): lk.capacity_mbps * settings.max_link_share for lk in spec.links}
+    priority = {t.id: t.priority for t in spec.tenants}
+    keys = sorted(k for k in forecast_mbps if k in links)
+    reasons: list[str] = []
+
+    # 1 + 2: what each application should get, before capacity
+    target: dict[tuple[str, str], float] = {}
+    for k in keys:
+        f = max(0.0, forecast_mbps[k])
+        used = max(0.0, usage_mbps.get(k, 0.0))
+        want = max(f * (1 + settings.headroom), used, settings.min_rate_mbps)
+        cur = current.allocation(*k).rate_mbps if current and current.allocation(*k) else None
+        why = f"{k[0]}/{k[1]}: forecast {f:.2f} Mbit/s, in use {used:.2f}"
+        if cur is not None:
+            if abs(want - cur) <= settings.min_change * cur:
+                want = cur
+                state.below_since.pop(k, None)
+                why += f"; keeps {cur:.2f} (change under {settings.min_change:.0%})"
+            elif want < cur:
+                if want > cur * (1 - settings.release_fraction):
+                    want = cur
+                    state.below_since.pop(k, None)
+                    why += f"; keeps {cur:.2f} (drop under {settings.release_fraction:.0%})"
+                else:
+                    since = state.below_since.setdefault(k, now)
+                    if now - since < settings.hold_s:
+                        why += f"; keeps {cur:.2f} until the drop has lasted {settings.hold_s:g} s"
+                        want = cur
+                    else:
+                        why += f"; releases {cur - want:.2f} after {now - since:.0f} s below"
+                        state.below_since.pop(k, None)
+            else:
+                state.below_since.pop(k, None)
+        target[k] = want
+        reasons.append(why)
+
+    # 3: the linear programme over link capacities
+    granted = dict(target)
+    if keys:
+        edges = sorted(capacity, key=sorted)
+        a = np.array([[1.0 if e in links[k] else 0.0 for k in keys] for e in edges])
+        b = np.array([capacity[e] for e in edges])
+        w = np.array([1000.0 ** (priority[k[0]] - 1) for k in keys])
+        hi = np.array([target[k] for k in keys])
+        lo = np.array([min(usage_mbps.get(k, 0.0), target[k]) for k in keys])
+        res = linprog(-w, A_ub=a, b_ub=b, bounds=list(zip(lo, hi)), method="highs")
+        if res.status != 0:  # current use alone does not fit: let the priorities decide everything
+            res = linprog(-w, A_ub=a, b_ub=b, bounds=[(0, h) for h in hi], method="highs")
+            reasons.append("current use exceeds capacity; allocating by priority from zero")
+        x = res.x
+        for i, k in enumerate(keys):
+            granted[k] = float(x[i])
+            if x[i] < target[k] - 1e-6:
+                full = [e for e in links[k] if a[edges.index(e)] @ x >= b[edges.index(e)] - 1e-6]
+                reasons.append(f"{k[0]}/{k[1]}: {x[i]:.2f} of {target[k]:.2f} Mbit/s, limited by "
+                               f"link{'s' if len(full) > 1 else ''} "
+                               f"{', '.join('-'.join(sorted(e)) for e in full)}")
+    allocs = tuple(Allocation(t, a_, round(max(granted[(t, a_)], settings.min_rate_mbps), 3))
+                   for t, a_ in keys)
+    return Plan(name, allocs, reasons=tuple(reasons))

@@ -1,0 +1,150 @@
+"""Plan enforcement: send only the changes, confirm them, roll back when anything fails.
+
+``PlanEnforcer.apply`` is called from a REST thread. It diffs the plan against what is installed
+(:func:`controller.core.diff_networks`), sends each switch its changes ending with a barrier, waits
+for every barrier reply, checks that no OpenFlow error arrived meanwhile, and reads the meters
+back (meter config statistics) to compare them with the plan. Only then is the plan recorded as
+installed. If any step fails, the reverse diff (new -> previous) is sent and confirmed the same
+way, so the switches hold the previous plan's flows and meters again. Every apply, dry run and
+rollback is written to the audit log (who, when, the diff, the outcome).
+
+The os-ken specifics (sending, replies) come in through the ``send`` callable and the
+``barrier``/``error``/``meter_config`` notifications, so the shim stays thin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from .core import Barrier, ControllerCore, Message, diff_networks
+
+
+class ApplyError(RuntimeError):
+    """A plan cannot be applied now (HTTP ``status``)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class PlanEnforcer:
+    def __init__(self, core: ControllerCore, send: Callable[[int, Message], int | None],
+                 store=None, wall_clock=time.time, timeout_s: float = 5.0):
+        """``send(dpid, message)`` sends one message and returns its xid (None if the switch is
+        gone)."""
+        self.core = core
+        self.send = send
+        self.store = store
+        self.wall_clock = wall_clock
+        self.timeout_s = timeout_s
+        self.history: list[dict] = []  # used when there is no store
+        self._lock = threading.Lock()
+        self._waiting: dict[int, threading.Event] = {}
+        self._errors: list[str] = []
+        self._meter_replies: dict[int, dict[int, int]] = {}
+        self._meter_event = threading.Event()
+        self._meter_expected: set[int] = set()
+
+    # ------------------------------------------------------------------ notifications (shim)
+    def barrier(self, xid: int) -> None:
+        ev = self._waiting.get(xid)
+        if ev is not None:
+            ev.set()
+
+    def error(self, dpid: int, text: str) -> None:
+        self._errors.append(f"switch {dpid:#x}: {text}")
+
+    def meter_config(self, dpid: int, rates: dict[int, int]) -> None:
+        self._meter_replies[dpid] = rates
+        if self._meter_expected <= set(self._meter_replies):
+            self._meter_event.set()
+
+    # ------------------------------------------------------------------ apply
+    def _send_confirm(self, msgs: dict[int, list[Message]]) -> str | None:
+        """Send and wait for the barriers; returns why it failed, or None."""
+        events = []
+        for dpid, lst in msgs.items():
+            for m in lst:
+                xid = self.send(dpid, m)
+                if xid is None:
+                    return f"switch {dpid:#x} is not connected"
+                if isinstance(m, Barrier):
+                    ev = threading.Event()
+                    self._waiting[xid] = ev
+                    events.append((dpid, xid, ev))
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            for dpid, _, ev in events:
+                if not ev.wait(max(0.0, deadline - time.monotonic())):
+                    return f"switch {dpid:#x} did not confirm within {self.timeout_s} s"
+        finally:
+            for _, xid, _ in events:
+                self._waiting.pop(xid, None)
+        time.sleep(0.05)  # an error for the last message arrives just before the barrier reply
+        return self._errors[0] if self._errors else None
+
+    def _read_back(self, compiled) -> str | None:
+        want = {d: {m.meter_id: m.rate_kbps for m in ms} for d, ms in compiled.meters.items() if ms}
+        dpids = {s.dpid for s in self.core.spec.switches}
+        self._meter_replies = {}
+        self._meter_expected = dpids
+        self._meter_event.clear()
+        for d in dpids:
+            if self.send(d, "meter_config") is None:
+                return f"switch {d:#x} is not connected"
+        if not self._meter_event.wait(self.timeout_s):
+            return "meter read-back timed out"
+        for d in dpids:
+            got = self._meter_replies.get(d, {})
+            if got != want.get(d, {}):
+                return f"switch {d:#x}: meters read back {got}, expected {want.get(d, {})}"
+        return None
+
+    def apply(self, plan, actor: str, dry_run: bool = False) -> dict:
+        if not self._lock.acquire(blocking=False):
+            raise ApplyError(409, "another plan is being applied")
+        try:
+            if not dry_run and not self.core.all_ready():
+                raise ApplyError(409, "not every switch is connected and programmed")
+            previous = self.core.plan
+            old_compiled = self.core.compiled
+            new, msgs, summary = self.core.prepare_plan(plan)
+            result = {"plan": plan.name, "dry_run": dry_run, "diff": summary}
+            if dry_run:
+                result["outcome"] = "dry run"
+            elif not msgs:
+                self.core.commit_plan(plan, new)
+                result["outcome"] = "unchanged"
+            else:
+                self._errors = []
+                why = self._send_confirm(msgs) or self._read_back(new)
+                if why is None:
+                    self.core.commit_plan(plan, new)
+                    result["outcome"] = "applied"
+                else:
+                    back, _ = diff_networks(new, old_compiled)
+                    self._errors = []
+                    again = self._send_confirm(back) or self._read_back(old_compiled)
+                    result["outcome"] = f"rolled back: {why}"
+                    if again:
+                        result["outcome"] += f"; rollback also failed: {again}"
+                    result["restored"] = previous.name if previous else None
+            self._record(plan, actor, result)
+            return result
+        finally:
+            self._lock.release()
+
+    def _record(self, plan, actor: str, result: dict) -> None:
+        entry = {"t": self.wall_clock(), "actor": actor,
+                 "action": "dry_run" if result["dry_run"] else "apply", "plan": plan.to_dict(),
+                 "detail": result["diff"], "outcome": result["outcome"]}
+        if self.store is not None:
+            self.store.record_audit(entry["t"], actor, entry["action"], entry["plan"], entry["detail"],
+                                    entry["outcome"])
+        else:
+            self.history.insert(0, entry)
+
+    def audit(self, limit: int = 100) -> list[dict]:
+        return self.store.audit(limit) if self.store is not None else self.history[:limit]
