@@ -91,7 +91,7 @@ class ControllerProcess:
                 requests.get(f"{self.url}/health", timeout=1).raise_for_status()
                 return self
             except requests.RequestException:
-                time.sleep(0.1)
+                time.sleep(0.02)
         self.stop()
         raise ControllerProcessError(f"controller: no health answer within {timeout_s} s")
 
@@ -108,7 +108,7 @@ class ControllerProcess:
                 return h
             if h["status"] == "degraded":
                 raise ControllerProcessError(f"controller: switch errors: {h['switches']}")
-            time.sleep(0.1)
+            time.sleep(0.02)
         pending = [n for n, s in h.get("switches", {}).items() if s["state"] != "ready"]
         raise ControllerProcessError(f"controller: switches {pending} not ready within {timeout_s} s")
 

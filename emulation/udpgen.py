@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rate-mbps", required=True,
                    help="L2 Mbit/s, or a comma-separated schedule with one rate per step")
     s.add_argument("--seconds", type=float, required=True, help="total duration")
-    s.add_argument("--frame-bytes", type=int, default=1242)
+    s.add_argument("--frame-bytes", type=int, default=1242, help="L2 frame size (max 1514)")
     r = sub.add_parser("recv")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--seconds", type=float, required=True)
