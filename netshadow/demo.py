@@ -16,7 +16,7 @@ from topologies import load_spec
 
 
 def run_demo(spec_path: str, of_port: int, rest_port: int, prefix: str, workdir: Path) -> int:
-    console = Console()
+    console = Console(width=max(100, Console().width))
     spec = load_spec(spec_path)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
