@@ -29,7 +29,6 @@ from emulation.controller_proc import ControllerProcess, free_port
 from emulation.lab import Lab
 from topologies import parse_spec
 
-
 # OXM names as os-ken spells them -> ovs-ofctl's names
 OFCTL_NAMES = {"eth_src": "dl_src", "eth_type": "dl_type", "ipv4_src": "nw_src", "ipv4_dst": "nw_dst",
                "ip_proto": "nw_proto"}
