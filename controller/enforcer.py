@@ -14,11 +14,15 @@ The os-ken specifics (sending, replies) come in through the ``send`` callable an
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from .core import Barrier, ControllerCore, Message, diff_networks
+from .tenancy import app_number, meter_id, tenant_number
+
+LOG = logging.getLogger("netshadow.enforcer")
 
 
 class ApplyError(RuntimeError):
@@ -102,7 +106,12 @@ class PlanEnforcer:
                 return f"switch {d:#x}: meters read back {got}, expected {want.get(d, {})}"
         return None
 
-    def apply(self, plan, actor: str, dry_run: bool = False) -> dict:
+    def apply(self, plan, actor: str, dry_run: bool = False, watch_s: float = 0.0) -> dict:
+        """Apply ``plan``. With ``watch_s`` > 0 (and a store), the delivered throughput of every
+        application the plan guarantees is compared, ``watch_s`` after the apply, with the
+        ``watch_s`` before it (delivered = admitted at the ingress switch minus what the
+        application's meters dropped); if any fell by more than ``REGRESSION_TOLERANCE``, the previous
+        plan is restored automatically and the audit log says why."""
         if not self._lock.acquire(blocking=False):
             raise ApplyError(409, "another plan is being applied")
         try:
@@ -123,6 +132,9 @@ class PlanEnforcer:
                 if why is None:
                     self.core.commit_plan(plan, new)
                     result["outcome"] = "applied"
+                    if watch_s > 0 and self.store is not None:
+                        self._watch(plan, previous, old_compiled, new, watch_s)
+                        result["watch_s"] = watch_s
                 else:
                     back, _ = diff_networks(new, old_compiled)
                     self._errors = []
@@ -136,9 +148,64 @@ class PlanEnforcer:
         finally:
             self._lock.release()
 
-    def _record(self, plan, actor: str, result: dict) -> None:
+    REGRESSION_TOLERANCE = 0.05
+    SETTLE_S = 1.0
+
+    def _watch(self, plan, previous, old_compiled, new, watch_s: float) -> None:
+        t_apply = self.wall_clock()
+        keys = [(a.tenant, a.app) for a in plan.allocations]
+        delay = self.SETTLE_S + watch_s + 2.0  # + the store's flush interval
+        timer = threading.Timer(delay, self._check_regression,
+                                args=(plan, previous, old_compiled, new, t_apply, watch_s, keys))
+        timer.daemon = True
+        timer.start()
+
+    def _mean(self, name: str, lo: float, hi: float) -> float | None:
+        pts = [v for _, v in self.store.query([name], lo, hi)[name] if v is not None]
+        return sum(pts) / len(pts) if pts else None
+
+    def _check_regression(self, plan, previous, old_compiled, new, t_apply, watch_s, keys) -> None:
+        with self._lock:
+            if self.core.plan is not plan:
+                LOG.info("regression watch for plan %s: superseded, nothing to check", plan.name)
+                return
+            worse = []
+            names = self.store.series_names()
+            for tenant, app in keys:
+                # admitted at ingress (counted before any meter) minus what the app's meters dropped
+                mid = meter_id(tenant_number(self.core.spec, tenant), app_number(self.core.spec, tenant, app))
+                drops = [n for n in names if n.startswith("meter/") and n.endswith(f"/{mid}/drop_bps")]
+
+                def delivered(lo, hi, tenant=tenant, app=app, drops=drops):
+                    offered = self._mean(f"app/{tenant}/{app}/fwd/bps", lo, hi)
+                    if offered is None:
+                        return None
+                    return offered - sum(self._mean(n, lo, hi) or 0.0 for n in drops)
+
+                before = delivered(t_apply - watch_s, t_apply)
+                after = delivered(t_apply + self.SETTLE_S, t_apply + self.SETTLE_S + watch_s)
+                LOG.info("regression watch for plan %s: %s/%s %s bit/s before, %s after", plan.name,
+                         tenant, app, before, after)
+                if before and after is not None and after < (1 - self.REGRESSION_TOLERANCE) * before:
+                    worse.append(f"{tenant}/{app} delivered {after / 1e6:.2f} Mbit/s after the apply, "
+                                 f"{before / 1e6:.2f} before")
+            if not worse:
+                return
+            back, summary = diff_networks(new, old_compiled)
+            self._errors = []
+            failed = self._send_confirm(back) or self._read_back(old_compiled)
+            if failed is None:
+                self.core.commit_plan(previous, old_compiled)
+            outcome = f"rolled back: regression: {'; '.join(worse)}"
+            if failed:
+                outcome += f"; rollback failed: {failed}"
+            self._record(plan, "regression-watch",
+                         {"dry_run": False, "diff": summary, "outcome": outcome}, action="rollback")
+
+    def _record(self, plan, actor: str, result: dict, action: str | None = None) -> None:
         entry = {"t": self.wall_clock(), "actor": actor,
-                 "action": "dry_run" if result["dry_run"] else "apply", "plan": plan.to_dict(),
+                 "action": action or ("dry_run" if result["dry_run"] else "apply"),
+                 "plan": plan.to_dict(),
                  "detail": result["diff"], "outcome": result["outcome"]}
         if self.store is not None:
             self.store.record_audit(entry["t"], actor, entry["action"], entry["plan"], entry["detail"],

@@ -130,7 +130,9 @@ class RestApi:
                      mutating=True),
             Endpoint("POST", f"{API}/plans", "Validate a plan and apply it (only the changes, "
                      "confirmed, rolled back on failure); answers the diff", self.post_plan,
-                     mutating=True, params=(("dry_run", "1: compute the diff only"),)),
+                     mutating=True, params=(("dry_run", "1: compute the diff only"),
+                                            ("watch_s", "seconds to watch guaranteed throughput "
+                                                        "after the apply; roll back on regression"))),
             Endpoint("GET", f"{API}/plans/current", "The plan in force", self.get_plan_current),
             Endpoint("GET", f"{API}/plans/history", "The audit log of plan changes",
                      self.get_plan_history, params=(("limit", "entries, newest first"),)),
@@ -353,6 +355,12 @@ class RestApi:
         if dry not in ("0", "1", "true", "false"):
             raise ApiError(400, f"dry_run: must be 0 or 1 (got {dry!r})", "dry_run")
         try:
+            watch_s = float(req.GET.get("watch_s", "0"))
+        except ValueError:
+            raise ApiError(400, f"watch_s: not a number: {req.GET['watch_s']!r}", "watch_s") from None
+        if not 0 <= watch_s <= 3600:
+            raise ApiError(400, f"watch_s: must be 0-3600 seconds (got {watch_s:g})", "watch_s")
+        try:
             body = json.loads(req.body or b"null")
         except ValueError:
             raise ApiError(400, "body: not valid JSON", "body") from None
@@ -361,7 +369,7 @@ class RestApi:
         except PlanError as e:
             raise ApiError(400, str(e), e.field) from None
         try:
-            result = enforcer.apply(plan, actor="api", dry_run=dry in ("1", "true"))
+            result = enforcer.apply(plan, actor="api", dry_run=dry in ("1", "true"), watch_s=watch_s)
         except ApplyError as e:
             raise ApiError(e.status, str(e), "plan") from None
         if result["outcome"].startswith("rolled back"):

@@ -131,3 +131,22 @@ def test_invalid_plans_get_4xx_naming_the_field(lab):
     r = requests.post(f"{lab.ctl.url}/plans", json=video(10), timeout=5)
     assert r.status_code == 401
     assert meters(lab) == before
+
+
+def test_throughput_regression_after_an_apply_rolls_back_by_itself(lab):
+    post(lab, video(40))
+    results = []
+
+    def cut():  # a plan that squeezes the running stream, watched for 4 s
+        r = requests.post(f"{lab.ctl.url}/plans?watch_s=4", json=video(10), timeout=30,
+                          headers={"Authorization": f"Bearer {lab.token}"})
+        results.append((r.status_code, r.json()))
+
+    sent, got = stream(lab, 30, 24, at_start=cut)  # the cut comes at 8 s; the check at ~15 s
+    code, res = results[0]
+    assert code == 200 and res["outcome"] == "applied" and res["watch_s"] == 4
+    history = requests.get(f"{lab.ctl.url}/plans/history", timeout=5).json()["history"]
+    rollback = history[0]
+    assert rollback["action"] == "rollback" and "regression: red/video" in rollback["outcome"], rollback
+    assert requests.get(f"{lab.ctl.url}/plans/current", timeout=5).json()["plan"]["name"] == "video-40"
+    assert any("rate=40000" in ln for lines in meters(lab).values() for ln in lines)
