@@ -185,6 +185,13 @@ class RestApi:
             raise ApiError(401, "missing or wrong bearer token", "Authorization")
 
     @staticmethod
+    def _json_body(req: Request) -> Any:
+        try:
+            return json.loads(req.body or b"null")
+        except ValueError:
+            raise ApiError(400, "body: not valid JSON", "body") from None
+
+    @staticmethod
     def _json(body: Any, status: int = 200) -> Response:
         return Response(json.dumps(body, indent=1, sort_keys=True), status=status,
                         content_type="application/json", charset="utf-8")
@@ -299,10 +306,7 @@ class RestApi:
 
     def post_agent(self, req, args):
         store = self._need_store()
-        try:
-            body = json.loads(req.body or b"null")
-        except ValueError:
-            raise ApiError(400, "body: not valid JSON", "body") from None
+        body = self._json_body(req)
         if not isinstance(body, dict) or set(body) - {"host", "samples"}:
             raise ApiError(400, "body: must be an object with keys 'host' and 'samples'", "body")
         host = body.get("host")
@@ -360,10 +364,7 @@ class RestApi:
             raise ApiError(400, f"watch_s: not a number: {req.GET['watch_s']!r}", "watch_s") from None
         if not 0 <= watch_s <= 3600:
             raise ApiError(400, f"watch_s: must be 0-3600 seconds (got {watch_s:g})", "watch_s")
-        try:
-            body = json.loads(req.body or b"null")
-        except ValueError:
-            raise ApiError(400, "body: not valid JSON", "body") from None
+        body = self._json_body(req)
         try:
             plan = parse_plan(body, self.core.spec)
         except PlanError as e:

@@ -153,12 +153,13 @@ def cmd_lab_up(a) -> int:
     return EXIT_OK
 
 
-def cmd_lab_down(a) -> int:
+def cmd_clean(a) -> int:
+    """`lab down` and `shadow clean`: remove what carries the prefix, and nothing else."""
     from emulation import cleanup
 
     found = cleanup.remove(a.prefix)
     print(f"removed {len(found.bridges)} bridges, {len(found.interfaces)} interfaces, "
-          f"{len(found.pids)} host processes with prefix {a.prefix!r}")
+          f"{len(found.pids)} processes with prefix {a.prefix!r}")
     return EXIT_OK
 
 
@@ -247,15 +248,6 @@ def cmd_shadow_run(a) -> int:
     return run_shadow(a)
 
 
-def cmd_shadow_clean(a) -> int:
-    from emulation import cleanup
-
-    found = cleanup.remove(a.prefix)
-    print(f"removed {len(found.bridges)} bridges, {len(found.interfaces)} interfaces, "
-          f"{len(found.pids)} processes of shadow {a.prefix!r}")
-    return EXIT_OK
-
-
 def cmd_plan_apply(a) -> int:
     import json as _json
 
@@ -336,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lab_up)
     p = lab.add_parser("down", help="remove every object carrying the prefix (after a crash)")
     p.add_argument("--prefix", default="nsl")
-    p.set_defaults(func=cmd_lab_down)
+    p.set_defaults(func=cmd_clean)
 
     p = sub.add_parser("agent", help="report a host's CPU, memory and network I/O to the controller")
     p.add_argument("--controller", required=True, help="controller REST base URL, e.g. http://10.0.0.254:8080")
@@ -425,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_shadow_run)
     p = sh.add_parser("clean", help="remove a shadow's leftovers by prefix (after a crash)")
     p.add_argument("--prefix", default="sh1")
-    p.set_defaults(func=cmd_shadow_clean)
+    p.set_defaults(func=cmd_clean)
 
     pl = sub.add_parser("plan", help="allocation plans").add_subparsers(dest="plan_cmd", required=True)
     p = pl.add_parser("apply", help="send a plan to the controller (prints the diff and outcome)")
