@@ -79,47 +79,61 @@ Message = (ClearFlows | ClearMeters | AddMeter | ModifyMeter | DeleteMeter | Add
            | DeleteFlow | Barrier)
 
 
-def diff_networks(old: CompiledNetwork, new: CompiledNetwork) -> tuple[dict[int, list[Message]], dict]:
-    """Only the changes from ``old`` to ``new``, per switch, in a safe order: meters are added or
-    modified before the flows that use them, new flows are in place before old ones go (make
-    before break), meters are deleted after the flows that used them; a barrier ends each
-    switch's list. Returns (messages per dpid, summary)."""
-    out: dict[int, list[Message]] = {}
+Phase = dict[int, list[Message]]
+
+
+def diff_networks(old: CompiledNetwork, new: CompiledNetwork) -> tuple[list[Phase], dict]:
+    """Only the changes from ``old`` to ``new``, in phases; each phase is a set of messages per
+    switch, each list ending with a barrier, and a phase is sent only once every barrier of the
+    previous one has been answered. The order makes changes safe:
+
+    * meters are added or modified (in place) before any flow uses them;
+    * new flows go in by ``stage``: the last hop of a new path first, its first hop last, so a
+      path is complete before traffic enters it (make before break); then flows are modified;
+    * old flows go by ``stage`` the other way round (the first hop stops sending before the rest
+      of the old path disappears); meters are deleted last, when nothing uses them.
+
+    Returns (phases, summary)."""
     summary = {"meters_added": [], "meters_modified": [], "meters_deleted": [], "flows_added": 0,
                "flows_modified": 0, "flows_deleted": 0}
+    meter_up: Phase = {}
+    adds: dict[int, Phase] = {}
+    mods: Phase = {}
+    dels: dict[int, Phase] = {}
+    meter_down: Phase = {}
     for dpid in sorted(set(old.rules) | set(new.rules) | set(old.meters) | set(new.meters)):
         om = {m.meter_id: m for m in old.meters.get(dpid, ())}
         nm = {m.meter_id: m for m in new.meters.get(dpid, ())}
         orl = {r.key: r for r in old.rules.get(dpid, ())}
         nrl = {r.key: r for r in new.rules.get(dpid, ())}
-        msgs: list[Message] = []
         for mid, m in sorted(nm.items()):
             if mid not in om:
-                msgs.append(AddMeter(m))
+                meter_up.setdefault(dpid, []).append(AddMeter(m))
                 summary["meters_added"].append(m.to_json())
             elif om[mid] != m:
-                msgs.append(ModifyMeter(m))
+                meter_up.setdefault(dpid, []).append(ModifyMeter(m))
                 summary["meters_modified"].append({**m.to_json(), "old_rate_kbps": om[mid].rate_kbps})
         for k, r in nrl.items():
             if k not in orl:
-                msgs.append(AddFlow(r))
+                adds.setdefault(r.stage, {}).setdefault(dpid, []).append(AddFlow(r))
                 summary["flows_added"] += 1
-        for k, r in nrl.items():
-            if k in orl and orl[k] != r:
-                msgs.append(ModifyFlow(r))
+            elif orl[k] != r:
+                mods.setdefault(dpid, []).append(ModifyFlow(r))
                 summary["flows_modified"] += 1
         for k, r in orl.items():
             if k not in nrl:
-                msgs.append(DeleteFlow(r))
+                dels.setdefault(r.stage, {}).setdefault(dpid, []).append(DeleteFlow(r))
                 summary["flows_deleted"] += 1
         for mid, m in sorted(om.items()):
             if mid not in nm:
-                msgs.append(DeleteMeter(dpid, mid))
+                meter_down.setdefault(dpid, []).append(DeleteMeter(dpid, mid))
                 summary["meters_deleted"].append(m.to_json())
-        if msgs:
-            out[dpid] = msgs + [Barrier(dpid)]
-    summary["switches"] = len(out)
-    return out, summary
+    ordered = [meter_up] + [adds[s] for s in sorted(adds)] + [mods] + \
+        [dels[s] for s in sorted(dels, reverse=True)] + [meter_down]
+    phases = [{d: msgs + [Barrier(d)] for d, msgs in ph.items()} for ph in ordered if ph]
+    summary["switches"] = len({d for ph in phases for d in ph})
+    summary["phases"] = len(phases)
+    return phases, summary
 
 
 @dataclass
@@ -187,7 +201,7 @@ class ControllerCore:
                 sw.errors.append(description)
 
     # ---------------------------------------------------------------- plans
-    def prepare_plan(self, plan) -> tuple[CompiledNetwork, dict[int, list[Message]], dict]:
+    def prepare_plan(self, plan) -> tuple[CompiledNetwork, list[Phase], dict]:
         """What installing ``plan`` would change (nothing is changed yet)."""
         new = compile_network(self.spec, plan)
         with self._lock:

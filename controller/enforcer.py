@@ -66,8 +66,15 @@ class PlanEnforcer:
             self._meter_event.set()
 
     # ------------------------------------------------------------------ apply
-    def _send_confirm(self, msgs: dict[int, list[Message]]) -> str | None:
-        """Send and wait for the barriers; returns why it failed, or None."""
+    def _send_confirm(self, phases: list[dict[int, list[Message]]]) -> str | None:
+        """Send phase after phase, each confirmed by its barriers; returns why it failed, or None."""
+        for phase in phases:
+            why = self._send_phase(phase)
+            if why is not None:
+                return why
+        return None
+
+    def _send_phase(self, msgs: dict[int, list[Message]]) -> str | None:
         events = []
         for dpid, lst in msgs.items():
             for m in lst:

@@ -33,6 +33,7 @@ class Allocation:
     rate_mbps: float
     burst_kbit: float = 0.0  # 0: one tenth of a second at the rate
     dscp: int | None = None
+    path: tuple[str, ...] | None = None  # switches from the clients' switch to the servers'
 
     @property
     def burst(self) -> float:
@@ -70,8 +71,8 @@ class Plan:
     def to_dict(self) -> dict:
         return {
             "name": self.name,
-            "allocations": [{k: v for k, v in a.__dict__.items() if v is not None}
-                            for a in self.allocations],
+            "allocations": [{k: (list(v) if k == "path" else v) for k, v in a.__dict__.items()
+                             if v is not None} for a in self.allocations],
             "extra_policies": [{"tenant": p.tenant, "from": list(p.sources), "to": list(p.destinations),
                                 "apps": list(p.apps)} for p in self.extra_policies],
             "cpu_quotas": {h: q for h, q in self.cpu_quotas},
@@ -90,6 +91,28 @@ class Plan:
             tenants.append(Tenant(t.id, t.hosts, t.applications, t.policies + extra, t.allow_icmp,
                                   t.priority))
         return NetworkSpec(spec.name, spec.switches, spec.links, spec.hosts, tuple(tenants), spec.source)
+
+
+def _path(fld: str, value: Any, spec: NetworkSpec, tenant: Tenant, app: str) -> tuple[str, ...]:
+    """A list of adjacent switches joining the switch of some client of ``app`` to a server's."""
+    names = {s.name for s in spec.switches}
+    if not isinstance(value, list) or not value or any(not isinstance(x, str) for x in value):
+        raise PlanError(fld, value, "must be a non-empty list of switch names")
+    for x in value:
+        if x not in names:
+            raise PlanError(fld, value, f"names {x!r}, which is not a switch of the spec")
+    if len(set(value)) != len(value):
+        raise PlanError(fld, value, "is not a path: it visits a switch twice")
+    links = {frozenset((lk.a, lk.b)) for lk in spec.links}
+    for u, v in zip(value, value[1:]):
+        if frozenset((u, v)) not in links:
+            raise PlanError(fld, value, f"is not a path: no link between {u} and {v}")
+    ends = {(spec.host(s).switch, spec.host(d).switch) for s, d, a in spec.allowed()
+            if a == app and s in tenant.hosts}
+    if (value[0], value[-1]) not in ends:
+        raise PlanError(fld, value, f"does not join a client's switch to a server's for {app} "
+                                    f"(possible ends: {sorted(ends)})")
+    return tuple(value)
 
 
 def _num(fld, v, lo, hi):
@@ -117,7 +140,7 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
         f = f"allocations[{i}]"
         if not isinstance(a, dict):
             raise PlanError(f, a, "must be an object")
-        bad = set(a) - {"tenant", "app", "rate_mbps", "burst_kbit", "dscp"}
+        bad = set(a) - {"tenant", "app", "rate_mbps", "burst_kbit", "dscp", "path"}
         if bad:
             raise PlanError(f"{f}.{sorted(bad)[0]}", a[sorted(bad)[0]], "unknown field")
         t = tenants.get(a.get("tenant"))
@@ -139,7 +162,8 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
             raise PlanError(f"{f}.dscp", dscp, "must be an integer 0-63")
         if any((x.tenant, x.app) == (t.id, a["app"]) for x in allocs):
             raise PlanError(f"{f}.app", a["app"], "is allocated twice")
-        allocs.append(Allocation(t.id, a["app"], rate, burst, dscp))
+        path = _path(f"{f}.path", a.get("path"), spec, t, a["app"]) if "path" in a else None
+        allocs.append(Allocation(t.id, a["app"], rate, burst, dscp, path))
     extras: list[ExtraPolicy] = []
     for i, p in enumerate(data.get("extra_policies", [])):
         f = f"extra_policies[{i}]"

@@ -14,7 +14,9 @@ Pipeline on every switch:
   packets through a meter (one per application and ingress switch, id ``tenant << 8 | app``),
   and may set a DSCP class.
 * table 1 (:data:`TABLE_FWD`): forwarding. One rule per (source IP, destination IP) pair and
-  switch on the pair's path, for IPv4 and for ARP; nothing else is forwarded.
+  switch on the pair's path, for IPv4 and for ARP; nothing else is forwarded. A plan may route
+  one application along a path of its own: rules at :data:`PRIO_APP_FWD` that also match
+  protocol and port.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ PRIO_ARP = 900
 PRIO_ICMP = 900
 PRIO_APP = 1000
 PRIO_FWD = 1000
+PRIO_APP_FWD = 1100  # a plan's per-application path, above the pair's default path
 
 ETH_IP = 0x0800
 ETH_ARP = 0x0806
@@ -49,12 +52,16 @@ class FlowRule:
     actions: tuple[tuple[str, int], ...]
     cookie: int
     meter: int | None = None  # packets pass this meter first (OFPIT_METER)
+    # install order for make-before-break: 0 for the last hop of a path, rising towards its
+    # first hop, so a new path is complete before its first switch sends traffic into it
+    stage: int = 0
 
     @staticmethod
     def make(dpid: int, table: int, priority: int, match: dict[str, Any],
-             actions: list[tuple[str, int]], cookie: int, meter: int | None = None) -> FlowRule:
+             actions: list[tuple[str, int]], cookie: int, meter: int | None = None,
+             stage: int = 0) -> FlowRule:
         return FlowRule(dpid, table, priority, tuple(sorted(match.items())), tuple(actions), cookie,
-                        meter)
+                        meter, stage)
 
     @property
     def key(self) -> tuple:

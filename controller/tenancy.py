@@ -22,6 +22,7 @@ from .rules import (
     ETH_IP,
     IPPROTO,
     PRIO_APP,
+    PRIO_APP_FWD,
     PRIO_ARP,
     PRIO_DENY,
     PRIO_FWD,
@@ -142,6 +143,34 @@ def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
                 {"in_port": port_d, "eth_src": hd.mac, "eth_type": ETH_IP, "ipv4_src": hd.ip,
                  "ipv4_dst": hs.ip, "ip_proto": proto, f"{a.protocol}_src": a.port},
                 [("goto", TABLE_FWD)], Cookie(tn, an, DIR_REVERSE).encode()))
+
+    # per-application paths from the plan, for the pairs whose switches the path joins
+    if plan is not None:
+        for alloc in plan.allocations:
+            if not alloc.path:
+                continue
+            t = spec.tenant(alloc.tenant)
+            a = t.app(alloc.app)
+            tn, an = tenant_number(spec, t.id), app_number(spec, t.id, a.name)
+            proto = IPPROTO[a.protocol]
+            for src, dst, app in sorted(spec.allowed()):
+                if app != a.name or src not in t.hosts:
+                    continue
+                hs, hd = spec.host(src), spec.host(dst)
+                if (hs.switch, hd.switch) != (alloc.path[0], alloc.path[-1]):
+                    continue
+                for path, s_host, d_host, port_field, direction in (
+                        (alloc.path, hs, hd, f"{a.protocol}_dst", DIR_FORWARD),
+                        (tuple(reversed(alloc.path)), hd, hs, f"{a.protocol}_src", DIR_REVERSE)):
+                    for i, hop in enumerate(path):
+                        out = (wiring.host_port[d_host.name][1] if i == len(path) - 1
+                               else wiring.neighbour_port(hop, path[i + 1]))
+                        rules[dpid[hop]].append(FlowRule.make(
+                            dpid[hop], TABLE_FWD, PRIO_APP_FWD,
+                            {"eth_type": ETH_IP, "ipv4_src": s_host.ip, "ipv4_dst": d_host.ip,
+                             "ip_proto": proto, port_field: a.port},
+                            [("output", out)], Cookie(tn, an, direction).encode(),
+                            stage=len(path) - 1 - i))
 
     # one entry per key: a later duplicate (same table, priority, match) would overwrite on the switch
     final: dict[int, tuple[FlowRule, ...]] = {}

@@ -150,3 +150,45 @@ def test_throughput_regression_after_an_apply_rolls_back_by_itself(lab):
     assert rollback["action"] == "rollback" and "regression: red/video" in rollback["outcome"], rollback
     assert requests.get(f"{lab.ctl.url}/plans/current", timeout=5).json()["plan"]["name"] == "video-40"
     assert any("rate=40000" in ln for lines in meters(lab).values() for ln in lines)
+
+
+def link_tx_bytes(lab, a: str, b: str) -> int:
+    from topologies import wire
+
+    port = wire(lab.spec).neighbour_port(a, b)
+    text = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports", lab.lab.prefix + a, str(port)],
+                          capture_output=True, text=True, check=True).stdout
+    return int(text.split("tx pkts")[1].split("bytes=")[1].split(",")[0])
+
+
+def test_path_change_loses_no_packet_of_a_steady_tcp_stream(lab):
+    from controller.routing import Router, shortest_paths
+    from controller.tenancy import compile_network
+
+    post(lab, video(20))
+    current = compile_network(lab.spec).paths[("h1", "h2")]
+    alt = next(p for p in shortest_paths(Router(lab.spec).adj, current[0], current[-1]) if p != current)
+    srv = lab.lab.host("h2").popen(["iperf3", "-s", "-1", "-p", "80"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    before_alt = link_tx_bytes(lab, alt[0], alt[1])
+    cl = lab.lab.host("h1").popen(["iperf3", "-c", lab.spec.host("h2").ip, "-p", "80", "-b", "20M",
+                                   "-t", "10", "--json"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        code, res = post(lab, {"name": "moved", "allocations": [
+            {"tenant": "red", "app": "video", "rate_mbps": 20},
+            {"tenant": "red", "app": "web", "rate_mbps": 60, "path": list(alt)}]})
+        assert code == 200 and res["outcome"] == "applied", res
+        assert res["diff"]["phases"] >= len(alt)  # the new path went in hop by hop
+        out = json.loads(cl.communicate(timeout=40)[0])
+    finally:
+        for p in (cl, srv):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    sent = out["end"]["sum_sent"]
+    assert sent["retransmits"] == 0, sent  # not one segment lost in the move
+    assert sent["bits_per_second"] == pytest.approx(20e6, rel=0.1)
+    moved = link_tx_bytes(lab, alt[0], alt[1]) - before_alt
+    assert moved > 10e6, moved  # about 7 s of 20 Mbit/s took the new path
