@@ -13,7 +13,12 @@ For every tenant application with a forecast:
    allocation: weights grow by a factor of 1000 per priority step, so a higher-priority tenant is
    served before a lower one. Lower bounds keep every application at its current use while that is
    feasible;
-4. **reasons** - each allocation says which forecast it came from and which link limited it.
+4. **alternative paths** - an application that did not get its requirement because a link of its
+   path is full, and whose clients and servers sit on one pair of switches, is moved to another
+   path (at most one hop longer than the shortest) if that path's spare capacity carries the whole
+   requirement; the programme is then solved again;
+5. **reasons** - each allocation says which forecast it came from, which link limited it, and
+   why it moved.
 
 The caller keeps :class:`AllocatorState` between calls (the hysteresis clock).
 """
@@ -99,20 +104,38 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
         target[k] = want
         reasons.append(why)
 
-    # 3: the linear programme over link capacities
-    granted = dict(target)
-    if keys:
-        edges = sorted(capacity, key=sorted)
+    # 3: the linear programme over link capacities; 4: move what a full link limits
+    edges = sorted(capacity, key=sorted)
+    w = np.array([1000.0 ** (priority[k[0]] - 1) for k in keys])
+    hi = np.array([target[k] for k in keys])
+    lo = np.array([min(usage_mbps.get(k, 0.0), target[k]) for k in keys])
+    moved: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def solve():
         a = np.array([[1.0 if e in links[k] else 0.0 for k in keys] for e in edges])
         b = np.array([capacity[e] for e in edges])
-        w = np.array([1000.0 ** (priority[k[0]] - 1) for k in keys])
-        hi = np.array([target[k] for k in keys])
-        lo = np.array([min(usage_mbps.get(k, 0.0), target[k]) for k in keys])
         res = linprog(-w, A_ub=a, b_ub=b, bounds=list(zip(lo, hi)), method="highs")
         if res.status != 0:  # current use alone does not fit: let the priorities decide everything
             res = linprog(-w, A_ub=a, b_ub=b, bounds=[(0, h) for h in hi], method="highs")
+        return res.x, a, b, res.status
+
+    granted = dict(target)
+    if keys:
+        x, a, b, _ = solve()
+        for i in sorted(range(len(keys)), key=lambda j: -w[j]):
+            k = keys[i]
+            if x[i] >= target[k] - 1e-6 or k in moved:
+                continue
+            alt = _alternative(spec, k, links, capacity, {kk: x[j] for j, kk in enumerate(keys)},
+                               target[k])
+            if alt is not None:
+                moved[k] = alt
+                links[k] = {frozenset(e) for e in zip(alt, alt[1:])}
+                reasons.append(f"{k[0]}/{k[1]}: moved to path {'-'.join(alt)} (its path was full)")
+                x, a, b, _ = solve()
+        x, a, b, status = solve()
+        if status != 0:
             reasons.append("current use exceeds capacity; allocating by priority from zero")
-        x = res.x
         for i, k in enumerate(keys):
             granted[k] = float(x[i])
             if x[i] < target[k] - 1e-6:
@@ -120,6 +143,51 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
                 reasons.append(f"{k[0]}/{k[1]}: {x[i]:.2f} of {target[k]:.2f} Mbit/s, limited by "
                                f"link{'s' if len(full) > 1 else ''} "
                                f"{', '.join('-'.join(sorted(e)) for e in full)}")
-    allocs = tuple(Allocation(t, a_, round(max(granted[(t, a_)], settings.min_rate_mbps), 3))
-                   for t, a_ in keys)
+    allocs = tuple(Allocation(t, a_, round(max(granted[(t, a_)], settings.min_rate_mbps), 3),
+                              path=moved.get((t, a_))) for t, a_ in keys)
     return Plan(name, allocs, reasons=tuple(reasons))
+
+
+def _simple_paths(adj: dict[str, set[str]], src: str, dst: str, max_hops: int) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+
+    def walk(node, path):
+        if node == dst:
+            out.append(tuple(path))
+            return
+        if len(path) > max_hops:
+            return
+        for nxt in sorted(adj[node]):
+            if nxt not in path:
+                walk(nxt, path + [nxt])
+
+    walk(src, [src])
+    return out
+
+
+def _alternative(spec: NetworkSpec, key, links, capacity, granted, need: float):
+    """Another path for ``key`` whose spare capacity carries ``need``, or None."""
+    tenant = spec.tenant(key[0])
+    ends = {(spec.host(s).switch, spec.host(d).switch) for s, d, app in spec.allowed()
+            if app == key[1] and s in tenant.hosts}
+    if len(ends) != 1:
+        return None
+    src, dst = next(iter(ends))
+    if src == dst:
+        return None
+    adj: dict[str, set[str]] = {s.name: set() for s in spec.switches}
+    for lk in spec.links:
+        adj[lk.a].add(lk.b)
+        adj[lk.b].add(lk.a)
+    from .routing import shortest_paths
+
+    shortest = len(shortest_paths(adj, src, dst)[0]) - 1
+    for path in sorted(_simple_paths(adj, src, dst, shortest + 1), key=lambda p: (len(p), p)):
+        edges = {frozenset(e) for e in zip(path, path[1:])}
+        if edges == links[key]:
+            continue
+        spare = min(capacity[e] - sum(g for k, g in granted.items() if k != key and e in links[k])
+                    for e in edges)
+        if spare >= need:
+            return path
+    return None

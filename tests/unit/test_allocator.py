@@ -46,18 +46,14 @@ def test_contention_respects_priorities(spec):
 
     links = app_links(spec, compile_network(spec).paths)
     shared = links[("blue", "dns")] & links[("green", "backup")]
-    assert shared, "the default spec must make blue/dns and green/backup share a link"
-    cap = min(lk.capacity_mbps for lk in spec.links if frozenset((lk.a, lk.b)) in shared)
-    # blue has priority 2, green 1; together they want 1.6x the shared link
-    fc = {("blue", "dns"): 0.8 * cap, ("green", "backup"): 0.8 * cap}
+    assert shared == {frozenset(("s1", "s3"))}  # 50 Mbit/s
+    # blue has priority 2, green 1; green wants more than any alternative path could carry
+    fc = {("blue", "dns"): 40.0, ("green", "backup"): 60.0}
     p = allocate(spec, fc, {}, None, 0.0, AllocatorState(), S)
-    assert rate(p, "blue", "dns") == pytest.approx(0.8 * cap)
-    assert rate(p, "green", "backup") == pytest.approx(0.95 * cap - 0.8 * cap, abs=0.01)
+    assert rate(p, "blue", "dns") == pytest.approx(40.0)
+    assert rate(p, "green", "backup") == pytest.approx(0.95 * 50 - 40.0, abs=0.01)
+    assert p.allocation("green", "backup").path is None
     assert any("green/backup" in r and "limited by link s1-s3" in r for r in p.reasons)
-    # reversed priorities: green would win (checked by swapping the forecasts' sizes instead)
-    p = allocate(spec, {("blue", "dns"): 0.2 * cap, ("green", "backup"): 0.8 * cap}, {}, None, 0.0,
-                 AllocatorState(), S)
-    assert rate(p, "green", "backup") == pytest.approx(0.75 * cap, abs=0.01)
 
 
 def test_drop_released_only_after_the_hysteresis_window(spec):
@@ -83,3 +79,18 @@ def test_headroom_applies_to_the_forecast(spec):
     p = allocate(spec, {("red", "video"): 10.0}, {}, None, 0.0, AllocatorState(),
                  AllocatorSettings(headroom=0.2))
     assert rate(p, "red", "video") == pytest.approx(12.0)
+
+
+def test_contention_moves_to_an_alternative_path_when_one_exists(spec):
+    from controller.plan import parse_plan
+
+    # blue (priority 2) fills s1-s3, the 50 Mbit/s link on green/backup's path s5-s1-s3; green
+    # (priority 1, from s5 to s3) fits on s5-s2-s4-s3
+    fc = {("blue", "dns"): 40.0, ("green", "backup"): 30.0}
+    p = allocate(spec, fc, {}, None, 0.0, AllocatorState(), S)
+    green = p.allocation("green", "backup")
+    assert green.rate_mbps == pytest.approx(30.0)
+    assert green.path == ("s5", "s2", "s4", "s3")
+    assert any("green/backup: moved to path s5-s2-s4-s3" in r for r in p.reasons)
+    assert p.allocation("blue", "dns").path is None
+    parse_plan(p.to_dict(), spec)  # the plan the allocator makes is a valid plan
