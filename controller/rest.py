@@ -69,7 +69,7 @@ class Endpoint:
     params: tuple[tuple[str, str], ...] = ()
 
 
-AGENT_METRICS = ("cpu", "memory_bytes", "rx_bps", "tx_bps")
+AGENT_METRICS = ("cpu", "memory_bytes", "rx_bps", "tx_bps", "cpu_quota")
 MAX_AGENT_BATCH = 10000
 MAX_POINTS = 200_000
 

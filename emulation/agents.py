@@ -23,6 +23,8 @@ def start_agent(lab, host: str, controller_url: str, spool_dir: Path, interval_s
            "--netns-pid", str(lab.host(host).pid)]
     if token_file:
         cmd += ["--token-file", token_file]
+    if lab.spec.host(host).cpu is not None:  # a CPULimitedHost: its cgroup carries the quota
+        cmd += ["--cgroup", lab.prefix + host]
     log = open(log_dir / f"agent-{host}.log", "ab") if log_dir else subprocess.DEVNULL
     try:
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 LOG = logging.getLogger("netshadow.cleanup")
 RUN_DIR = Path(os.environ.get("NETSHADOW_RUN_DIR", "/run/netshadow"))
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def _pid_file(prefix: str) -> Path:
@@ -52,9 +53,10 @@ class Leftovers:
     bridges: list[str] = field(default_factory=list)
     interfaces: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)  # paths under /sys/fs/cgroup
 
     def empty(self) -> bool:
-        return not (self.bridges or self.interfaces or self.pids)
+        return not (self.bridges or self.interfaces or self.pids or self.cgroups)
 
 
 def _run(args: list[str]) -> str:
@@ -85,6 +87,10 @@ def find(prefix: str, registered: bool = True) -> Leftovers:
             out.pids.append(int(d.name))
     if registered:
         out.pids += [p for p in _registered(prefix) if p not in out.pids]
+    for ctrl in ("cpu", "cpuacct", "cpuset", "memory"):  # CPULimitedHost's cgroups (v1)
+        base = CGROUP_ROOT / ctrl
+        if base.is_dir():
+            out.cgroups += [str(d) for d in base.iterdir() if d.is_dir() and d.name.startswith(prefix)]
     return out
 
 
@@ -107,6 +113,11 @@ def remove(prefix: str) -> Leftovers:
         subprocess.run(args, check=False, capture_output=True, timeout=60)
     for name in found.interfaces:
         subprocess.run(["ip", "link", "del", name], check=False, capture_output=True, timeout=10)
+    for path in found.cgroups:  # empty once the host shells are gone
+        try:
+            os.rmdir(path)
+        except OSError as e:
+            LOG.warning("cgroup %s not removed: %s", path, e)
     if not found.empty():
         LOG.info("removed %d bridges, %d interfaces, %d processes with prefix %s",
                  len(found.bridges), len(found.interfaces), len(found.pids), prefix)

@@ -141,9 +141,15 @@ class Lab:
         try:
             if self.net is not None:
                 self.net.stop()
-                # Mininet's RemoteController.stop() leaves the node's shell running
+                # Mininet's RemoteController.stop() leaves the node's shell running, and its
+                # cgdelete for a CPULimitedHost leaves the cpuacct and cpuset directories
                 for c in self.net.controllers:
                     c.terminate()
+                for path in cleanup.find(self.prefix, registered=False).cgroups:
+                    try:
+                        os.rmdir(path)
+                    except OSError:
+                        pass  # the final sweep reports it
         finally:
             self.net = None
             self.leftovers = cleanup.remove(self.prefix)

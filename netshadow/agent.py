@@ -10,6 +10,10 @@ What is measured (every ``interval`` seconds):
 * **memory** - bytes: the cgroup's ``memory.usage_in_bytes``, else the summed resident set of
   those processes.
 
+With ``--cgroup``, the agent also applies the CPU quota the plan in force gives its host
+(``cpu_quotas``, a share of one CPU) to the host's cgroup (``cpu.cfs_quota_us``), and reports it
+as ``cpu_quota``.
+
 The host is the network namespace of ``--netns-pid`` (default: the agent's own). On a real host
 the agent runs there and reaches the controller over the management network; Mininet hosts
 have no management network, so the lab runs each host's agent beside it, in the root namespace,
@@ -144,6 +148,8 @@ class Agent:
         self._prev: tuple[float, float, int, int] | None = None
         self._reachable = True
         self.stop_event = threading.Event()
+        self.plan_url = controller.rstrip("/") + "/api/v1/plans/current"
+        self.quota: float | None = None  # the CPU share last applied to the host's cgroup
 
     def read(self) -> dict | None:
         """One reading as rates since the previous call (None on the first call)."""
@@ -181,12 +187,37 @@ class Agent:
             self.spool.ack(r.json()["acked"])
             sent += len(items)
 
+    def apply_quota(self) -> float | None:
+        """Apply the plan's CPU quota for this host to its cgroup (cpu.cfs_quota_us); returns the
+        share in force. Without a cgroup or a quota for the host, nothing changes."""
+        if not self.reader.cgroup or not self._reachable:
+            return self.quota
+        try:
+            plan = self.session.get(self.plan_url, timeout=5).json().get("plan") or {}
+        except (requests.RequestException, ValueError):
+            return self.quota
+        share = (plan.get("cpu_quotas") or {}).get(self.host)
+        if share is None or share == self.quota:
+            return self.quota
+        base = Path("/sys/fs/cgroup/cpu") / self.reader.cgroup
+        period = int((base / "cpu.cfs_period_us").read_text())
+        (base / "cpu.cfs_quota_us").write_text(str(max(1000, int(share * period))))
+        LOG.info("host %s: CPU quota %.2f of one CPU", self.host, share)
+        self.quota = share
+        return share
+
     def run(self) -> None:
         while not self.stop_event.is_set():
             reading = self.read()
             if reading is not None:
+                if self.quota is not None:
+                    reading["cpu_quota"] = self.quota
                 self.spool.append(reading)
             self.send_pending()
+            try:
+                self.apply_quota()
+            except OSError as e:
+                LOG.error("host %s: cannot apply the CPU quota: %s", self.host, e)
             self.stop_event.wait(self.interval_s)
 
 

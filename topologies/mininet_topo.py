@@ -36,7 +36,10 @@ class SpecTopo(Topo):
             self.addSwitch(prefix + s.name, dpid=f"{s.dpid:016x}")
         for h in spec.hosts:
             opts = {"ip": f"{h.ip}/{h.prefixlen}", "mac": h.mac}
-            if h.cpu is not None:
+            if h.cpu is not None:  # a cgroup of its own: the allocator's CPU quota applies to it
+                from mininet.node import CPULimitedHost
+
+                opts["cls"] = CPULimitedHost
                 opts["cpu"] = h.cpu
             self.addHost(prefix + h.name, **opts)
             sw, port = wiring.host_port[h.name]
