@@ -96,7 +96,8 @@ class NetshadowApp(app_manager.OSKenApp):
         self._cycle_started = 0.0
         self._cycle_observed = True
         self._stop = threading.Event()
-        self.enforcer = PlanEnforcer(self.core, self._send_one, self.store)
+        self.enforcer = PlanEnforcer(self.core, self._send_one, self.store,
+                                     on_commit=self._rules_changed)
         self.api = RestApi(self.core, _settings.token, resync=self._resync, store=self.store,
                            metrics=self.metrics, enforcer=self.enforcer)
         self.server, _ = serve(self.api, _settings.rest_host, _settings.rest_port)
@@ -210,6 +211,10 @@ class NetshadowApp(app_manager.OSKenApp):
                  len(self.core.compiled.rules.get(datapath.id, ())),
                  len(self.core.compiled.meters.get(datapath.id, ())))
         self._send(datapath, msgs)
+
+    def _rules_changed(self, compiled) -> None:
+        with self._poll_lock:
+            self.poll.set_rules(compiled.rules)
 
     def _send_one(self, dpid: int, m) -> int | None:
         """Send one core message (or a meter config request) to a switch; its xid."""

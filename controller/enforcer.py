@@ -35,7 +35,8 @@ class ApplyError(RuntimeError):
 
 class PlanEnforcer:
     def __init__(self, core: ControllerCore, send: Callable[[int, Message], int | None],
-                 store=None, wall_clock=time.time, timeout_s: float = 5.0):
+                 store=None, wall_clock=time.time, timeout_s: float = 5.0,
+                 on_commit: Callable[[object], None] | None = None):
         """``send(dpid, message)`` sends one message and returns its xid (None if the switch is
         gone)."""
         self.core = core
@@ -43,6 +44,7 @@ class PlanEnforcer:
         self.store = store
         self.wall_clock = wall_clock
         self.timeout_s = timeout_s
+        self.on_commit = on_commit  # told the compiled network whenever the installed plan changes
         self.history: list[dict] = []  # used when there is no store
         self._lock = threading.Lock()
         self._waiting: dict[int, threading.Event] = {}
@@ -131,13 +133,13 @@ class PlanEnforcer:
             if dry_run:
                 result["outcome"] = "dry run"
             elif not msgs:
-                self.core.commit_plan(plan, new)
+                self._commit(plan, new)
                 result["outcome"] = "unchanged"
             else:
                 self._errors = []
                 why = self._send_confirm(msgs) or self._read_back(new)
                 if why is None:
-                    self.core.commit_plan(plan, new)
+                    self._commit(plan, new)
                     result["outcome"] = "applied"
                     if watch_s > 0 and self.store is not None:
                         self._watch(plan, previous, old_compiled, new, watch_s)
@@ -202,12 +204,17 @@ class PlanEnforcer:
             self._errors = []
             failed = self._send_confirm(back) or self._read_back(old_compiled)
             if failed is None:
-                self.core.commit_plan(previous, old_compiled)
+                self._commit(previous, old_compiled)
             outcome = f"rolled back: regression: {'; '.join(worse)}"
             if failed:
                 outcome += f"; rollback failed: {failed}"
             self._record(plan, "regression-watch",
                          {"dry_run": False, "diff": summary, "outcome": outcome}, action="rollback")
+
+    def _commit(self, plan, compiled) -> None:
+        self.core.commit_plan(plan, compiled)
+        if self.on_commit is not None:
+            self.on_commit(compiled)
 
     def _record(self, plan, actor: str, result: dict, action: str | None = None) -> None:
         entry = {"t": self.wall_clock(), "actor": actor,

@@ -100,15 +100,8 @@ class PollCore:
             cap = lk.capacity_mbps * 1e6
             self.link_of_port[(dp[sa], pa)] = (lk.a, lk.b, sa, sb, cap)
             self.link_of_port[(dp[sb], pb)] = (lk.a, lk.b, sb, sa, cap)
-        # which switches hold admission rules for each (tenant, app, direction) series
         self.contributors: dict[str, set[int]] = defaultdict(set)
-        for dpid, rs in rules.items():
-            for r in rs:
-                if r.table != TABLE_ACL:
-                    continue
-                name = self._cookie_series(r.cookie)
-                if name:
-                    self.contributors[name].add(dpid)
+        self.set_rules(rules)
         self.last_reply: dict[tuple[int, str], float] = {}
         self.asked: set[tuple[int, str]] = set()
         self.answered: set[tuple[int, str]] = set()
@@ -116,6 +109,19 @@ class PollCore:
         self.pending_pps: dict[str, dict[int, object]] = defaultdict(dict)
         self.samples: list[Sample] = []
         self.stats = PollStats()
+
+    def set_rules(self, rules: dict[int, tuple[FlowRule, ...]]) -> None:
+        """Which switches hold admission rules for each (tenant, app, direction) series; called
+        again when a plan changes the rules."""
+        contributors: dict[str, set[int]] = defaultdict(set)
+        for dpid, rs in rules.items():
+            for r in rs:
+                if r.table != TABLE_ACL:
+                    continue
+                name = self._cookie_series(r.cookie)
+                if name:
+                    contributors[name].add(dpid)
+        self.contributors = contributors
 
     @staticmethod
     def _max_bps(spec: NetworkSpec) -> float:

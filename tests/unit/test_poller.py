@@ -128,3 +128,16 @@ def test_foreign_switch_is_ignored(setup):
     _, _, poll = setup
     poll.on_flow_stats(0xDEAD, [], 1.0)
     assert poll.samples == []
+
+
+def test_new_rules_from_a_plan_join_the_aggregation(setup):
+    from controller.plan import parse_plan
+
+    spec, compiled, poll = setup
+    assert poll.contributors["app/red/web/rev"] == {spec.switch("s4").dpid, spec.switch("s2").dpid}
+    plan = parse_plan({"extra_policies": [{"tenant": "red", "from": ["h3"], "to": ["h1"],
+                                           "apps": ["web"]}]}, spec)
+    poll.set_rules(compile_network(spec, plan).rules)
+    # h3 (on s2) now also opens web connections to h1 (on s1): s1 answers, s2 asks
+    assert spec.switch("s1").dpid in poll.contributors["app/red/web/rev"]
+    assert spec.switch("s2").dpid in poll.contributors["app/red/web/fwd"]
