@@ -102,10 +102,11 @@ def remove(prefix: str) -> Leftovers:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    try:
-        _pid_file(prefix).unlink()
-    except FileNotFoundError:
-        pass
+    for path in (_pid_file(prefix), RUN_DIR / f"{prefix}.token"):  # what `lab up` wrote
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
     if found.bridges:
         args = ["ovs-vsctl", "--timeout=20"]
         for b in found.bridges:

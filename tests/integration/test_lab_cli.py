@@ -49,6 +49,7 @@ def test_lab_down_after_kill_9(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert cleanup.find("ntk").empty()
+        assert not (cleanup.RUN_DIR / "ntk.token").exists()  # the token `lab up` generated
         # the other lab is untouched and still forwards
         assert len(cleanup.find("ntl").bridges) == len(other.spec.switches)
         h1 = other.lab.host("h1")
