@@ -42,24 +42,15 @@ def _quiet_htb_quantum() -> None:
 
 
 def _starting_controller_class():
+    """A RemoteController for a controller that is still starting: Mininet's "unable to
+    contact" check would only warn about a race the switches resolve by retrying."""
     from mininet.node import RemoteController
 
     class StartingController(RemoteController):
-        """A controller that is still starting: Mininet's "unable to contact" check would only
-        warn about a race the switches resolve by retrying."""
-
         def checkListening(self):
             return None
 
     return StartingController
-
-
-class _LazyController:
-    def __new__(cls, *args, **kw):
-        return _starting_controller_class()(*args, **kw)
-
-
-_StartingController = _LazyController
 
 
 class LabError(RuntimeError):
@@ -117,7 +108,7 @@ class Lab:
             self.net = Mininet(topo=SpecTopo(spec=self.spec, prefix=self.prefix, shape=self.shape),
                                switch=switch, link=TCLink, controller=None, autoSetMacs=False,
                                build=False, waitConnected=False)
-            ctl_cls = _StartingController if self.controller_starting else RemoteController
+            ctl_cls = _starting_controller_class() if self.controller_starting else RemoteController
             self.net.addController(self.prefix + "c0", controller=ctl_cls,
                                    ip=self.controller_ip, port=self.controller_port)
             self.net.build()

@@ -32,16 +32,18 @@ class Score:
 
 
 def evaluate(models: list[Forecaster], series: SeriesSet, test_start: int,
-             horizons: list[int]) -> tuple[list[Score], dict]:
+             horizons: list[int], trained: tuple[Forecaster, ...] = ()) -> tuple[list[Score], dict]:
     """Scores per (model, horizon), and the aligned test forecasts for plotting:
-    ``{(model, h): (median (T_test, N), lo, hi)}``."""
+    ``{(model, h): (median (T_test, N), lo, hi)}``. Models in ``trained`` were already fitted on
+    the training part (or loaded) and are evaluated as they are; the others are fitted here."""
     if not 0 < test_start < series.rows:
         raise ValueError(f"test_start: row {test_start} is outside 1..{series.rows - 1}")
     train = series.slice(0, test_start)
     y = series.values[test_start:]
     scores, preds = [], {}
     for m in models:
-        m.fit(train)
+        if not any(m is t for t in trained):
+            m.fit(train)
         for h in horizons:
             med, qs = m.forecast(series.values, h, series.start)
             med, qs = med[test_start:], qs[:, test_start:]

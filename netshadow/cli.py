@@ -37,9 +37,9 @@ def _port(text: str) -> int:
 
 
 def cmd_check_config(a) -> int:
-    spec = load_spec(a.spec)
-    rules = None
     from controller.tenancy import compile_network
+
+    spec = load_spec(a.spec)
 
     rules = compile_network(spec).rule_count()
     print(f"{a.spec}: ok - {len(spec.switches)} switches, {len(spec.links)} links, "

@@ -111,3 +111,12 @@ def test_evaluate_reports_every_model_and_horizon():
     assert preds[("persistence", 1)][0].shape == (60, 3)
     with pytest.raises(ValueError, match="test_fraction"):
         split_row(s, 1.5, None)
+
+
+def test_trained_models_are_not_fitted_again():
+    rng = np.random.default_rng(4)
+    s = series(np.abs(rng.normal(10, 2, (300, 2))))
+    pre = HoltWinters(season=24).fit(s.slice(0, 100))
+    params = pre.params.copy()
+    evaluate([pre, Persistence()], s, 240, [1], trained=(pre,))
+    assert pre.series.rows == 100 and np.array_equal(pre.params, params)
