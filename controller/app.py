@@ -26,7 +26,9 @@ from .enforcer import PlanEnforcer
 from .metrics import Metrics
 from .ofmsg import to_openflow
 from .rest import RestApi, serve
+from .shaping import meter_support
 from .store import BatchWriter, Store
+from .tc import TcError, TcShaper
 from .telemetry.poller import PollCore
 
 LOG = logging.getLogger("netshadow.controller")
@@ -43,6 +45,7 @@ class Settings:
     retention_s: float = 7 * 86400
     flush_interval_s: float = 1.0
     plan: object | None = None  # controller.plan.Plan installed at start (shadow mode, tests)
+    no_meters: frozenset[str] = frozenset()  # switches that use the tc HTB fallback regardless
 
 
 _settings: Settings | None = None
@@ -81,7 +84,8 @@ class NetshadowApp(app_manager.OSKenApp):
         if _settings is None:
             raise RuntimeError("settings: controller.app.configure() was not called")
         self.settings = _settings
-        self.core = ControllerCore(_settings.spec, time.monotonic(), _settings.plan)
+        self.core = ControllerCore(_settings.spec, time.monotonic(), _settings.plan,
+                                   _settings.no_meters)
         self.datapaths: dict[int, object] = {}
         self.metrics = Metrics()
         self.store = Store(_settings.db_path, _settings.retention_s) if _settings.db_path else None
@@ -96,8 +100,9 @@ class NetshadowApp(app_manager.OSKenApp):
         self._cycle_started = 0.0
         self._cycle_observed = True
         self._stop = threading.Event()
+        self.shaper = TcShaper(self._port_name)
         self.enforcer = PlanEnforcer(self.core, self._send_one, self.store,
-                                     on_commit=self._rules_changed)
+                                     on_commit=self._rules_changed, shape=self._shape)
         self.api = RestApi(self.core, _settings.token, resync=self._resync, store=self.store,
                            metrics=self.metrics, enforcer=self.enforcer)
         self.server, _ = serve(self.api, _settings.rest_host, _settings.rest_port)
@@ -199,6 +204,8 @@ class NetshadowApp(app_manager.OSKenApp):
             datapath.send_msg(to_openflow(datapath, m))
 
     def _program(self, datapath) -> None:
+        """(Re)program a switch: ask for its meter features first; the reply handler sends the
+        flows and meters (:meth:`meter_features_reply`)."""
         self.datapaths[datapath.id] = datapath
         msgs = self.core.switch_connected(datapath.id, time.monotonic())
         self.metrics.switch_ready.labels(self.core.switches[datapath.id].name
@@ -207,10 +214,67 @@ class NetshadowApp(app_manager.OSKenApp):
             LOG.warning("switch %#x is not in spec %s; leaving it empty", datapath.id,
                         self.core.spec.name)
             return
-        LOG.info("programming switch %#x with %d flows and %d meters", datapath.id,
-                 len(self.core.compiled.rules.get(datapath.id, ())),
-                 len(self.core.compiled.meters.get(datapath.id, ())))
         self._send(datapath, msgs)
+
+    @set_ev_cls(ofp_event.EventOFPMeterFeaturesStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @_guarded
+    def meter_features_reply(self, ev):
+        dp = ev.msg.datapath
+        f = ev.msg.body[0] if ev.msg.body else None
+        supported = f is not None and meter_support(f.max_meter, f.band_types)
+        LOG.info("switch %#x meter features: max_meter=%s band_types=%s -> %s", dp.id,
+                 getattr(f, "max_meter", None), getattr(f, "band_types", None),
+                 "meters" if supported else "no meters")
+        msgs = self.core.meter_features(dp.id, supported, time.monotonic())
+        with self._poll_lock:
+            self.poll.no_meter_stats = set(self.core.meterless)
+        sw = self.core.switches.get(dp.id)
+        if msgs:
+            LOG.info("programming switch %#x with %d flows and %d meters (rates by %s)", dp.id,
+                     len(self.core.compiled.rules.get(dp.id, ())),
+                     len(self.core.compiled.meters.get(dp.id, ())), sw.enforcement)
+            self._send(dp, msgs)
+        if dp.id in self.core.meterless:
+            threading.Thread(target=self._shape_switch, args=(dp.id,), daemon=True,
+                             name=f"netshadow-tc-{dp.id:x}").start()
+
+    def _port_name(self, dpid: int, port: int) -> str | None:
+        dp = self.datapaths.get(dpid)
+        p = dp.ports.get(port) if dp is not None and dp.ports else None
+        if p is None:
+            return None
+        return p.name.decode() if isinstance(p.name, bytes) else p.name
+
+    def _ports(self, dpid: int) -> list[int]:
+        dp = self.datapaths.get(dpid)
+        return sorted(p for p in (dp.ports or {}) if p < 0xFFFFFF00) if dp is not None else []
+
+    def _shape_switch(self, dpid: int) -> None:
+        """Bring a newly connected meterless switch's ports to the installed plan's classes (the
+        port list arrives with the handshake, shortly after the features)."""
+        deadline = time.monotonic() + 10.0
+        while not self._ports(dpid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            self.shaper.sync(dpid, self._ports(dpid), self.core.compiled.shapes)
+        except TcError as e:
+            LOG.error("switch %#x: %s", dpid, e)
+            self.core.switch_error(dpid, str(e), time.monotonic())
+
+    def _shape(self, compiled) -> str | None:
+        """Apply ``compiled``'s tc classes to every meterless switch and read them back; why it
+        failed, or None."""
+        try:
+            for dpid in sorted(self.core.meterless):
+                ports = self._ports(dpid)
+                self.shaper.sync(dpid, ports, compiled.shapes)
+                want = {s.key: s.rate_kbps for s in compiled.shapes if s.dpid == dpid}
+                got = self.shaper.read_back(dpid, ports)
+                if set(got) != set(want) or any(abs(got[k] - v) > max(1, 0.01 * v) for k, v in want.items()):
+                    return f"switch {dpid:#x}: tc classes read back {got}, expected {want}"
+        except TcError as e:
+            return str(e)
+        return None
 
     def _rules_changed(self, compiled) -> None:
         with self._poll_lock:

@@ -4,7 +4,8 @@ The os-ken app calls these methods from its event handlers and sends what they r
 here touches a socket, so the whole lifecycle is unit-tested without a switch. Times are seconds
 on any monotonic clock, passed in by the caller.
 
-Lifecycle of a switch: ``connected`` (we clear its tables and send every rule, then a barrier)
+Lifecycle of a switch: ``probing`` (connected; we asked for its meter features) -> ``installing``
+(the reply said whether it has meters; we clear its tables and send every rule, then a barrier)
 -> ``ready`` (the barrier reply arrived: every rule before it was processed) -> ``disconnected``.
 A reconnecting switch is fully re-programmed: the tables are cleared first, so state from an
 earlier controller run never lingers.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from topologies import NetworkSpec
 
 from .rules import FlowRule, MeterRule
+from .shaping import realize
 from .tenancy import CompiledNetwork, compile_network
 
 
@@ -51,6 +53,13 @@ class Barrier:
 
 
 @dataclass(frozen=True)
+class ProbeMeters:
+    """Ask the switch for its meter features (the reply says whether it has meters)."""
+
+    dpid: int
+
+
+@dataclass(frozen=True)
 class ModifyMeter:
     """Change a meter's band in place (OFPMC_MODIFY): traffic through it is not interrupted."""
 
@@ -76,7 +85,7 @@ class DeleteFlow:
 
 
 Message = (ClearFlows | ClearMeters | AddMeter | ModifyMeter | DeleteMeter | AddFlow | ModifyFlow
-           | DeleteFlow | Barrier)
+           | DeleteFlow | Barrier | ProbeMeters)
 
 
 Phase = dict[int, list[Message]]
@@ -140,7 +149,9 @@ def diff_networks(old: CompiledNetwork, new: CompiledNetwork) -> tuple[list[Phas
 class SwitchState:
     name: str
     dpid: int
-    state: str = "disconnected"  # disconnected | installing | ready
+    state: str = "disconnected"  # disconnected | probing | installing | ready
+    # how per-application rates are enforced: "meters", "tc-htb: <why>", or None before the probe
+    enforcement: str | None = None
     connected_at: float | None = None
     ready_at: float | None = None
     programmed: int = 0  # how often the switch was (re)programmed: connects and resyncs
@@ -151,32 +162,74 @@ class ControllerCore:
     """Holds the compiled network and each switch's state. Thread-safe: REST reads snapshots
     while OpenFlow handlers update it."""
 
-    def __init__(self, spec: NetworkSpec, now: float, plan=None):
+    def __init__(self, spec: NetworkSpec, now: float, plan=None, no_meters: frozenset[str] = frozenset()):
+        """``no_meters``: switch names that must use the tc HTB fallback whatever they report."""
+        unknown = sorted(set(no_meters) - {s.name for s in spec.switches})
+        if unknown:
+            raise ValueError(f"no_meters: {unknown[0]!r} is not a switch of spec {spec.name}")
         self.spec = spec
         self.plan = plan
         self.started_at = now
-        self.compiled: CompiledNetwork = compile_network(spec, plan)
+        self.forced_meterless = {s.dpid for s in spec.switches if s.name in no_meters}
+        self.meterless: set[int] = set(self.forced_meterless)
+        self.compiled: CompiledNetwork = self.compile(plan)
         self.switches = {s.dpid: SwitchState(s.name, s.dpid) for s in spec.switches}
         self.unknown_dpids: set[int] = set()
         self.all_ready_at: float | None = None
         self._lock = threading.Lock()
 
+    def compile(self, plan) -> CompiledNetwork:
+        """``plan`` compiled for the switches as they are: meters become tc HTB classes on the
+        switches without meter support."""
+        c = compile_network(self.spec, plan)
+        rules, meters, shapes = realize(c.rules, c.meters, frozenset(self.meterless))
+        return CompiledNetwork(rules, c.paths, meters, shapes)
+
     # ---------------------------------------------------------------- OpenFlow events
     def switch_connected(self, dpid: int, now: float) -> list[Message]:
+        """A switch connected: ask for its meter features; it is programmed when they arrive
+        (:meth:`meter_features`)."""
         with self._lock:
             sw = self.switches.get(dpid)
             if sw is None:
                 self.unknown_dpids.add(dpid)
                 return []
-            sw.state, sw.connected_at, sw.ready_at = "installing", now, None
+            sw.state, sw.connected_at, sw.ready_at = "probing", now, None
             sw.programmed += 1
             sw.errors.clear()
             self.all_ready_at = None
-            msgs: list[Message] = [ClearFlows(dpid), ClearMeters(dpid)]
-            msgs += [AddMeter(m) for m in self.compiled.meters.get(dpid, ())]
-            msgs += [AddFlow(r) for r in self.compiled.rules.get(dpid, ())]
-            msgs.append(Barrier(dpid))
-            return msgs
+            return [ProbeMeters(dpid)]
+
+    def meter_features(self, dpid: int, supported: bool, now: float) -> list[Message]:
+        """The switch's meter features arrived: record how it enforces rates and program it."""
+        with self._lock:
+            sw = self.switches.get(dpid)
+            if sw is None or sw.state != "probing":
+                return []
+            if dpid in self.forced_meterless:
+                sw.enforcement = "tc-htb: named in no_meters"
+            elif supported:
+                sw.enforcement = "meters"
+            else:
+                sw.enforcement = "tc-htb: the switch reports no meter support"
+            changed = (dpid in self.meterless) != sw.enforcement.startswith("tc-htb")
+            if changed:
+                if sw.enforcement.startswith("tc-htb"):
+                    self.meterless.add(dpid)
+                else:
+                    self.meterless.discard(dpid)
+                self.compiled = self.compile(self.plan)
+            return self._program(sw, dpid)
+
+    def _program(self, sw: SwitchState, dpid: int) -> list[Message]:
+        sw.state = "installing"
+        msgs: list[Message] = [ClearFlows(dpid)]
+        if dpid not in self.meterless:
+            msgs.append(ClearMeters(dpid))
+        msgs += [AddMeter(m) for m in self.compiled.meters.get(dpid, ())]
+        msgs += [AddFlow(r) for r in self.compiled.rules.get(dpid, ())]
+        msgs.append(Barrier(dpid))
+        return msgs
 
     def barrier_replied(self, dpid: int, now: float) -> None:
         with self._lock:
@@ -203,9 +256,17 @@ class ControllerCore:
     # ---------------------------------------------------------------- plans
     def prepare_plan(self, plan) -> tuple[CompiledNetwork, list[Phase], dict]:
         """What installing ``plan`` would change (nothing is changed yet)."""
-        new = compile_network(self.spec, plan)
+        new = self.compile(plan)
         with self._lock:
             msgs, summary = diff_networks(self.compiled, new)
+            old_shapes = {r.key: r for r in self.compiled.shapes}
+        new_shapes = {r.key: r for r in new.shapes}
+        if old_shapes or new_shapes:
+            summary["tc_classes_added"] = [r.to_json() for k, r in new_shapes.items() if k not in old_shapes]
+            summary["tc_classes_modified"] = [r.to_json() for k, r in new_shapes.items()
+                                              if k in old_shapes and old_shapes[k] != r]
+            summary["tc_classes_deleted"] = [r.to_json() for k, r in old_shapes.items()
+                                             if k not in new_shapes]
         return new, msgs, summary
 
     def commit_plan(self, plan, compiled: CompiledNetwork) -> None:
@@ -226,6 +287,7 @@ class ControllerCore:
                     "dpid": s.dpid,
                     "state": s.state,
                     "flows": len(self.compiled.rules.get(s.dpid, ())),
+                    "enforcement": s.enforcement,
                     "programmed": s.programmed,
                     "errors": list(s.errors),
                     "install_s": (round(s.ready_at - s.connected_at, 4)

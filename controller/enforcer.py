@@ -36,7 +36,8 @@ class ApplyError(RuntimeError):
 class PlanEnforcer:
     def __init__(self, core: ControllerCore, send: Callable[[int, Message], int | None],
                  store=None, wall_clock=time.time, timeout_s: float = 5.0,
-                 on_commit: Callable[[object], None] | None = None):
+                 on_commit: Callable[[object], None] | None = None,
+                 shape: Callable[[object], str | None] | None = None):
         """``send(dpid, message)`` sends one message and returns its xid (None if the switch is
         gone)."""
         self.core = core
@@ -45,6 +46,8 @@ class PlanEnforcer:
         self.wall_clock = wall_clock
         self.timeout_s = timeout_s
         self.on_commit = on_commit  # told the compiled network whenever the installed plan changes
+        # applies a compiled network's tc classes (switches without meters); why it failed, or None
+        self.shape = shape or (lambda compiled: None)
         self.history: list[dict] = []  # used when there is no store
         self._lock = threading.Lock()
         self._waiting: dict[int, threading.Event] = {}
@@ -100,7 +103,7 @@ class PlanEnforcer:
 
     def _read_back(self, compiled) -> str | None:
         want = {d: {m.meter_id: m.rate_kbps for m in ms} for d, ms in compiled.meters.items() if ms}
-        dpids = {s.dpid for s in self.core.spec.switches}
+        dpids = {s.dpid for s in self.core.spec.switches} - self.core.meterless
         self._meter_replies = {}
         self._meter_expected = dpids
         self._meter_event.clear()
@@ -132,12 +135,12 @@ class PlanEnforcer:
             result = {"plan": plan.name, "dry_run": dry_run, "diff": summary}
             if dry_run:
                 result["outcome"] = "dry run"
-            elif not msgs:
+            elif not msgs and new.shapes == old_compiled.shapes:
                 self._commit(plan, new)
                 result["outcome"] = "unchanged"
             else:
                 self._errors = []
-                why = self._send_confirm(msgs) or self._read_back(new)
+                why = self._send_confirm(msgs) or self.shape(new) or self._read_back(new)
                 if why is None:
                     self._commit(plan, new)
                     result["outcome"] = "applied"
@@ -147,7 +150,8 @@ class PlanEnforcer:
                 else:
                     back, _ = diff_networks(new, old_compiled)
                     self._errors = []
-                    again = self._send_confirm(back) or self._read_back(old_compiled)
+                    again = (self._send_confirm(back) or self.shape(old_compiled)
+                             or self._read_back(old_compiled))
                     result["outcome"] = f"rolled back: {why}"
                     if again:
                         result["outcome"] += f"; rollback also failed: {again}"
@@ -202,7 +206,7 @@ class PlanEnforcer:
                 return
             back, summary = diff_networks(new, old_compiled)
             self._errors = []
-            failed = self._send_confirm(back) or self._read_back(old_compiled)
+            failed = self._send_confirm(back) or self.shape(old_compiled) or self._read_back(old_compiled)
             if failed is None:
                 self._commit(previous, old_compiled)
             outcome = f"rolled back: regression: {'; '.join(worse)}"

@@ -21,7 +21,7 @@ def run_controller(spec: NetworkSpec, of_host: str = "127.0.0.1", of_port: int =
                    rest_host: str = "127.0.0.1", rest_port: int = 8080,
                    token: str | None = None, poll_interval_s: float = 1.0,
                    db_path: str | None = None, retention_s: float = 7 * 86400,
-                   plan=None) -> None:
+                   plan=None, no_meters: frozenset[str] = frozenset()) -> None:
     """Run until SIGTERM/SIGINT. Blocks."""
     os.environ.setdefault("OSKEN_HUB_TYPE", "native")
     from os_ken import cfg
@@ -35,7 +35,7 @@ def run_controller(spec: NetworkSpec, of_host: str = "127.0.0.1", of_port: int =
 
     app.configure(app.Settings(spec=spec, rest_host=rest_host, rest_port=rest_port, token=token,
                                poll_interval_s=poll_interval_s, db_path=db_path,
-                               retention_s=retention_s, plan=plan))
+                               retention_s=retention_s, plan=plan, no_meters=no_meters))
 
     def stop(signum, frame):
         LOG.info("signal %d: stopping", signum)

@@ -13,6 +13,7 @@ from .core import (
     Message,
     ModifyFlow,
     ModifyMeter,
+    ProbeMeters,
 )
 
 
@@ -26,6 +27,8 @@ def to_openflow(datapath, msg: Message):
                                  match=parser.OFPMatch())
     if isinstance(msg, Barrier):
         return parser.OFPBarrierRequest(datapath)
+    if isinstance(msg, ProbeMeters):
+        return parser.OFPMeterFeaturesStatsRequest(datapath, 0)
     if isinstance(msg, ClearMeters):
         return parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0, meter_id=ofp.OFPM_ALL)
     if isinstance(msg, DeleteMeter):

@@ -380,7 +380,9 @@ class RestApi:
 
     def get_plan_current(self, req, args):
         plan = self.core.plan
-        return {"plan": plan.to_dict() if plan is not None else None}
+        enforcement = {s.name: s.enforcement for s in self.core.switches.values()}
+        return {"plan": plan.to_dict() if plan is not None else None, "enforcement": enforcement,
+                "tc_classes": [r.to_json() for r in self.core.compiled.shapes]}
 
     def get_plan_history(self, req, args):
         try:

@@ -43,6 +43,9 @@ class CompiledNetwork:
     rules: dict[int, tuple[FlowRule, ...]]
     paths: dict[tuple[str, str], tuple[str, ...]]
     meters: dict[int, tuple[MeterRule, ...]] = field(default_factory=dict)
+    # tc HTB classes standing in for meters on switches without meter support
+    # (controller.shaping.ShapeRule; empty while every switch has meters)
+    shapes: tuple = ()
 
     def rule_count(self) -> int:
         return sum(len(r) for r in self.rules.values())

@@ -85,9 +85,15 @@ def cmd_controller(a) -> int:
         except PlanError as e:
             print(f"netshadow controller: --plan: {e}", file=sys.stderr)
             return EXIT_INVALID
+    no_meters = frozenset(n for n in (a.no_meters or "").split(",") if n)
+    unknown = sorted(no_meters - {s.name for s in spec.switches})
+    if unknown:
+        print(f"netshadow controller: --no-meters: {unknown[0]!r} is not a switch of spec {spec.name}",
+              file=sys.stderr)
+        return EXIT_INVALID
     run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token,
                    poll_interval_s=a.poll_interval, db_path=db, retention_s=a.retention_days * 86400,
-                   plan=plan)
+                   plan=plan, no_meters=no_meters)
     return EXIT_OK
 
 
@@ -305,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SQLite telemetry store (default ./netshadow.db; 'none' disables it)")
     p.add_argument("--retention-days", type=float, default=7.0, help="keep samples this long")
     p.add_argument("--plan", help="install this allocation plan (JSON) from the start")
+    p.add_argument("--no-meters", metavar="SW1,SW2",
+                   help="enforce rates on these switches with tc HTB on their ports instead of "
+                        "OpenFlow meters (switches reporting no meter support do so anyway)")
     p.set_defaults(func=cmd_controller)
 
     lab = sub.add_parser("lab", help="the Mininet emulation lab").add_subparsers(dest="lab_cmd",

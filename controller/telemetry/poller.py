@@ -92,6 +92,7 @@ class PollCore:
         self.tracker = CounterTracker(min_dt_s=0.2 * interval_s, max_dt_s=max(5.0, 5 * interval_s),
                                       max_bps=self._max_bps(spec))
         self.names = {s.dpid: s.name for s in spec.switches}
+        self.no_meter_stats: set[int] = set()  # switches without meters (tc HTB fallback)
         w = wire(spec)
         # (dpid, port) -> (link series prefix parts, capacity in bit/s)
         self.link_of_port: dict[tuple[int, int], tuple[str, str, str, str, float]] = {}
@@ -145,7 +146,8 @@ class PollCore:
         samples = self._close_cycle(now)
         for dpid in sorted(set(self.names) - set(connected)):
             samples += self._switch_gaps(dpid, now, "switch not connected")
-        self.asked = {(d, k) for d in connected for k in self.KINDS}
+        self.asked = {(d, k) for d in connected for k in self.KINDS
+                      if not (k == "meter" and d in self.no_meter_stats)}
         self.stats.cycles += 1
         return samples, sorted(self.asked)
 

@@ -80,7 +80,8 @@ SPECS = Path(__file__).parent / "specs"
 
 
 @contextmanager
-def running_lab(spec_name: str, prefix: str, workdir: Path, db: bool = False):
+def running_lab(spec_name: str, prefix: str, workdir: Path, db: bool = False,
+                controller_args: tuple[str, ...] = ()):
     """A controller process and a lab for a bundled spec name or a path; with ``db`` the
     controller keeps telemetry in ``workdir/netshadow.db``."""
     from emulation.lab import Lab
@@ -92,7 +93,7 @@ def running_lab(spec_name: str, prefix: str, workdir: Path, db: bool = False):
     (workdir / "token").write_text(token)
     of_port, rest_port = free_port(), free_port()
     ctl = ControllerProcess(spec_path, of_port, rest_port, log_path=workdir / "controller.log",
-                            extra_args=["--token-file", str(workdir / "token")],
+                            extra_args=["--token-file", str(workdir / "token"), *controller_args],
                             db_path=workdir / "netshadow.db" if db else None)
     lab = None
     running = None

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from controller.core import AddFlow, AddMeter, Barrier, ClearFlows, ClearMeters, ControllerCore
+from controller.core import (
+    AddFlow,
+    AddMeter,
+    Barrier,
+    ClearFlows,
+    ClearMeters,
+    ControllerCore,
+    ProbeMeters,
+)
 from tests.fakeof import FakeOFNetwork, ip_packet
 from topologies import bundled, load_spec
 
@@ -15,15 +23,27 @@ def apply(net: FakeOFNetwork, msgs) -> None:
             net.add(m.rule)
 
 
+def connect(core: ControllerCore, dpid: int, now: float, meters: bool = True) -> list:
+    """A switch connects and answers the meter features probe."""
+    probe = core.switch_connected(dpid, now)
+    if not probe:
+        return []
+    assert probe == [ProbeMeters(dpid)]
+    return core.meter_features(dpid, meters, now)
+
+
 def test_connect_programs_switch_then_barrier_makes_it_ready():
     spec = load_spec(bundled("default"))
     core = ControllerCore(spec, now=100.0)
     assert core.health(100.0)["status"] == "starting"
-    msgs = core.switch_connected(1, now=101.0)
+    assert core.switch_connected(1, now=101.0) == [ProbeMeters(1)]
+    assert core.health(101.0)["switches"]["s1"]["state"] == "probing"
+    msgs = core.meter_features(1, True, now=101.0)
     assert isinstance(msgs[0], ClearFlows) and isinstance(msgs[1], ClearMeters)
     assert isinstance(msgs[-1], Barrier)
     assert all(isinstance(m, AddFlow) and m.rule.dpid == 1 for m in msgs[2:-1])
-    assert core.health(101.0)["switches"]["s1"]["state"] == "installing"
+    h = core.health(101.0)["switches"]["s1"]
+    assert h["state"] == "installing" and h["enforcement"] == "meters"
     core.barrier_replied(1, now=101.25)
     h = core.health(101.3)
     assert h["switches"]["s1"]["state"] == "ready"
@@ -37,7 +57,7 @@ def test_all_switches_ready_and_traffic_flows_on_fake_network():
     net = FakeOFNetwork(spec)
     assert net.send("h1", ip_packet(spec, "h1", "h2", "icmp")).delivered_to is None
     for i, s in enumerate(spec.switches):
-        apply(net, core.switch_connected(s.dpid, now=1.0 + i))
+        apply(net, connect(core, s.dpid, now=1.0 + i))
         core.barrier_replied(s.dpid, now=1.5 + i)
     h = core.health(10.0)
     assert h["status"] == "ok"
@@ -53,18 +73,18 @@ def test_reconnect_clears_stale_state_first():
 
     stale = FlowRule.make(1, 0, 5000, {}, [("output", 1)], 0)  # would forward everything
     net.add(stale)
-    apply(net, core.switch_connected(1, 1.0))
+    apply(net, connect(core, 1, 1.0))
     assert stale.key not in net.tables[1]
     core.barrier_replied(1, 1.1)
     core.switch_disconnected(1, 2.0)
     assert core.health(2.0)["switches"]["s1"]["state"] == "disconnected"
-    apply(net, core.switch_connected(1, 3.0))
+    apply(net, connect(core, 1, 3.0))
     assert core.health(3.0)["switches"]["s1"]["programmed"] == 2
 
 
 def test_unknown_switch_gets_nothing_and_is_reported():
     core = ControllerCore(load_spec(bundled("default")), now=0.0)
-    assert core.switch_connected(0xABC, 1.0) == []
+    assert connect(core, 0xABC, 1.0) == []
     assert core.health(1.0)["unknown_dpids"] == [0xABC]
 
 
@@ -72,7 +92,7 @@ def test_switch_errors_degrade_health():
     spec = load_spec(bundled("default"))
     core = ControllerCore(spec, now=0.0)
     for s in spec.switches:
-        core.switch_connected(s.dpid, 1.0)
+        connect(core, s.dpid, 1.0)
         core.barrier_replied(s.dpid, 1.1)
     core.switch_error(2, "OpenFlow error type=4 code=9", 2.0)
     h = core.health(2.0)
@@ -82,7 +102,7 @@ def test_switch_errors_degrade_health():
 
 def test_late_barrier_for_disconnected_switch_is_ignored():
     core = ControllerCore(load_spec(bundled("default")), now=0.0)
-    core.switch_connected(1, 1.0)
+    connect(core, 1, 1.0)
     core.switch_disconnected(1, 1.5)
     core.barrier_replied(1, 2.0)
     assert core.health(2.0)["switches"]["s1"]["state"] == "disconnected"
@@ -95,7 +115,7 @@ def test_plan_meters_are_installed_before_the_flows_that_use_them():
     plan = parse_plan({"name": "p", "allocations": [
         {"tenant": "red", "app": "video", "rate_mbps": 20, "dscp": 46}]}, spec)
     core = ControllerCore(spec, now=0.0, plan=plan)
-    msgs = core.switch_connected(1, 1.0)  # h1, red's video client, is on s1
+    msgs = connect(core, 1, 1.0)  # h1, red's video client, is on s1
     meters = [m for m in msgs if isinstance(m, AddMeter)]
     assert len(meters) == 1 and meters[0].meter.rate_kbps == 20_000
     first_metered = next(i for i, m in enumerate(msgs) if isinstance(m, AddFlow) and m.rule.meter)
@@ -103,4 +123,4 @@ def test_plan_meters_are_installed_before_the_flows_that_use_them():
     metered = [m.rule for m in msgs if isinstance(m, AddFlow) and m.rule.meter]
     assert {dict(r.match)["udp_dst"] for r in metered} == {5004}
     assert all(("set_dscp", 46) in r.actions for r in metered)
-    assert not [m for m in core.switch_connected(4, 1.0) if isinstance(m, AddMeter)]
+    assert not [m for m in connect(core, 4, 1.0) if isinstance(m, AddMeter)]
