@@ -84,6 +84,32 @@ def probe(target: dict, timeout_s: float, tries: int) -> dict:
     return {**target, "ok": ok, "rtt_ms": round((time.monotonic() - t0) * 1000, 3) if ok else None}
 
 
+def rtt_series(ip: str, port: int, interval_s: float, seconds: float, timeout_s: float = 0.5) -> list:
+    """UDP echo probes to ``ip:port`` every ``interval_s`` for ``seconds``: each probe's RTT in
+    ms, or None when no echo came back within ``timeout_s``."""
+    out: list = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout_s)
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            s.sendto(f"netshadow-probe rtt {i}".encode(), (ip, port))
+            rtt = None
+            while time.monotonic() - t0 < timeout_s:
+                try:
+                    data, _ = s.recvfrom(2048)
+                except (TimeoutError, ConnectionRefusedError):
+                    break
+                if data == f"netshadow-probe rtt {i}".encode():
+                    rtt = round((time.monotonic() - t0) * 1000, 3)
+                    break
+            out.append(rtt)
+            i += 1
+            time.sleep(max(0.0, interval_s - (time.monotonic() - t0)))
+    return out
+
+
 def check(targets: list[dict], timeout_s: float, tries: int, workers: int) -> list[dict]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda t: probe(t, timeout_s, tries), targets))
@@ -99,7 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--timeout", type=float, default=1.0, help="seconds per try")
     c.add_argument("--tries", type=int, default=2)
     c.add_argument("--workers", type=int, default=32)
+    r = sub.add_parser("rtt", help="periodic UDP echo probes; prints the RTTs (ms, null = lost)")
+    r.add_argument("--ip", required=True)
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--interval", type=float, default=0.2)
+    r.add_argument("--seconds", type=float, required=True)
     a = ap.parse_args(argv)
+    if a.cmd == "rtt":
+        print(json.dumps(rtt_series(a.ip, a.port, a.interval, a.seconds)))
+        return 0
     if a.cmd == "serve":
         ports = lambda text: [int(p) for p in text.split(",") if p]  # noqa: E731
         serve(ports(a.tcp), ports(a.udp))

@@ -38,10 +38,18 @@ def craft(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dpor
     return bytearray(bytes(pkt))
 
 
-def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float) -> dict:
-    """Send at ``rates_bps[i]`` during step ``i`` (each ``step_s`` seconds long)."""
+def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float,
+         wait_start: bool = False) -> dict:
+    """Send at ``rates_bps[i]`` during step ``i`` (each ``step_s`` seconds long). With
+    ``wait_start``, print ``ready`` and start at the wall-clock time (epoch seconds) read from
+    stdin, so several senders and a replay share their step boundaries."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
+    if wait_start:
+        print("ready", flush=True)
+        at = float(sys.stdin.readline())
+        while time.time() < at:
+            time.sleep(min(0.01, max(0.0, at - time.time())))
     bits = len(frame) * 8
     off = HEADER + len(MAGIC)
     n = 0
@@ -80,6 +88,8 @@ def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float) ->
 
 
 def recv(port: int, seconds: float, idle_s: float = 2.0) -> dict:
+    """Count what arrives for ``seconds``, or until nothing came for ``idle_s`` after the first
+    datagram."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind(("0.0.0.0", port))
@@ -123,16 +133,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="L2 Mbit/s, or a comma-separated schedule with one rate per step")
     s.add_argument("--seconds", type=float, required=True, help="total duration")
     s.add_argument("--frame-bytes", type=int, default=1242, help="L2 frame size (max 1514)")
+    s.add_argument("--wait-start", action="store_true",
+                   help="print 'ready', then start at the epoch time read from stdin")
     r = sub.add_parser("recv")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--seconds", type=float, required=True)
+    r.add_argument("--idle-s", type=float, default=2.0,
+                   help="stop after this long without data (once data arrived)")
     a = ap.parse_args(argv)
     if a.cmd == "send":
         frame = craft(a.src_mac, a.dst_mac, a.src_ip, a.dst_ip, a.sport, a.dport, a.frame_bytes)
         rates = [float(x) * 1e6 for x in a.rate_mbps.split(",")]
-        out = send(a.iface, frame, rates, a.seconds / len(rates))
+        out = send(a.iface, frame, rates, a.seconds / len(rates), a.wait_start)
     else:
-        out = recv(a.port, a.seconds)
+        out = recv(a.port, a.seconds, a.idle_s)
     print(json.dumps(out), flush=True)
     return 0
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from topologies import SpecError, bundled, load_spec
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+POLICY_NAMES = ("static", "reactive", "predictive", "oracle")
 
 
 def _spec_arg(text: str) -> str:
@@ -282,10 +283,35 @@ def cmd_plan_apply(a) -> int:
 
 
 def cmd_demo(a) -> int:
+    from emulation.trace import ReplayError
+
     from .demo import run_demo
 
-    return run_demo(a.spec, of_port=a.of_port, rest_port=a.rest_port, prefix=a.prefix,
-                    workdir=Path(a.workdir))
+    try:
+        return run_demo(a.spec, prefix=a.prefix, workdir=Path(a.workdir), step_wall_s=a.step_seconds)
+    except ReplayError as e:
+        print(f"netshadow demo: {e}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def cmd_replay(a) -> int:
+    from emulation.replay import ReplayRunError
+    from emulation.trace import ReplayError
+
+    from .replaycmd import run_replay
+
+    policies = list(POLICY_NAMES) if a.policy in (None, [], ["all"]) else a.policy
+    try:
+        doc = run_replay(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days, a.forecaster,
+                         a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
+                         f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}")
+    except ReplayError as e:
+        print(f"netshadow replay: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except ReplayRunError as e:
+        print(f"netshadow replay: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK if doc else EXIT_FAIL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -436,13 +462,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="REST token file (else $NETSHADOW_API_TOKEN[_FILE])")
     p.set_defaults(func=cmd_plan_apply)
 
-    p = sub.add_parser("demo", help="bring up the lab with the controller and show tenant isolation")
+    p = sub.add_parser("demo", help="the default lab: tenant isolation, then the bundled trace "
+                                    "replayed under every allocation policy, with a report")
     p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))
     p.add_argument("--prefix", default="nsd")
-    p.add_argument("--of-port", type=_port, default=6653)
-    p.add_argument("--rest-port", type=_port, default=8080)
-    p.add_argument("--workdir", default="out/demo", help="where logs and results go")
+    p.add_argument("--workdir", default="out/demo", help="where logs and the report go")
+    p.add_argument("--step-seconds", type=float, default=1.0,
+                   help="wall-clock seconds per half-hour trace step (default 1)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("replay", help="drive the lab with a demand trace under allocation policies "
+                                      "and compare them")
+    p.add_argument("--spec", type=_spec_arg, required=True)
+    p.add_argument("--trace", required=True, help="wide CSV: a time column, one column per series")
+    p.add_argument("--map", required=True, help="YAML/JSON mapping of trace columns to tenant "
+                                                "applications and host pairs (see docs/replay.md)")
+    p.add_argument("--compress", required=True, metavar="STEP=SECONDS",
+                   help="replay each trace step of STEP seconds in SECONDS, e.g. 300=1")
+    p.add_argument("--policy", action="append", choices=(*POLICY_NAMES, "all"),
+                   help="repeat for several (default: all four)")
+    p.add_argument("--start", help="first replayed step (default: the last --days of the trace)")
+    p.add_argument("--days", type=float, default=1.0, help="how much trace to replay (default 1 day)")
+    p.add_argument("--forecaster", default="lstm",
+                   help="the predictive policy's model: lstm (default) or a baseline name")
+    p.add_argument("--corrupt", help="damage the forecasts on purpose: shift[:STEPS] or noise[:SIGMA]")
+    p.add_argument("--prefix", default="nsr", help="name prefix of the lab's objects")
+    p.add_argument("--workdir", default="out/replay", help="logs")
+    p.add_argument("--json", help="write every step's measurements and the summary here")
+    p.add_argument("--report", help="write index.html, PNG plots and replay.json into this directory")
+    p.set_defaults(func=cmd_replay)
     return ap
 
 

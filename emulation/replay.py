@@ -1,0 +1,202 @@
+"""Trace replay on the lab: real traffic following a demand trace while a policy allocates.
+
+For one policy, :func:`replay` starts, per mapped flow, a receiver on the destination host, a
+scapy UDP sender on the source host with the whole rate schedule (all senders start at one
+shared wall-clock instant, so step boundaries line up), and a UDP echo prober from source to
+destination (RTT under load). Before each step ``t`` begins - earlier by the actuation latency
+measured so far - it reads the application meters on the switches (``ovs-ofctl meter-stats``:
+bytes in and bytes dropped since the last read), asks the policy for step ``t``'s rates and
+POSTs them to the controller as a plan, then reads the meters again (Open vSwitch resets a
+meter's counters when it is modified) to open the next window. So every number in the result
+comes from the switches themselves, and every policy is actuated the same way; the window of
+step ``t`` is the time its rates were confirmed in force, its rate is bytes over that time.
+
+The meters are the ones netshadow installs for a plan (one per tenant application on its
+clients' ingress switch), so the measured window ``t`` is the time the rates of step ``t`` were
+in force.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import requests
+
+from controller.policies import Policy, StepInput
+from controller.tenancy import app_number, meter_id, tenant_number
+from topologies import NetworkSpec
+
+from .trace import ReplayMap
+
+_METER = re.compile(r"meter:(\d+) .*?byte_in_count:(\d+).*?\n0: packet_count:\d+ byte_count:(\d+)", re.S)
+
+
+class ReplayRunError(RuntimeError):
+    """The replay could not run (a process failed, a plan was refused)."""
+
+
+@dataclass
+class ReplayResult:
+    policy: str
+    step_trace_s: float
+    step_wall_s: float
+    keys: list[tuple[str, str]]
+    demand: np.ndarray  # (T, N) what the trace asked for, lab Mbit/s
+    allocated: np.ndarray  # (T, N) what the policy applied for each step
+    offered: np.ndarray  # (T, N) Mbit/s measured at the meters
+    in_bytes: np.ndarray  # (T, N)
+    drop_bytes: np.ndarray  # (T, N)
+    apply_s: list[float] = field(default_factory=list)  # POST round trips
+    rtt_ms: list[float | None] = field(default_factory=list)
+    band: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
+    notes: dict[int, str] = field(default_factory=dict)
+    sent: list[dict] = field(default_factory=list)  # what each sender reports it sent
+
+
+def parse_meter_stats(text: str) -> dict[int, tuple[int, int]]:
+    """``ovs-ofctl meter-stats`` output -> {meter id: (bytes in, bytes dropped by band 0)}."""
+    return {int(m.group(1)): (int(m.group(2)), int(m.group(3))) for m in _METER.finditer(text)}
+
+
+class MeterReader:
+    def __init__(self, spec: NetworkSpec, prefix: str, mapping: ReplayMap):
+        self.bridges = []
+        self.ids = []
+        for f in mapping.flows:
+            self.bridges.append(prefix + spec.host(f.src).switch)
+            self.ids.append(meter_id(tenant_number(spec, f.tenant), app_number(spec, f.tenant, f.app)))
+
+    def read(self) -> np.ndarray:
+        """(N, 2) cumulative (bytes in, bytes dropped) per flow's meter."""
+        stats = {}
+        for br in sorted(set(self.bridges)):
+            r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", br],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise ReplayRunError(f"meter-stats {br}: {r.stderr.strip()}")
+            stats[br] = parse_meter_stats(r.stdout)
+        out = np.zeros((len(self.ids), 2))
+        for i, (br, mid) in enumerate(zip(self.bridges, self.ids, strict=True)):
+            if mid in stats[br]:
+                out[i] = stats[br][mid]
+        return out
+
+
+def _post(url: str, token: str, plan) -> float:
+    t0 = time.monotonic()
+    r = requests.post(f"{url}/plans", json=plan.to_dict(), timeout=30,
+                      headers={"Authorization": f"Bearer {token}"})
+    took = time.monotonic() - t0
+    if r.status_code != 200 or not str(r.json().get("outcome", "")).startswith(("applied", "unchanged")):
+        raise ReplayRunError(f"plan {plan.name}: HTTP {r.status_code}: {r.text[:300]}")
+    return took
+
+
+def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, demand: np.ndarray,
+           policy: Policy, step_trace_s: float, step_wall_s: float, frame_bytes: int = 1242,
+           progress=None) -> ReplayResult:
+    """Run ``policy`` over ``demand`` (T, N) on the running ``lab`` (an :class:`emulation.lab.Lab`
+    whose controller answers at ``url``)."""
+    T, N = demand.shape
+    keys = [f.key for f in mapping.flows]
+    total = T * step_wall_s
+    reader = MeterReader(spec, lab.prefix, mapping)
+    procs: list[subprocess.Popen] = []
+    res = ReplayResult(policy.name, step_trace_s, step_wall_s, keys, demand,
+                       np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N)))
+    try:
+        receivers, senders, probers = [], [], []
+        for f in mapping.flows:
+            port = spec.tenant(f.tenant).app(f.app).port
+            rx = lab.host(f.dst).popen([sys.executable, "-u", "-m", "emulation.udpgen", "recv", "--port",
+                                        str(port), "--seconds", str(total + 15), "--idle-s", str(total + 15)],
+                                       stdout=subprocess.PIPE, text=True)
+            procs.append(rx)
+            receivers.append(rx)
+        for rx in receivers:
+            if rx.stdout.readline().strip() != "ready":
+                raise ReplayRunError("a receiver did not start")
+        # the first step's plan is in force before any traffic
+        first = policy.decide(StepInput(0, 0.0, np.zeros((0, N)), np.zeros((0, N))))
+        res.apply_s.append(_post(url, token, policy.plan(first, 0)))
+        res.allocated[0] = first
+        for j, f in enumerate(mapping.flows):
+            hs, hd = spec.host(f.src), spec.host(f.dst)
+            port = spec.tenant(f.tenant).app(f.app).port
+            rates = ",".join(f"{x:.4f}" for x in demand[:, j])
+            tx = lab.host(f.src).popen(
+                [sys.executable, "-u", "-m", "emulation.udpgen", "send",
+                 "--iface", f"{lab.prefix}{f.src}-eth0",
+                 "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
+                 "--dport", str(port), "--rate-mbps", rates, "--seconds", str(total),
+                 "--frame-bytes", str(frame_bytes), "--wait-start"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            procs.append(tx)
+            senders.append(tx)
+        for tx in senders:
+            if tx.stdout.readline().strip() != "ready":
+                raise ReplayRunError("a sender did not start")
+        t0 = time.time() + 0.5
+        for tx in senders:
+            tx.stdin.write(f"{t0}\n")
+            tx.stdin.flush()
+        for f in mapping.flows:
+            port = spec.tenant(f.tenant).app(f.app).port
+            pr = lab.host(f.src).popen([sys.executable, "-m", "emulation.probe", "rtt", "--ip",
+                                        spec.host(f.dst).ip, "--port", str(port), "--interval", "0.2",
+                                        "--seconds", str(total)], stdout=subprocess.PIPE, text=True)
+            procs.append(pr)
+            probers.append(pr)
+        _sleep_until(t0)
+        last, opened = reader.read(), time.monotonic()
+        lead = 0.1
+        offered, dropped = [], []
+        for t in range(1, T + 1):
+            _sleep_until(t0 + t * step_wall_s - (lead if t < T else 0.0))
+            now, closed = reader.read(), time.monotonic()
+            d = np.maximum(now - last, 0.0)
+            window = max(closed - opened, 1e-3)
+            res.in_bytes[t - 1], res.drop_bytes[t - 1] = d[:, 0], d[:, 1]
+            res.offered[t - 1] = d[:, 0] * 8 / window / 1e6
+            offered.append(res.offered[t - 1])
+            dropped.append(np.where(d[:, 0] > 0, d[:, 1] / np.maximum(d[:, 0], 1), 0.0))
+            if t == T:
+                break
+            s = StepInput(t, t * step_trace_s, np.array(offered), np.array(dropped))
+            rates = policy.decide(s)
+            res.allocated[t] = rates
+            res.apply_s.append(_post(url, token, policy.plan(rates, t)))
+            # OVS resets a meter's counters when the meter is modified: the next window starts
+            # from a read taken after the apply was confirmed
+            last, opened = reader.read(), time.monotonic()
+            lead = min(0.5 * step_wall_s, max(0.05, 1.5 * float(np.median(res.apply_s[-10:]))))
+            if progress is not None:
+                progress(t)
+        for tx in senders:
+            out, _ = tx.communicate(timeout=60)
+            res.sent.append(json.loads(out.strip().splitlines()[-1]))
+        for pr in probers:
+            out, _ = pr.communicate(timeout=60)
+            res.rtt_ms.extend(json.loads(out))
+        res.band = {t: (list(map(float, m)), list(map(float, u))) for t, (m, u) in policy.band.items()}
+        res.notes = dict(policy.notes)
+        return res
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
+def _sleep_until(t: float) -> None:
+    while True:
+        d = t - time.time()
+        if d <= 0:
+            return
+        time.sleep(min(d, 0.05))

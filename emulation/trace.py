@@ -1,0 +1,175 @@
+"""Demand traces for replay (pure): the wide CSV, the mapping onto a spec, time compression, and
+the synthetic demo trace.
+
+A **mapping** (YAML or JSON) says which trace column drives which tenant application between
+which two lab hosts, and how trace units become lab Mbit/s::
+
+    scale: 0.5                  # lab Mbit/s per trace unit (backbone Mbit/s rarely fit a lab)
+    flows:
+      - {column: "ATLAng->IPLSng", tenant: backbone, app: od1, src: hatla, dst: hipls}
+
+Every flow's application must be UDP (replay measures demand as offered load, which TCP would
+adapt to what it is given) and allowed from ``src`` to ``dst`` by the spec; each tenant
+application appears once, because a plan allocates per tenant application. **Compression**
+``STEP=SECONDS`` replays STEP of trace time in SECONDS of wall time (``300=1``: a 5-minute step
+per second; ``1h=2`` also works). Every problem raises :class:`ReplayError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from topologies import NetworkSpec
+
+
+class ReplayError(ValueError):
+    """Invalid replay input; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class MappedFlow:
+    column: str
+    tenant: str
+    app: str
+    src: str
+    dst: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.tenant, self.app)
+
+
+@dataclass(frozen=True)
+class ReplayMap:
+    scale: float  # lab Mbit/s per trace unit
+    flows: tuple[MappedFlow, ...]
+
+    def columns(self) -> list[str]:
+        return [f.column for f in self.flows]
+
+
+def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
+    if not isinstance(data, dict):
+        raise ReplayError(f"mapping: must be a mapping with 'scale' and 'flows' (got {type(data).__name__})")
+    scale = data.get("scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
+        raise ReplayError(f"scale: must be a number > 0 (got {scale!r})")
+    flows = data.get("flows")
+    if not isinstance(flows, list) or not flows:
+        raise ReplayError(f"flows: must be a non-empty list (got {flows!r})")
+    allowed = set(spec.allowed())
+    out, seen = [], {}
+    for i, f in enumerate(flows):
+        where = f"flows[{i}]"
+        if not isinstance(f, dict):
+            raise ReplayError(f"{where}: must be a mapping (got {f!r})")
+        for k in ("column", "tenant", "app", "src", "dst"):
+            if not isinstance(f.get(k), str) or not f[k]:
+                raise ReplayError(f"{where}.{k}: required, a non-empty string (got {f.get(k)!r})")
+        unknown = sorted(set(f) - {"column", "tenant", "app", "src", "dst"})
+        if unknown:
+            raise ReplayError(f"{where}.{unknown[0]}: unknown field (got {f[unknown[0]]!r})")
+        if columns is not None and f["column"] not in columns:
+            raise ReplayError(f"{where}.column: not a column of the trace (got {f['column']!r})")
+        try:
+            tenant = spec.tenant(f["tenant"])
+        except KeyError:
+            raise ReplayError(f"{where}.tenant: no such tenant in spec {spec.name} "
+                              f"(got {f['tenant']!r})") from None
+        app = next((a for a in tenant.applications if a.name == f["app"]), None)
+        if app is None:
+            raise ReplayError(f"{where}.app: tenant {tenant.id} has no application {f['app']!r}")
+        if app.protocol != "udp":
+            raise ReplayError(f"{where}.app: replay drives UDP applications; {tenant.id}/{app.name} "
+                              f"is {app.protocol}")
+        for k in ("src", "dst"):
+            if f[k] not in tenant.hosts:
+                raise ReplayError(f"{where}.{k}: {f[k]!r} is not a host of tenant {tenant.id}")
+        if (f["src"], f["dst"], app.name) not in allowed:
+            raise ReplayError(f"{where}: the spec does not allow {f['src']} -> {f['dst']} on "
+                              f"{app.name}")
+        key = (tenant.id, app.name)
+        if key in seen:
+            raise ReplayError(f"{where}.app: {tenant.id}/{app.name} is already driven by "
+                              f"flows[{seen[key]}]; one flow per tenant application")
+        seen[key] = i
+        out.append(MappedFlow(f["column"], tenant.id, app.name, f["src"], f["dst"]))
+    return ReplayMap(float(scale), tuple(out))
+
+
+def load_mapping(path: str | Path, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ReplayError(f"map: cannot read {p}: {e.strerror}") from None
+    try:
+        if p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except (ValueError, Exception) as e:  # noqa: BLE001 - YAML and JSON raise different types
+        raise ReplayError(f"map: {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
+    return parse_mapping(data, spec, columns)
+
+
+def parse_compress(text: str) -> tuple[float, float]:
+    """``STEP=SECONDS`` -> (trace seconds, wall seconds)."""
+    parts = str(text).split("=")
+    if len(parts) != 2:
+        raise ReplayError(f"compress: expected STEP=SECONDS, e.g. 300=1 (got {text!r})")
+    vals = []
+    for p in parts:
+        p = p.strip()
+        try:
+            v = float(p)
+        except ValueError:
+            try:
+                v = pd.Timedelta(p).total_seconds()
+            except ValueError:
+                raise ReplayError(f"compress: {p!r} is neither seconds nor a duration like 5min") from None
+        if not v > 0:
+            raise ReplayError(f"compress: durations must be > 0 (got {text!r})")
+        vals.append(v)
+    if vals[1] < 0.2:
+        raise ReplayError(f"compress: a step must last at least 0.2 s of wall time to be measured "
+                          f"(got {text!r})")
+    return vals[0], vals[1]
+
+
+def demand(values: np.ndarray, mapping: ReplayMap, names: tuple[str, ...]) -> np.ndarray:
+    """(T, flows) lab Mbit/s from trace ``values`` (T, series) with column ``names``; gaps (NaN)
+    are carried forward (a replay needs a rate at every step)."""
+    idx = [names.index(f.column) for f in mapping.flows]
+    d = pd.DataFrame(values[:, idx]).ffill().fillna(0.0).to_numpy() * mapping.scale
+    return np.maximum(d, 0.0)
+
+
+def synthetic_trace(days: int = 8, step_s: int = 1800, peaks_mbps: tuple[float, ...] = (30.0, 12.0, 8.0),
+                    seed: int = 7, start: str = "2026-01-05T00:00") -> pd.DataFrame:
+    """The demo trace: per series a daily cycle (night trough, a morning hump and an evening peak
+    at ``peaks_mbps``, weekends 20 % lower, each series half an hour after the previous one) with
+    4 % multiplicative noise. Deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    n = days * 86400 // step_s
+    t = pd.date_range(start, periods=n, freq=pd.Timedelta(seconds=step_s), tz="UTC")
+    hour = (t.hour + t.minute / 60).to_numpy()
+    weekend = np.where(t.day_of_week.to_numpy() >= 5, 0.8, 1.0)
+
+    def cycle(h):  # 0.25 at night, a morning hump and an evening peak of 1
+        h = np.mod(h, 24.0)
+        return (0.25 + 0.45 * np.exp(-((h - 11) / 3.0) ** 2) + 0.75 * np.exp(-((h - 20) / 2.2) ** 2))
+
+    top = cycle(np.arange(0, 24, 0.01)).max()
+    cols = {}
+    for j, peak in enumerate(peaks_mbps):
+        v = peak * cycle(hour - 0.5 * j) / top * weekend * np.exp(rng.normal(0.0, 0.04, n))
+        cols[f"series{j + 1}"] = np.round(v, 3)
+    return pd.DataFrame({"time": t.strftime("%Y-%m-%dT%H:%M"), **cols})

@@ -1,0 +1,241 @@
+"""``netshadow replay``: drive the lab with a demand trace under each allocation policy and
+compare them (see :mod:`emulation.replay` for how a run is measured)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from controller.allocator import AllocatorSettings
+from controller.policies import (
+    POLICIES,
+    OraclePolicy,
+    PredictivePolicy,
+    ReactivePolicy,
+    StaticPolicy,
+    noise,
+    shift_peaks,
+)
+from controller.reactive import ReactiveSettings
+from emulation.trace import ReplayError, ReplayMap, demand, load_mapping, parse_compress
+from topologies import NetworkSpec
+
+
+@dataclass
+class ReplaySetup:
+    spec: NetworkSpec
+    mapping: ReplayMap
+    start: pd.Timestamp  # of the history
+    step_trace_s: float
+    step_wall_s: float
+    history: np.ndarray  # (H, N) lab Mbit/s before the replayed window
+    demand: np.ndarray  # (T, N) lab Mbit/s, the replayed window
+    times: pd.DatetimeIndex  # of the replayed steps
+
+
+def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, start: str | None,
+            days: float) -> ReplaySetup:
+    from models.series import SeriesError, load_wide_csv
+
+    try:
+        series, _ = load_wide_csv(trace)
+    except (SeriesError, OSError) as e:
+        raise ReplayError(f"trace: {e}") from None
+    mapping = load_mapping(mapping_path, spec, list(series.names))
+    trace_step, wall = parse_compress(compress)
+    if abs(trace_step - series.step_s) > 1e-6 * series.step_s:
+        raise ReplayError(f"compress: STEP must be the trace's step, {series.step_s:g} s (got {compress!r})")
+    if not days > 0:
+        raise ReplayError(f"days: must be > 0 (got {days!r})")
+    d = demand(series.values, mapping, series.names)
+    n = int(round(days * 86400 / series.step_s))
+    if start is None:
+        lo = series.rows - n
+    else:
+        try:
+            lo = series.index_of(start)
+        except SeriesError as e:
+            raise ReplayError(str(e).replace("test_start", "start")) from None
+    if lo < 2 or lo + n > series.rows:
+        raise ReplayError(f"days: {days:g} days from {series.time(max(lo, 0))} do not fit the trace "
+                          f"({series.time(0)} to {series.time(series.rows - 1)}) with history before them")
+    return ReplaySetup(spec, mapping, series.start, series.step_s, wall, d[:lo], d[lo:lo + n],
+                       pd.date_range(series.time(lo), periods=n, freq=pd.Timedelta(seconds=series.step_s)))
+
+
+def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int = 20, seed: int = 0):
+    """The profiler model for the predictive policy, trained on the history before the window."""
+    from models.series import SeriesSet
+
+    names = tuple(f"{f.tenant}/{f.app}" for f in setup.mapping.flows)
+    hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
+    t0 = time.monotonic()
+    if kind == "lstm":
+        from models.lstm import LSTMForecaster
+
+        window = min(48, max(8, setup.history.shape[0] // 6))
+        m = LSTMForecaster(window=window, horizon=2, epochs=epochs, seed=seed, verbose=0,
+                           batch=256, patience=4).fit(hist)
+    else:
+        from models.baselines import all_baselines
+
+        by = {b.name: b for b in all_baselines()}
+        if kind not in by:
+            raise ReplayError(f"forecaster: must be lstm or one of {sorted(by)} (got {kind!r})")
+        m = by[kind].fit(hist)
+    console.print(f"profiler: {m.name} fitted on {setup.history.shape[0]} steps of history in "
+                  f"{time.monotonic() - t0:.1f} s")
+    return m
+
+
+def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | None = None,
+                headroom: float = 0.05):
+    keys = [f.key for f in setup.mapping.flows]
+    step = setup.step_trace_s
+    initial = setup.history[-1] if len(setup.history) else setup.demand[0]
+    reactive_settings = ReactiveSettings(cooldown_s=2 * step, floor_mbps=0.5)
+
+    def reactive():
+        return ReactivePolicy(keys, initial * 1.1, reactive_settings)
+    if name == "static":
+        return StaticPolicy(keys, setup.demand, headroom)
+    if name == "oracle":
+        return OraclePolicy(keys, setup.demand, headroom)
+    if name == "reactive":
+        return reactive()
+    if name == "predictive":
+        damage = None
+        if corrupt:
+            kind, _, amount = corrupt.partition(":")
+            if kind == "shift":
+                damage = shift_peaks(int(amount or 2))
+            elif kind == "noise":
+                damage = noise(float(amount or 0.3))
+            else:
+                raise ReplayError(f"corrupt: must be shift[:STEPS] or noise[:SIGMA] (got {corrupt!r})")
+        settings = AllocatorSettings(headroom=headroom, hold_s=step, release_fraction=0.05,
+                                     min_change=0.02)
+        p = PredictivePolicy(keys, setup.spec, forecaster, setup.history, setup.start, step, settings,
+                             reactive=reactive(), corrupt=damage)
+        if corrupt:
+            p.name = "predictive"
+        return p
+    raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
+
+
+def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, console: Console,
+            forecaster=None, corrupt: str | None = None) -> dict:
+    from rich.progress import Progress
+
+    from emulation.replay import replay
+
+    results = {}
+    T = setup.demand.shape[0]
+    for name in policies:
+        policy = make_policy(name, setup, forecaster, corrupt)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"{name}: {T} steps x {setup.step_wall_s:g} s", total=T)
+            results[name] = replay(lab, setup.spec, url, token, setup.mapping, setup.demand, policy,
+                                   setup.step_trace_s, setup.step_wall_s,
+                                   progress=lambda t, task=task: bar.update(task, completed=t))
+        from emulation.replay_measures import summarise
+
+        s = summarise(results[name])
+        console.print(f"{name}: {s['violation_s']:.0f} violation-s, {s['reserved_mbit']:.0f} Mbit/s*s "
+                      f"reserved, {s['peaks_preallocated']}/{s['peaks']} peaks pre-allocated")
+    return results
+
+
+def report(results: dict, setup: ReplaySetup, console: Console, json_out: str | None,
+           report_dir: str | None, title: str, meta: dict) -> dict:
+    from emulation.replay_measures import compare, summarise
+    from emulation.replay_report import table, to_json, write_report
+
+    summaries = {k: summarise(r) for k, r in results.items()}
+    console.print(table(summaries, title))
+    ratios = compare(summaries)
+    if ratios:
+        console.print(", ".join(f"{k} = {v:.3f}" for k, v in ratios.items() if v is not None))
+    doc = to_json(results, meta)
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(doc, indent=1))
+        console.print(f"JSON: {json_out}")
+    if report_dir:
+        page = write_report(results, report_dir, title, setup.times, meta)
+        console.print(f"report: {page.resolve()}")
+    return doc
+
+
+class LabSession:
+    """A controller process (with an API token) and a lab for one spec; stopped on exit."""
+
+    def __init__(self, spec_path: str, prefix: str, workdir: Path, console: Console):
+        self.spec_path, self.prefix, self.workdir, self.console = spec_path, prefix, Path(workdir), console
+        self.ctl = self.lab = None
+
+    def __enter__(self):
+        import secrets
+
+        from emulation.controller_proc import ControllerProcess, free_port
+        from emulation.lab import Lab
+        from topologies import load_spec
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.token = secrets.token_hex(16)
+        tf = self.workdir / "api-token"
+        tf.write_text(self.token)
+        tf.chmod(0o600)
+        self.spec = load_spec(self.spec_path)
+        of_port, rest_port = free_port(), free_port()
+        self.ctl = ControllerProcess(self.spec_path, of_port, rest_port,
+                                     log_path=self.workdir / "controller.log",
+                                     extra_args=["--token-file", str(tf)])
+        try:
+            self.ctl.start()
+            self.lab = Lab(self.spec, prefix=self.prefix, controller_port=of_port)
+            self.lab.start()
+            health = self.ctl.wait_ready()
+            self.console.print(f"lab [bold]{self.spec.name}[/] up ({len(self.spec.switches)} switches, "
+                               f"{len(self.spec.hosts)} hosts), all switches programmed "
+                               f"{health['all_ready_after_s']:.2f} s after controller start")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self.lab is not None:
+                self.lab.stop()
+        finally:
+            if self.ctl is not None:
+                self.ctl.stop()
+            (self.workdir / "api-token").unlink(missing_ok=True)
+        return False
+
+
+def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies: list[str],
+               start: str | None, days: float, forecaster: str, corrupt: str | None, prefix: str,
+               workdir: Path, json_out: str | None, report_dir: str | None, title: str,
+               description: str = "", console: Console | None = None) -> dict:
+    from topologies import load_spec
+
+    console = console or Console(width=max(110, Console().width))
+    setup = prepare(load_spec(spec_path), trace, mapping, compress, start, days)
+    console.print(f"trace {trace}: replaying {setup.demand.shape[0]} steps of {setup.step_trace_s:g} s "
+                  f"({setup.times[0]} to {setup.times[-1]}) at {setup.step_wall_s:g} s per step, "
+                  f"{len(setup.mapping.flows)} applications, policies {', '.join(policies)}")
+    model = make_forecaster(setup, forecaster, console) if "predictive" in policies else None
+    with LabSession(spec_path, prefix, workdir, console) as s:
+        results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, corrupt)
+    meta = {"spec": spec_path, "trace": str(trace), "mapping": str(mapping), "compress": compress,
+            "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
+            "forecaster": forecaster, "corrupt": corrupt, "description": description}
+    return report(results, setup, console, json_out, report_dir, title, meta)

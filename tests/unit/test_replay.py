@@ -1,0 +1,183 @@
+"""Trace replay, pure parts: mapping validation, compression, the demo trace, the policies'
+decisions, the measures and the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from controller.allocator import AllocatorSettings
+from controller.policies import (
+    OraclePolicy,
+    PredictivePolicy,
+    ReactivePolicy,
+    StaticPolicy,
+    StepInput,
+    shift_peaks,
+)
+from controller.reactive import ReactiveSettings
+from emulation.replay import ReplayResult, parse_meter_stats
+from emulation.replay_measures import compare, peak_onsets, summarise
+from emulation.trace import ReplayError, demand, parse_compress, parse_mapping, synthetic_trace
+from topologies import bundled, load_spec
+
+SPEC = load_spec(bundled("default"))
+GOOD = {"scale": 0.5, "flows": [
+    {"column": "a", "tenant": "red", "app": "video", "src": "h1", "dst": "h2"},
+    {"column": "b", "tenant": "green", "app": "metrics", "src": "h7", "dst": "h8"}]}
+KEYS = [("red", "video"), ("green", "metrics")]
+
+
+def test_mapping_accepts_a_good_one():
+    m = parse_mapping(GOOD, SPEC, ["a", "b"])
+    assert m.scale == 0.5 and [f.key for f in m.flows] == KEYS
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"scale": 0}, "scale"),
+    ({"flows": []}, "flows"),
+    ({"flows": [{**GOOD["flows"][0], "column": "zz"}]}, "flows[0].column"),
+    ({"flows": [{**GOOD["flows"][0], "tenant": "nobody"}]}, "flows[0].tenant"),
+    ({"flows": [{**GOOD["flows"][0], "app": "web"}]}, "flows[0].app"),  # TCP
+    ({"flows": [{**GOOD["flows"][0], "src": "h4"}]}, "flows[0].src"),  # another tenant's host
+    ({"flows": [{**GOOD["flows"][0], "src": "h2", "dst": "h1"}]}, "flows[0]"),  # not allowed
+    ({"flows": [GOOD["flows"][0], {**GOOD["flows"][0], "column": "b"}]}, "flows[1].app"),  # twice
+    ({"flows": [{**GOOD["flows"][0], "rate": 3}]}, "flows[0].rate"),
+])
+def test_mapping_errors_name_the_field(change, field):
+    with pytest.raises(ReplayError) as e:
+        parse_mapping({**GOOD, **change}, SPEC, ["a", "b"])
+    assert str(e.value).startswith(field)
+
+
+def test_compress():
+    assert parse_compress("300=1") == (300.0, 1.0)
+    assert parse_compress("5min=0.5") == (300.0, 0.5)
+    for bad in ("300", "300=0", "x=1", "300=0.1"):
+        with pytest.raises(ReplayError, match="compress"):
+            parse_compress(bad)
+
+
+def test_demand_scales_and_carries_gaps_forward():
+    m = parse_mapping(GOOD, SPEC, ["a", "b"])
+    v = np.array([[2.0, 4.0], [np.nan, 6.0], [8.0, -1.0]])
+    d = demand(v, m, ("a", "b"))
+    assert d.tolist() == [[1.0, 2.0], [1.0, 3.0], [4.0, 0.0]]
+
+
+def test_synthetic_trace_is_deterministic_with_a_daily_peak():
+    a, b = synthetic_trace(), synthetic_trace()
+    assert a.equals(b) and len(a) == 8 * 48
+    day = a.iloc[-48:]
+    hour = pd.to_datetime(day["time"]).dt.hour
+    peak_hour = hour[day["series1"].idxmax()]
+    assert 18 <= peak_hour <= 22 and day["series1"].max() > 2.5 * day["series1"].min()
+
+
+def step(t, offered, dropped=None):
+    o = np.array(offered, dtype=float).reshape(t, -1) if t else np.zeros((0, 2))
+    return StepInput(t, t * 300.0, o, np.zeros_like(o) if dropped is None else np.array(dropped))
+
+
+def test_static_and_oracle():
+    d = np.array([[1.0, 2.0], [5.0, 1.0], [3.0, 3.0]])
+    assert StaticPolicy(KEYS, d, 0.0).decide(step(0, [])).tolist() == [5.0, 3.0]
+    o = OraclePolicy(KEYS, d, 0.1)
+    assert o.decide(step(2, [[1, 2], [5, 1]])) == pytest.approx([3.3, 3.3])
+
+
+def test_reactive_raises_after_use_passes_the_threshold():
+    r = ReactivePolicy(KEYS, np.array([10.0, 10.0]), ReactiveSettings(cooldown_s=600))
+    assert r.decide(step(0, [])).tolist() == [10.0, 10.0]
+    out = r.decide(step(1, [[9.5, 3.0]]))
+    assert out[0] > 10.5 and out[1] == 10.0  # only the busy one, and only after the fact
+
+
+class Perfect:
+    """A forecaster that knows the next value (for the policy logic only)."""
+
+    quantiles = (0.1, 0.5, 0.9)
+    window = 2
+
+    def __init__(self, future):
+        self.future = future
+
+    def forecast(self, values, h, start=None):
+        t = self.t
+        med = np.full_like(values, np.nan)
+        med[-1] = self.future[t]
+        return med, np.stack([med * 0.9, med, med * 1.05])
+
+
+def test_predictive_allocates_before_a_rise_and_falls_back_after_a_violation():
+    future = np.array([[5.0, 5.0], [5.0, 5.0], [20.0, 5.0], [20.0, 5.0]])
+    f = Perfect(future)
+    hist = np.full((10, 2), 5.0)
+    reactive = ReactivePolicy(KEYS, np.array([5.5, 5.5]), ReactiveSettings(cooldown_s=600))
+    p = PredictivePolicy(KEYS, SPEC, f, hist, pd.Timestamp("2026-01-01"), 300.0,
+                         AllocatorSettings(headroom=0.05, hold_s=300), reactive=reactive)
+    f.t = 2
+    out = p.decide(step(2, [[5, 5], [5, 5]]))
+    assert out[0] >= 20.0  # raised before the step where demand rises: reactive would still be at ~5.5
+    assert p.band[2][1][0] == pytest.approx(21.0)
+    # a violation of the first application in the recent past: at least the reactive rate for it
+    f.t = 3
+    hot = PredictivePolicy(KEYS, SPEC, Perfect(np.zeros((4, 2))), hist, pd.Timestamp("2026-01-01"),
+                           300.0, AllocatorSettings(), reactive=ReactivePolicy(
+                               KEYS, np.array([5.5, 5.5]), ReactiveSettings(cooldown_s=600)))
+    hot.forecaster.t = 3
+    out = hot.decide(step(3, [[5, 5], [5, 5], [30, 1]], [[0, 0], [0, 0], [0.5, 0]]))
+    assert out[0] >= 30 / 0.9 - 0.01 and "red/video" in hot.notes[3]
+
+
+def test_shift_peaks_delays_forecasts():
+    c = shift_peaks(2)
+    got = [c(t, np.array([float(t)]), np.array([float(t)]))[0][0] for t in range(5)]
+    assert got == [0.0, 0.0, 0.0, 1.0, 2.0]
+
+
+def result(policy, demand_, allocated, in_b, drop_b, rtt=(1.0, 2.0, None)):
+    T, N = demand_.shape
+    return ReplayResult(policy, 300.0, 1.0, KEYS[:N], demand_, allocated, demand_, in_b, drop_b,
+                        apply_s=[0.01], rtt_ms=list(rtt))
+
+
+def test_measures():
+    d = np.array([[1.0], [1.0], [5.0], [5.0], [1.0], [6.0]])
+    assert peak_onsets(d) == [(2, 0), (5, 0)]
+    a = np.array([[2.0], [2.0], [2.0], [6.0], [6.0], [7.0]])
+    inb = np.full((6, 1), 1000.0)
+    drop = np.zeros((6, 1))
+    drop[2] = 500.0  # the first peak was not allocated in time
+    s = summarise(result("reactive", d, a, inb, drop))
+    assert s["violation_s"] == 300.0 and s["violation_steps"] == 1
+    assert s["reserved_mbit"] == pytest.approx(25.0 * 300)
+    assert (s["peaks"], s["peaks_preallocated"]) == (2, 1)
+    assert s["probe_loss"] == pytest.approx(1 / 3)
+    p = summarise(result("predictive", d, a + 4, inb, np.zeros((6, 1))))
+    r = compare({"predictive": p, "reactive": s, "oracle": s})
+    assert r["violation_ratio_vs_reactive"] == 0.0 and r["reserved_ratio_vs_reactive"] > 1
+
+
+def test_meter_stats_parsing():
+    text = ("OFPST_METER reply (OF1.3) (xid=0x2):\n"
+            "meter:259 flow_count:2 packet_in_count:10 byte_in_count:12420 duration:3.1s bands:\n"
+            "0: packet_count:3 byte_count:3726\n"
+            "meter:515 flow_count:1 packet_in_count:0 byte_in_count:0 duration:3.1s bands:\n"
+            "0: packet_count:0 byte_count:0\n")
+    assert parse_meter_stats(text) == {259: (12420, 3726), 515: (0, 0)}
+
+
+def test_report_is_self_contained(tmp_path):
+    from emulation.replay_report import write_report
+
+    d = np.array([[1.0], [3.0], [2.0]])
+    res = {n: result(n, d, d * k, np.ones((3, 1)), np.zeros((3, 1)))
+           for n, k in (("reactive", 1.5), ("predictive", 1.2))}
+    res["predictive"].band = {1: ([2.9], [3.2]), 2: ([2.1], [2.4])}
+    page = write_report(res, tmp_path, "t", pd.date_range("2026-01-01", periods=3, freq="5min"), {})
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") == 2  # one per application + the comparison
+    assert (tmp_path / "policies_cost_vs_violations.png").stat().st_size > 5000
+    assert (tmp_path / "replay.json").exists()
