@@ -294,6 +294,41 @@ def cmd_demo(a) -> int:
         return EXIT_INVALID
 
 
+def cmd_run(a) -> int:
+    from controller.allocator import AllocatorSettings
+    from controller.loop import LoopError, LoopSettings
+    from controller.reactive import ReactiveSettings
+    from controller.rest import load_token
+
+    from .loop import LoopRunError, run_loop
+
+    spec = load_spec(a.spec)
+    for fld, v, lo in (("--step", a.step, 0.5), ("--interval", a.interval, 0.5), ("--history", a.history, 10),
+                       ("--retrain-every", a.retrain_every, 1), ("--shadow-duration", a.shadow_duration, 1)):
+        if not v >= lo:
+            print(f"netshadow run: {fld}: must be >= {lo:g} (got {v:g})", file=sys.stderr)
+            return EXIT_INVALID
+    try:
+        token = load_token(a.token_file)
+        settings = LoopSettings(step_s=a.step, quantile=a.quantile, anomaly_policy=a.anomaly_policy,
+                                allocator=AllocatorSettings(headroom=a.headroom, hold_s=a.hold),
+                                reactive=ReactiveSettings(cooldown_s=a.hold))
+    except (OSError, ValueError, LoopError) as e:
+        print(f"netshadow run: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return run_loop(spec, a.controller.rstrip("/") + "/api/v1", token, settings, a.interval, a.history,
+                        a.forecaster, a.retrain_every, a.verify, a.shadow_duration, a.db, a.status_host,
+                        a.status_port, a.cycles, a.watch, a.shadow_prefix)
+    except LoopRunError as e:
+        print(f"netshadow run: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except OSError as e:  # the controller is unreachable, the status port is taken
+        print(f"netshadow run: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return EXIT_FAIL
+
+
 def cmd_replay(a) -> int:
     from emulation.replay import ReplayRunError
     from emulation.trace import ReplayError
@@ -470,6 +505,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-seconds", type=float, default=1.0,
                    help="wall-clock seconds per half-hour trace step (default 1)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the closed loop: telemetry -> forecast -> (shadow) -> plan -> "
+                                   "feedback, against a running controller")
+    p.add_argument("--spec", type=_spec_arg, required=True)
+    p.add_argument("--controller", default="http://127.0.0.1:8080")
+    p.add_argument("--token-file", help="REST token file (else $NETSHADOW_API_TOKEN[_FILE])")
+    p.add_argument("--step", type=float, default=10.0, help="seconds per forecast step (default 10)")
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between cycles (default 10)")
+    p.add_argument("--history", type=float, default=3600.0, help="seconds of telemetry each cycle reads")
+    p.add_argument("--forecaster", default="lstm", help="lstm (default) or a baseline name")
+    p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
+    p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")
+    p.add_argument("--headroom", type=float, default=0.1, help="on top of the forecast (default 0.1)")
+    p.add_argument("--hold", type=float, default=60.0, help="seconds a lower requirement must last "
+                                                            "before an allocation shrinks")
+    p.add_argument("--anomaly-policy", choices=("cap", "alert", "allocate"), default="cap",
+                   help="what an anomalous surge gets (default cap)")
+    p.add_argument("--verify", choices=("none", "shadow"), default="none",
+                   help="run each plan in a shadow network before applying it")
+    p.add_argument("--shadow-duration", type=float, default=5.0, help="seconds of shadow traffic")
+    p.add_argument("--shadow-prefix", default="nsv")
+    p.add_argument("--watch", type=float, default=0.0,
+                   help="regression watch after each apply, seconds (0: off)")
+    p.add_argument("--db", default="netshadow-loop.db", help="where cycles are recorded")
+    p.add_argument("--status-host", default="127.0.0.1")
+    p.add_argument("--status-port", type=int, default=8081, help="GET /api/v1/loop and /metrics")
+    p.add_argument("--cycles", type=int, help="stop after this many cycles (default: run until killed)")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("replay", help="drive the lab with a demand trace under allocation policies "
                                       "and compare them")
