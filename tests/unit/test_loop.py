@@ -81,7 +81,7 @@ def test_bad_forecasts_fall_back_to_the_reactive_rate():
                                     allocator=AllocatorSettings(headroom=0.0, hold_s=0)))
     vals = [10.0] * 6
     d = None
-    for i in range(5):  # forecasts of 5 while the application keeps using 10 and then 20
+    for _ in range(5):  # forecasts of 5 while the application keeps using 10 and then 20
         vals.append(20.0)
         t, v = series(vals)
         d = c.decide(1000.0 + 10 * len(vals), KEYS, t, v, Fixed(5.0, width=0.5), horizon=1)
