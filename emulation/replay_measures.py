@@ -7,9 +7,10 @@
 * **reserved**: the sum over steps of the rates in force times the step's length, in Mbit/s x
   trace seconds (the cost);
 * **RTT p95**: of the UDP echo probes that came back, with the share that did not;
-* **peaks pre-allocated**: a peak is a run of steps where an application's demand stays above
-  the median plus half the distance to its maximum; it is pre-allocated when the rate in force
-  at its first step already covered that step's demand.
+* **peaks pre-allocated**: a peak is a stretch of steps where an application's demand is above
+  its median plus half the way to its maximum (stretches fewer than three steps apart are one
+  peak, single steps are not peaks); it is pre-allocated when the rate in force at its first step
+  covered that step's demand and the step saw no violation.
 """
 
 from __future__ import annotations
@@ -19,20 +20,25 @@ import numpy as np
 from controller.policies import VIOLATION_DROP
 
 
-def peak_onsets(demand: np.ndarray) -> list[tuple[int, int]]:
-    """(step, flow) of the first step of every peak in ``demand`` (T, N)."""
+def peak_onsets(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> list[tuple[int, int]]:
+    """(step, flow) of the first step of every peak in ``demand`` (T, N): stretches above the
+    median plus half the way to the maximum, merged when fewer than ``merge_gap`` steps apart,
+    at least ``min_len`` steps long."""
     out = []
     for j in range(demand.shape[1]):
         d = demand[:, j]
         med = float(np.median(d))
-        thr = med + 0.5 * (float(d.max()) - med)
         if not d.max() > med:
             continue
-        above = d > thr
-        for t in range(len(d)):
-            if above[t] and (t == 0 or not above[t - 1]):
-                out.append((t, j))
-    return out
+        above = np.flatnonzero(d > med + 0.5 * (float(d.max()) - med))
+        runs: list[list[int]] = []
+        for t in above:
+            if runs and t - runs[-1][1] <= merge_gap:
+                runs[-1][1] = int(t)
+            else:
+                runs.append([int(t), int(t)])
+        out += [(a, j) for a, b in runs if b - a + 1 >= min_len]
+    return sorted(out)
 
 
 def summarise(res) -> dict:

@@ -144,18 +144,19 @@ def result(policy, demand_, allocated, in_b, drop_b, rtt=(1.0, 2.0, None)):
 
 
 def test_measures():
-    d = np.array([[1.0], [1.0], [5.0], [5.0], [1.0], [6.0]])
-    assert peak_onsets(d) == [(2, 0), (5, 0)]
-    a = np.array([[2.0], [2.0], [2.0], [6.0], [6.0], [7.0]])
-    inb = np.full((6, 1), 1000.0)
-    drop = np.zeros((6, 1))
+    d = np.array([[1.0], [1.0], [5.0], [5.0], [1.0], [1.0], [1.0], [1.0], [6.0], [6.0]])
+    assert peak_onsets(d) == [(2, 0), (8, 0)]
+    assert peak_onsets(np.array([[1.0], [6.0], [1.0], [6.0], [6.0], [1.0]])) == [(1, 0)]  # merged
+    a = np.array([[2.0]] * 3 + [[6.0]] * 7)
+    inb = np.full((10, 1), 1000.0)
+    drop = np.zeros((10, 1))
     drop[2] = 500.0  # the first peak was not allocated in time
     s = summarise(result("reactive", d, a, inb, drop))
     assert s["violation_s"] == 300.0 and s["violation_steps"] == 1
-    assert s["reserved_mbit"] == pytest.approx(25.0 * 300)
+    assert s["reserved_mbit"] == pytest.approx(48.0 * 300)
     assert (s["peaks"], s["peaks_preallocated"]) == (2, 1)
     assert s["probe_loss"] == pytest.approx(1 / 3)
-    p = summarise(result("predictive", d, a + 4, inb, np.zeros((6, 1))))
+    p = summarise(result("predictive", d, a + 4, inb, np.zeros((10, 1))))
     r = compare({"predictive": p, "reactive": s, "oracle": s})
     assert r["violation_ratio_vs_reactive"] == 0.0 and r["reserved_ratio_vs_reactive"] > 1
 
