@@ -6,7 +6,8 @@ shared wall-clock instant, so step boundaries line up), and a UDP echo prober fr
 destination (RTT under load). Before each step ``t`` begins - earlier by the actuation latency
 measured so far - it reads the application meters on the switches (``ovs-ofctl meter-stats``:
 bytes in and bytes dropped since the last read), asks the policy for step ``t``'s rates and
-POSTs them to the controller as a plan, then reads the meters again (Open vSwitch resets a
+POSTs them to the controller as a plan - rates that go down only just after the step began, so
+the previous step's traffic never meets them - then reads the meters again (Open vSwitch resets a
 meter's counters when it is modified) to open the next window. So every number in the result
 comes from the switches themselves, and every policy is actuated the same way; the window of
 step ``t`` is the time its rates were confirmed in force, its rate is bytes over that time.
@@ -35,6 +36,9 @@ from topologies import NetworkSpec
 from .trace import ReplayMap
 
 _METER = re.compile(r"meter:(\d+) .*?byte_in_count:(\d+).*?\n0: packet_count:\d+ byte_count:(\d+)", re.S)
+
+
+LOWER_AFTER_S = 0.02  # how long after a step boundary a lower rate is applied
 
 
 class ReplayRunError(RuntimeError):
@@ -155,13 +159,27 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             probers.append(pr)
         _sleep_until(t0)
         last, opened = reader.read(), time.monotonic()
+        acc, acc_s = np.zeros((N, 2)), 0.0  # bytes (in, dropped) and seconds of the open window
         lead = 0.1
         offered, dropped = [], []
+
+        def segment():
+            nonlocal last, opened, acc, acc_s
+            now, closed = reader.read(), time.monotonic()
+            acc += np.maximum(now - last, 0.0)
+            acc_s += closed - opened
+
+        def reopen():
+            # OVS resets a meter's counters when the meter is modified: a window's next segment
+            # starts from a read taken after the apply was confirmed
+            nonlocal last, opened
+            last, opened = reader.read(), time.monotonic()
+
         for t in range(1, T + 1):
             _sleep_until(t0 + t * step_wall_s - (lead if t < T else 0.0))
-            now, closed = reader.read(), time.monotonic()
-            d = np.maximum(now - last, 0.0)
-            window = max(closed - opened, 1e-3)
+            segment()
+            d, window = acc, max(acc_s, 1e-3)
+            acc, acc_s = np.zeros((N, 2)), 0.0
             res.in_bytes[t - 1], res.drop_bytes[t - 1] = d[:, 0], d[:, 1]
             res.offered[t - 1] = d[:, 0] * 8 / window / 1e6
             offered.append(res.offered[t - 1])
@@ -171,10 +189,16 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             s = StepInput(t, t * step_trace_s, np.array(offered), np.array(dropped))
             rates = policy.decide(s)
             res.allocated[t] = rates
-            res.apply_s.append(_post(url, token, policy.plan(rates, t)))
-            # OVS resets a meter's counters when the meter is modified: the next window starts
-            # from a read taken after the apply was confirmed
-            last, opened = reader.read(), time.monotonic()
+            prev = res.allocated[t - 1]
+            # raises land before the step begins, decreases just after it: the previous step's
+            # traffic never meets the next step's lower rate
+            res.apply_s.append(_post(url, token, policy.plan(np.maximum(prev, rates), t)))
+            reopen()
+            if (rates < prev).any():
+                _sleep_until(t0 + t * step_wall_s + LOWER_AFTER_S)
+                segment()
+                _post(url, token, policy.plan(rates, t))
+                reopen()
             lead = min(0.5 * step_wall_s, max(0.05, 1.5 * float(np.median(res.apply_s[-10:]))))
             if progress is not None:
                 progress(t)

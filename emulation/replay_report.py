@@ -22,7 +22,7 @@ def table(summaries: dict[str, dict], title: str):
                 "peaks pre-allocated", "apply p50 ms"):
         t.add_column(col, justify="right" if col != "policy" else "left")
     for name, s in summaries.items():
-        t.add_row(name, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.1f}", f"{s['reserved_mbit']:.0f}",
+        t.add_row(name, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.3f}", f"{s['reserved_mbit']:.0f}",
                   f"{s['rtt_p95_ms']:.2f}" if s["rtt_p95_ms"] is not None else "-",
                   f"{s['probe_loss']:.1%}" if s["probe_loss"] is not None else "-",
                   f"{s['peaks_preallocated']}/{s['peaks']}",
@@ -40,14 +40,14 @@ def _plots(results: dict, out: Path, times) -> list[Path]:
     any_res = next(iter(results.values()))
     for j, key in enumerate(any_res.keys):
         fig, ax = plt.subplots(figsize=(10, 3.6), dpi=100)
-        ax.plot(times, any_res.demand[:, j], color="black", lw=2, label="demand (trace)")
+        ax.step(times, any_res.demand[:, j], where="post", color="black", lw=2, label="demand (trace)")
         pred = results.get("predictive")
         if pred is not None and pred.band:
             ts = sorted(pred.band)
             med = [pred.band[t][0][j] for t in ts]
             up = [pred.band[t][1][j] for t in ts]
             tt = [times[t] for t in ts]
-            ax.fill_between(tt, med, up, color=COLOURS["predictive"], alpha=0.18,
+            ax.fill_between(tt, med, up, step="post", color=COLOURS["predictive"], alpha=0.18,
                             label="forecast median - 90 %")
         for name, r in results.items():
             ax.step(times, r.allocated[:, j], where="post", color=COLOURS.get(name, None), lw=1.2,
@@ -90,7 +90,7 @@ def write_report(results: dict, out: str | Path, title: str, times, meta: dict) 
     pngs = _plots(results, out, times)
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            n, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.1f}", f"{s['reserved_mbit']:.0f}",
+            n, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.3f}", f"{s['reserved_mbit']:.0f}",
             "-" if s["rtt_p95_ms"] is None else f"{s['rtt_p95_ms']:.2f}",
             f"{s['peaks_preallocated']}/{s['peaks']}")) + "</tr>"
         for n, s in summaries.items())
