@@ -239,3 +239,28 @@ def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies
             "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
             "forecaster": forecaster, "corrupt": corrupt, "description": description}
     return report(results, setup, console, json_out, report_dir, title, meta)
+
+
+def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, dst: str, speed: float,
+                    local_ip: str | None, prefix: str, workdir: Path, console: Console | None = None) -> dict:
+    """Rewrite ``pcap`` onto one tenant application and replay it in a fresh lab; what was sent and
+    what the application's admission rules counted."""
+    from emulation.pcap import admitted, replay, rewrite
+    from topologies import load_spec
+
+    console = console or Console(width=max(110, Console().width))
+    spec = load_spec(spec_path)
+    rw = rewrite(pcap, Path(workdir) / "rewritten", spec, tenant, app, src, dst, local_ip)
+    console.print(f"{pcap}: local address {rw.local_ip} -> {src}, every other -> {dst}; "
+                  f"{rw.forward_packets} packets {src}->{dst}, {rw.reverse_packets} {dst}->{src}; "
+                  f"left out {rw.skipped or 'nothing'}")
+    with LabSession(spec_path, prefix, workdir, console) as s:
+        before = admitted(s.lab, spec, tenant, app, src, dst)
+        sent = replay(s.lab, rw, src, dst, speed)
+        time.sleep(1.0)
+        after = admitted(s.lab, spec, tenant, app, src, dst)
+    result = {"rewritten": {"forward": rw.forward_packets, "reverse": rw.reverse_packets,
+                            "skipped": rw.skipped, "local_ip": rw.local_ip},
+              "sent": sent, "admitted": {"forward": after[0] - before[0], "reverse": after[1] - before[1]}}
+    console.print(f"sent {sent}; admitted by {tenant}/{app}'s rules: {result['admitted']}")
+    return result
