@@ -64,9 +64,11 @@ def shadow_build(spec, prefix: str, workdir: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--frame-bytes", type=int, default=1242, help="L2 size of the injected frames")
+    ap.add_argument("--injection-only", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        for name in ("default", "abilene"):
+        for name in () if a.injection_only else ("default", "abilene"):
             spec = load_spec(bundled(name))
             bare, shadow = [], []
             for i in range(a.repeat):
@@ -80,14 +82,14 @@ def main() -> None:
                   f"{s_down:.2f} s (bare stop {statistics.median(x[1] for x in bare):.2f} s)")
         spec = load_spec(bundled("abilene"))
         pairs = [("hatla5", "hatla"), ("hchin", "hipls"), ("hdnvr", "hkscy"), ("hlosa", "hsnva")]
-        with Shadow(spec, prefix="nbi", workdir=os.path.join(d, "inj")) as sh:
+        with Shadow(spec, prefix="nbi", workdir=os.path.join(d, "inj"), frame_bytes=a.frame_bytes) as sh:
             for rates in ([10.0], [25.0], [50.0], [50.0, 50.0, 50.0, 50.0]):
                 demands = [FlowDemand("backbone", "stream", s, t, "udp", 5002, (r,))
                            for (s, t), r in zip(pairs, rates)]
                 rep = sh.run(demands, duration_s=8, probe=False)
                 total = sum(f.delivered_mbps for f in rep.flows)
                 worst = max(abs(f.delivered_mbps - r) / r for f, r in zip(rep.flows, rates))
-                print(f"injection {len(rates)} x {rates[0]:g} Mbit/s: offered "
+                print(f"injection ({a.frame_bytes}-byte frames) {len(rates)} x {rates[0]:g} Mbit/s: offered "
                       f"{[round(f.offered_mbps, 2) for f in rep.flows]} delivered "
                       f"{[round(f.delivered_mbps, 2) for f in rep.flows]} (total {total:.1f} Mbit/s, "
                       f"worst deviation from target {worst:.1%})")

@@ -99,7 +99,8 @@ def demands_from_forecast(spec: NetworkSpec, forecast, quantile: float = 0.5) ->
 class Shadow:
     def __init__(self, spec: NetworkSpec, prefix: str = "sh1", tenants: list[str] | None = None,
                  workdir: str | Path | None = None, util_threshold: float = 0.9,
-                 loss_threshold: float = 0.01, rtt_bound_ms: float | None = None):
+                 loss_threshold: float = 0.01, rtt_bound_ms: float | None = None,
+                 frame_bytes: int = 1242):
         self.spec = restrict(spec, tenants)
         self.prefix = prefix
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"netshadow-{prefix}-"))
@@ -107,6 +108,9 @@ class Shadow:
         self.util_threshold = util_threshold
         self.loss_threshold = loss_threshold
         self.rtt_bound_ms = rtt_bound_ms
+        if not 64 <= frame_bytes <= 1514:
+            raise ValueError(f"frame_bytes: must be 64-1514 (got {frame_bytes!r})")
+        self.frame_bytes = frame_bytes  # L2 size of the generated UDP frames
         self.of_port = free_port()
         self.rest_port = free_port()
         self.ctl: ControllerProcess | None = None
@@ -212,7 +216,8 @@ class Shadow:
                          "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
                          "--sport", str(d.port), "--dport", str(d.port),
                          "--rate-mbps", ",".join(f"{r:.6f}" for r in d.rates_mbps),
-                         "--seconds", str(duration_s)], stdout=subprocess.PIPE, text=True)
+                         "--seconds", str(duration_s), "--frame-bytes", str(self.frame_bytes)],
+                        stdout=subprocess.PIPE, text=True)
                     senders.append((d, tx))
                     procs.append(tx)
                 else:

