@@ -64,7 +64,7 @@ def shadow_build(spec, prefix: str, workdir: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--frame-bytes", type=int, default=1242, help="L2 size of the injected frames")
+    ap.add_argument("--frame-bytes", type=int, default=1514, help="L2 size of the injected frames")
     ap.add_argument("--injection-only", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:

@@ -100,7 +100,7 @@ class Shadow:
     def __init__(self, spec: NetworkSpec, prefix: str = "sh1", tenants: list[str] | None = None,
                  workdir: str | Path | None = None, util_threshold: float = 0.9,
                  loss_threshold: float = 0.01, rtt_bound_ms: float | None = None,
-                 frame_bytes: int = 1242):
+                 frame_bytes: int = 1514):
         self.spec = restrict(spec, tenants)
         self.prefix = prefix
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"netshadow-{prefix}-"))
