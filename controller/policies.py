@@ -10,9 +10,10 @@ applies them as a plan. What a policy may know differs - that is the comparison:
 * **predictive** is netshadow: the profiler forecasts step ``t`` from everything measured so far
   (plus the history before the replay), the allocator (:func:`controller.allocator.allocate`)
   turns the forecast's upper quantile into rates (headroom, hysteresis, link capacities). It
-  learns from its own outcome: an application whose forecast let it down (a measured violation in
-  the last ``trust_window`` steps) gets at least what the reactive allocator would give it until
-  the forecasts are good again, so bad forecasts cannot make it worse than reactive;
+  learns from its own outcome: an application whose forecasts let it down (a measured violation in
+  the last ``trust_window`` steps, or recent forecasts further off than repeating the last
+  measurement) gets at least what the reactive allocator would give it until the forecasts are
+  good again, so bad forecasts do not make it worse than reactive;
 * **oracle** knows the demand of step ``t`` and applies it (plus the same headroom the static
   policy gets) with the same actuation latency - the bound no online policy can beat.
 
@@ -151,13 +152,26 @@ class PredictivePolicy(Policy):
                                 self.current, s.now_s, self.state, self.settings, name=f"predictive-{s.t}")
         rates = np.array([self.current.allocation(*k).rate_mbps for k in self.keys])
         if fallback is not None and s.t:
-            recent = s.dropped[-self.trust_window:]
-            distrust = (recent > VIOLATION_DROP).any(axis=0)
+            distrust = self.distrust(s)
             if distrust.any():
                 self.notes[s.t] = "falls back to reactive for " + ", ".join(
                     f"{self.keys[i][0]}/{self.keys[i][1]}" for i in np.flatnonzero(distrust))
             rates = np.where(distrust, np.maximum(rates, fallback), rates)
         return rates
+
+    def distrust(self, s: StepInput) -> np.ndarray:
+        """(N,) bool: applications whose forecasts let them down lately - a violation in the last
+        ``trust_window`` steps, or forecasts (median) that were further off than simply repeating
+        the previous measurement (persistence) over the last ``2 * trust_window`` steps."""
+        bad = (s.dropped[-self.trust_window:] > VIOLATION_DROP).any(axis=0)
+        w = 2 * self.trust_window
+        steps = [t for t in range(max(1, s.t - w), s.t) if t in self.band]
+        if len(steps) >= self.trust_window:
+            actual = s.offered_mbps[steps]
+            model = np.abs(actual - np.array([self.band[t][0] for t in steps])).mean(axis=0)
+            naive = np.abs(actual - s.offered_mbps[[t - 1 for t in steps]]).mean(axis=0)
+            bad |= model > naive
+        return bad
 
 
 # a step violates an application's objective when the meters dropped more than this fraction

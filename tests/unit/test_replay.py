@@ -182,3 +182,18 @@ def test_report_is_self_contained(tmp_path):
     assert text.count("data:image/png;base64,") == 2  # one per application + the comparison
     assert (tmp_path / "policies_cost_vs_violations.png").stat().st_size > 5000
     assert (tmp_path / "replay.json").exists()
+
+
+def test_forecasts_worse_than_persistence_are_distrusted():
+    hist = np.full((10, 2), 5.0)
+
+    def policy():
+        return PredictivePolicy(KEYS, SPEC, Perfect(np.zeros((20, 2))), hist, pd.Timestamp("2026-01-01"),
+                                300.0, AllocatorSettings(), reactive=ReactivePolicy(
+                                    KEYS, np.array([5.5, 5.5]), ReactiveSettings(cooldown_s=600)))
+    measured = np.array([[5.0 + t, 5.0] for t in range(10)])  # the first one ramps, the second is flat
+    p = policy()
+    for t in range(2, 10):  # the first application's forecasts lag two steps behind; the second's are exact
+        p.band[t] = (np.array([measured[t - 2, 0], 5.0]), np.array([measured[t - 2, 0] + 1, 6.0]))
+    d = p.distrust(step(10, measured.tolist(), np.zeros((10, 2)).tolist()))
+    assert d.tolist() == [True, False]
