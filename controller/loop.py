@@ -91,8 +91,10 @@ class LoopCore:
     def _feedback(self, keys, times, values) -> None:
         for j, k in enumerate(keys):
             for i, t in enumerate(times):
+                if np.isnan(values[i, j]):
+                    continue  # not measured (yet): its forecast waits
                 f = self.pending.pop((k, float(t)), None)
-                if f is None or np.isnan(values[i, j]):
+                if f is None:
                     continue
                 med, _lo, up = f
                 self.scores.setdefault(k, deque(maxlen=self.settings.trust_window)).append(

@@ -153,7 +153,8 @@ def replay(lab, rw: Rewritten, src: str, dst: str, speed: float = 1.0) -> dict:
 
 def admitted(lab, spec: NetworkSpec, tenant: str, app: str, src: str, dst: str) -> tuple[int, int]:
     """Packets the application's admission rules counted: (client -> server at the client's
-    switch, server -> client at the server's switch)."""
+    switch, server -> client at the server's switch). They include the hosts' own answers: a
+    host's TCP stack resets every replayed segment of a connection it never opened."""
     from controller.cookies import DIR_FORWARD, DIR_REVERSE, Cookie
     from controller.tenancy import app_number, tenant_number
 

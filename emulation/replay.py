@@ -9,12 +9,10 @@ bytes in and bytes dropped since the last read), asks the policy for step ``t``'
 POSTs them to the controller as a plan - rates that go down only just after the step began, so
 the previous step's traffic never meets them - then reads the meters again (Open vSwitch resets a
 meter's counters when it is modified) to open the next window. So every number in the result
-comes from the switches themselves, and every policy is actuated the same way; the window of
-step ``t`` is the time its rates were confirmed in force, its rate is bytes over that time.
-
-The meters are the ones netshadow installs for a plan (one per tenant application on its
-clients' ingress switch), so the measured window ``t`` is the time the rates of step ``t`` were
-in force.
+comes from the switches themselves, and every policy is actuated the same way. The window of
+step ``t`` runs from its beginning to its end (less the moments of an apply), so it holds that
+step's traffic; the decision for step ``t + 1`` sees step ``t`` as
+measured up to the moment it is made.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ from .trace import ReplayMap
 _METER = re.compile(r"meter:(\d+) .*?byte_in_count:(\d+).*?\n0: packet_count:\d+ byte_count:(\d+)", re.S)
 
 
-LOWER_AFTER_S = 0.02  # how long after a step boundary a lower rate is applied
+BOUNDARY_S = 0.02  # a lower rate is applied this long after its step's boundary
 
 
 class ReplayRunError(RuntimeError):
@@ -76,8 +74,10 @@ class MeterReader:
             self.bridges.append(prefix + spec.host(f.src).switch)
             self.ids.append(meter_id(tenant_number(spec, f.tenant), app_number(spec, f.tenant, f.app)))
 
-    def read(self) -> np.ndarray:
-        """(N, 2) cumulative (bytes in, bytes dropped) per flow's meter."""
+    def read(self) -> tuple[np.ndarray, float]:
+        """(N, 2) cumulative (bytes in, bytes dropped) per flow's meter, and when they were read
+        (monotonic seconds, the middle of the ``ovs-ofctl`` calls)."""
+        t0 = time.monotonic()
         stats = {}
         for br in sorted(set(self.bridges)):
             r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", br],
@@ -89,7 +89,7 @@ class MeterReader:
         for i, (br, mid) in enumerate(zip(self.bridges, self.ids, strict=True)):
             if mid in stats[br]:
                 out[i] = stats[br][mid]
-        return out
+        return out, (t0 + time.monotonic()) / 2
 
 
 def _post(url: str, token: str, plan) -> float:
@@ -158,35 +158,46 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             procs.append(pr)
             probers.append(pr)
         _sleep_until(t0)
-        last, opened = reader.read(), time.monotonic()
+        last, opened = reader.read()
         acc, acc_s = np.zeros((N, 2)), 0.0  # bytes (in, dropped) and seconds of the open window
         lead = 0.1
         offered, dropped = [], []
 
         def segment():
             nonlocal last, opened, acc, acc_s
-            now, closed = reader.read(), time.monotonic()
+            now, closed = reader.read()
             acc += np.maximum(now - last, 0.0)
             acc_s += closed - opened
+            last, opened = now, closed
 
         def reopen():
             # OVS resets a meter's counters when the meter is modified: a window's next segment
             # starts from a read taken after the apply was confirmed
             nonlocal last, opened
-            last, opened = reader.read(), time.monotonic()
+            last, opened = reader.read()
 
-        for t in range(1, T + 1):
-            _sleep_until(t0 + t * step_wall_s - (lead if t < T else 0.0))
-            segment()
+        def close(t):
+            nonlocal acc, acc_s
             d, window = acc, max(acc_s, 1e-3)
             acc, acc_s = np.zeros((N, 2)), 0.0
-            res.in_bytes[t - 1], res.drop_bytes[t - 1] = d[:, 0], d[:, 1]
-            res.offered[t - 1] = d[:, 0] * 8 / window / 1e6
-            offered.append(res.offered[t - 1])
+            res.in_bytes[t], res.drop_bytes[t] = d[:, 0], d[:, 1]
+            res.offered[t] = d[:, 0] * 8 / window / 1e6
+            offered.append(res.offered[t])
             dropped.append(np.where(d[:, 0] > 0, d[:, 1] / np.maximum(d[:, 0], 1), 0.0))
+
+        for t in range(1, T + 1):
             if t == T:
+                _sleep_until(t0 + t * step_wall_s)
+                segment()
+                close(t - 1)
                 break
-            s = StepInput(t, t * step_trace_s, np.array(offered), np.array(dropped))
+            _sleep_until(t0 + t * step_wall_s - lead)
+            segment()
+            # the decision sees step t-1 as measured so far
+            partial = acc[:, 0] * 8 / max(acc_s, 1e-3) / 1e6
+            part_drop = np.where(acc[:, 0] > 0, acc[:, 1] / np.maximum(acc[:, 0], 1), 0.0)
+            s = StepInput(t, t * step_trace_s, np.array(offered + [partial]),
+                          np.array(dropped + [part_drop]))
             rates = policy.decide(s)
             res.allocated[t] = rates
             prev = res.allocated[t - 1]
@@ -194,8 +205,11 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             # traffic never meets the next step's lower rate
             res.apply_s.append(_post(url, token, policy.plan(np.maximum(prev, rates), t)))
             reopen()
+            _sleep_until(t0 + t * step_wall_s)
+            segment()
+            close(t - 1)  # the window of step t-1 ends at its boundary
             if (rates < prev).any():
-                _sleep_until(t0 + t * step_wall_s + LOWER_AFTER_S)
+                _sleep_until(t0 + t * step_wall_s + BOUNDARY_S)
                 segment()
                 _post(url, token, policy.plan(rates, t))
                 reopen()

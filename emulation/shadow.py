@@ -184,6 +184,8 @@ class Shadow:
     def run(self, demands: list[FlowDemand], duration_s: float = 10.0, probe: bool = True) -> ShadowReport:
         spec = self.spec
         lab = self.lab
+        # nothing to offer, nothing to measure (and iperf3 reads a rate of 0 as "unlimited")
+        demands = [d for d in demands if max(d.rates_mbps, default=0.0) > 0]
         procs: list[subprocess.Popen] = []
         receivers, senders, tcp = [], [], []
         py = sys.executable

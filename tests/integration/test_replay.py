@@ -47,7 +47,8 @@ def test_a_policy_that_allocates_too_little_is_measured_losing_the_difference(la
     res = run(lab, react)
     assert res.allocated[2, 0] < 15  # it only saw 10 Mbit/s before the rise
     lost = res.drop_bytes[2, 0] / res.in_bytes[2, 0]
-    assert lost == pytest.approx(1 - res.allocated[2, 0] / 30.0, abs=0.05)
+    # the meter passes its rate plus its burst (a tenth of a second at the rate) in the 1-s step
+    assert lost == pytest.approx(1 - res.allocated[2, 0] * 1.1 / 30.0, abs=0.05)
     s = summarise(res)
     assert s["violation_steps"] >= 1 and s["peaks_preallocated"] == 0
     assert res.allocated[3, 0] > 30  # raised after the fact
