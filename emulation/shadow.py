@@ -79,6 +79,18 @@ def restrict(spec: NetworkSpec, tenants: list[str] | None) -> NetworkSpec:
                        tuple(h for h in spec.hosts if h.name in hosts), tuple(keep), spec.source)
 
 
+def demand_for(spec: NetworkSpec, tenant: str, app: str, rates_mbps) -> FlowDemand | None:
+    """The flow that stands for ``tenant``'s ``app``: between the first client/server pair of its
+    policies, at ``rates_mbps`` (one per step); None if no policy allows it."""
+    t = spec.tenant(tenant)
+    a = t.app(app)
+    pairs = sorted((s, d) for s, d, ap in spec.allowed() if ap == app and s in t.hosts)
+    if not pairs:
+        return None
+    return FlowDemand(t.id, a.name, pairs[0][0], pairs[0][1], a.protocol, a.port,
+                      tuple(max(0.0, float(r)) for r in rates_mbps))
+
+
 def demands_from_forecast(spec: NetworkSpec, forecast, quantile: float = 0.5) -> list[FlowDemand]:
     """One flow per tenant application whose ``app/<tenant>/<app>/fwd/bps`` series is forecast."""
     out = []
@@ -88,11 +100,9 @@ def demands_from_forecast(spec: NetworkSpec, forecast, quantile: float = 0.5) ->
                 sf = forecast.get(f"app/{t.id}/{a.name}/fwd/bps")
             except KeyError:
                 continue
-            pairs = sorted((s, d) for s, d, app in spec.allowed() if app == a.name and s in t.hosts)
-            if not pairs:
-                continue
-            rates = tuple(max(0.0, v) / 1e6 for v in sf.quantile(quantile))
-            out.append(FlowDemand(t.id, a.name, pairs[0][0], pairs[0][1], a.protocol, a.port, rates))
+            d = demand_for(spec, t.id, a.name, [v / 1e6 for v in sf.quantile(quantile)])
+            if d is not None:
+                out.append(d)
     return out
 
 

@@ -278,18 +278,12 @@ def _observe(m: Metrics, record: dict, d) -> None:
 
 def _verify(spec, shadow, prefix, d, keys, duration_s):
     """Run the decision's plan in a (warm) shadow network with the forecast's upper rates."""
-    from emulation.shadow import FlowDemand, Shadow
+    from emulation.shadow import Shadow, demand_for
 
     if shadow is None:
         shadow = Shadow(spec, prefix=prefix).start(d.plan)
     else:
         shadow.apply(d.plan)
-    demands = []
-    for t, a in keys:
-        tenant = spec.tenant(t)
-        app = tenant.app(a)
-        pairs = sorted((s, x) for s, x, ap in spec.allowed() if ap == a and s in tenant.hosts)
-        if pairs:
-            demands.append(FlowDemand(t, a, pairs[0][0], pairs[0][1], app.protocol, app.port,
-                                      tuple(d.forecast[f"{t}/{a}"]["upper"])))
+    demands = [x for x in (demand_for(spec, t, a, d.forecast[f"{t}/{a}"]["upper"]) for t, a in keys)
+               if x is not None]
     return shadow, shadow.run(demands, duration_s)
