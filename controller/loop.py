@@ -126,14 +126,13 @@ class LoopCore:
         ext = np.vstack([filled, np.full((horizon, len(keys)), np.nan)])
         start = pd.Timestamp(float(times[0]), unit="s", tz="UTC")
         qi = forecaster.quantiles.index(st.quantile) if st.quantile in forecaster.quantiles else -1
-        lo_i = 0
         med = np.zeros((horizon, len(keys)))
         up = np.zeros((horizon, len(keys)))
         lo = np.zeros((horizon, len(keys)))
         for h in range(1, horizon + 1):
             m, q = forecaster.forecast(ext[: len(filled) + h], h, start)
             med[h - 1], up[h - 1], lo[h - 1] = (np.nan_to_num(m[-1]), np.nan_to_num(q[qi, -1]),
-                                                np.nan_to_num(q[lo_i, -1]))
+                                                np.nan_to_num(q[0, -1]))
         for j, k in enumerate(keys):
             for h in range(horizon):
                 target = float(times[-1] + (h + 1) * st.step_s)

@@ -121,11 +121,8 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
                 raise ReplayError(f"corrupt: must be shift[:STEPS] or noise[:SIGMA] (got {corrupt!r})")
         settings = AllocatorSettings(headroom=headroom, hold_s=step, release_fraction=0.05,
                                      min_change=0.02)
-        p = PredictivePolicy(keys, setup.spec, forecaster, setup.history, setup.start, step, settings,
-                             reactive=reactive(), corrupt=damage)
-        if corrupt:
-            p.name = "predictive"
-        return p
+        return PredictivePolicy(keys, setup.spec, forecaster, setup.history, setup.start, step, settings,
+                                reactive=reactive(), corrupt=damage)
     raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
 
 
