@@ -51,6 +51,8 @@ class PlanEnforcer:
         self.history: list[dict] = []  # used when there is no store
         self._lock = threading.Lock()
         self._waiting: dict[int, threading.Event] = {}
+        self._early: set[int] = set()  # barrier replies that arrived before their waiter
+        self._barrier_lock = threading.Lock()
         self._errors: list[str] = []
         self._meter_replies: dict[int, dict[int, int]] = {}
         self._meter_event = threading.Event()
@@ -58,9 +60,14 @@ class PlanEnforcer:
 
     # ------------------------------------------------------------------ notifications (shim)
     def barrier(self, xid: int) -> None:
-        ev = self._waiting.get(xid)
-        if ev is not None:
-            ev.set()
+        with self._barrier_lock:
+            ev = self._waiting.get(xid)
+            if ev is None:  # not registered yet: the reply can beat the sender's bookkeeping
+                if len(self._early) > 10_000:
+                    self._early.clear()
+                self._early.add(xid)
+                return
+        ev.set()
 
     def error(self, dpid: int, text: str) -> None:
         self._errors.append(f"switch {dpid:#x}: {text}")
@@ -88,7 +95,11 @@ class PlanEnforcer:
                     return f"switch {dpid:#x} is not connected"
                 if isinstance(m, Barrier):
                     ev = threading.Event()
-                    self._waiting[xid] = ev
+                    with self._barrier_lock:
+                        self._waiting[xid] = ev
+                        if xid in self._early:
+                            self._early.discard(xid)
+                            ev.set()
                     events.append((dpid, xid, ev))
         deadline = time.monotonic() + self.timeout_s
         try:

@@ -76,3 +76,34 @@ def test_tc_read_back_parsing_and_filters():
     (cmd,) = filter_commands("s1-eth3", 5, [rule])
     assert cmd[cmd.index("flowid") + 1] == "5:103"
     assert " ".join(cmd).count("match ip") == 4 and "5004" in cmd
+
+
+def test_a_barrier_reply_that_beats_its_waiter_still_confirms():
+    """The reply to a barrier can arrive on the OpenFlow thread before the sender has registered
+    its wait; the apply must still be confirmed, not time out."""
+    from controller.core import Barrier
+    from controller.enforcer import PlanEnforcer
+
+    spec = load_spec(bundled("default"))
+    core = ControllerCore(spec, now=0.0)
+    for s in spec.switches:
+        core.switch_connected(s.dpid, 0.0)
+        core.meter_features(s.dpid, True, 0.0)
+        core.barrier_replied(s.dpid, 0.0)
+    xids = iter(range(1, 10_000))
+    enf = None
+
+    def send(dpid, m):
+        xid = next(xids)
+        if isinstance(m, Barrier):
+            enf.barrier(xid)  # answered before send() returns
+        elif m == "meter_config":
+            enf.meter_config(dpid, {m_.meter_id: m_.rate_kbps
+                                    for m_ in core_new.meters.get(dpid, ())})
+        return xid
+
+    enf = PlanEnforcer(core, send, timeout_s=0.5)
+    plan = video_plan(spec, 20)
+    core_new = core.compile(plan)
+    res = enf.apply(plan, "test")
+    assert res["outcome"] == "applied", res
