@@ -14,6 +14,9 @@ Data handling
   * training samples are weighted by how many of the series' units one standardised step is
     worth, so the loss ranks errors as they count in the series' units (the metric the
     evaluation reports); ``stride`` > 1 trains on every stride-th window only (faster);
+  * ``patch`` > 1 feeds the recurrent layer ``patch`` consecutive steps at a time (the window
+    must be a multiple): a 36-step window is 12 recurrent steps at patch 3. Inference time is
+    the sequential recurrent steps, so this divides it by about ``patch``;
   * chronological split: the last ``val_fraction`` of the training rows are validation; early
     stopping on validation loss restores the best weights (a checkpoint of the best epoch).
 
@@ -82,10 +85,15 @@ def _calendar(start: pd.Timestamp, step_s: float, rows: int) -> np.ndarray:
     return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
 
 
-def _build(window: int, horizon: int, nq_lo: int, nq_hi: int, units: int):
+def _build(window: int, horizon: int, nq_lo: int, nq_hi: int, units: int, patch: int = 1):
     inp = keras.Input((window, FEATURES))
+    x = inp
+    if patch > 1:
+        # each recurrent step reads `patch` consecutive steps: a third of the sequential steps
+        # at patch 3, which is what inference time is made of
+        x = keras.layers.Reshape((window // patch, patch * FEATURES))(x)
     # unrolled: the window length is fixed, and XLA then compiles one fused graph for inference
-    x = keras.layers.LSTM(units, unroll=True)(inp)
+    x = keras.layers.LSTM(units, unroll=True)(x)
     x = keras.layers.Dense(units, activation="relu")(x)
     x = keras.layers.Dense(horizon * (1 + nq_lo + nq_hi))(x)
     x = keras.layers.Reshape((horizon, 1 + nq_lo + nq_hi))(x)
@@ -112,7 +120,7 @@ class LSTMForecaster(Forecaster):
                  val_fraction: float = 0.1, learning_rate: float = 2e-3, verbose: int = 1,
                  calibrate: bool = True, checkpoint_dir: str | None = None,
                  transform: str = "log1p", calendar: tuple[str, ...] = ("day", "week"),
-                 stride: int = 1):
+                 stride: int = 1, patch: int = 1):
         super().__init__(quantiles)
         for fld, v, lo in (("window", window, 2), ("horizon", horizon, 1), ("units", units, 1),
                            ("epochs", epochs, 1), ("batch", batch, 1)):
@@ -130,7 +138,11 @@ class LSTMForecaster(Forecaster):
             raise ValueError(f"calendar: features are 'day' and 'week' (got {calendar!r})")
         if not isinstance(stride, int) or stride < 1:
             raise ValueError(f"stride: must be an integer >= 1 (got {stride!r})")
+        if not isinstance(patch, int) or patch < 1 or window % patch:
+            raise ValueError(f"patch: must be an integer >= 1 dividing window {window} "
+                             f"(got {patch!r})")
         self.transform, self.calendar, self.stride = transform, tuple(calendar), stride
+        self.patch = patch
         self.levels = tuple(sorted(set(self.quantiles) | {0.5}))
         self.model = None
         self.mean = self.std = None
@@ -238,7 +250,8 @@ class LSTMForecaster(Forecaster):
         xv, yv, wv = dataset(va_o)
         if self.model is None:
             nq_lo = sum(q < 0.5 for q in self.quantiles)
-            self.model = _build(self.window, self.horizon, nq_lo, len(self.quantiles) - nq_lo, self.units)
+            self.model = _build(self.window, self.horizon, nq_lo, len(self.quantiles) - nq_lo,
+                                self.units, self.patch)
         self.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                            loss=pinball_loss(self.levels))
         ckpt_dir = Path(self.checkpoint_dir or tempfile.mkdtemp(prefix="netshadow-ckpt-"))
@@ -359,7 +372,7 @@ class LSTMForecaster(Forecaster):
             "std": [float(x) for x in self.std], "fallback": [bool(x) for x in self.fallback]}))
         params = {k: getattr(self, k) for k in ("window", "horizon", "units", "epochs", "batch",
                                                 "patience", "seed", "val_fraction", "learning_rate",
-                                                "transform", "stride")}
+                                                "transform", "stride", "patch")}
         params["calendar"] = list(self.calendar)
         (d / "meta.json").write_text(json.dumps({
             "format": FORMAT_VERSION, "model": self.name, "params": params,

@@ -12,7 +12,7 @@ from rich.table import Table
 def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, test_start: str | None,
                  json_out: str | None, plot_out: str | None, season: int | None,
                  lstm: bool = True, model_dir: str | None = None, window: int = 36,
-                 epochs: int = 12, seed: int = 0, units: int = 32) -> int:
+                 epochs: int = 12, seed: int = 0, units: int = 32, patch: int = 3) -> int:
     import time
 
     from models.baselines import all_baselines
@@ -39,7 +39,7 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
         from models.lstm import LSTMForecaster
 
         m = LSTMForecaster(window=window, horizon=max(horizons), epochs=epochs, seed=seed, verbose=2,
-                           units=units)
+                           units=units, patch=patch)
         t0 = time.monotonic()
         m.fit(series.slice(0, ts))
         extra["lstm_train_s"] = round(time.monotonic() - t0, 1)
@@ -111,7 +111,8 @@ def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_serie
 
 
 def run_train(csv: str, out: str, horizon: int, window: int, test_fraction: float | None,
-              test_start: str | None, epochs: int, seed: int, units: int = 32) -> int:
+              test_start: str | None, epochs: int, seed: int, units: int = 32,
+              patch: int = 3) -> int:
     import time
 
     from models.evaluate import split_row
@@ -122,7 +123,7 @@ def run_train(csv: str, out: str, horizon: int, window: int, test_fraction: floa
     series, _ = load_wide_csv(csv)
     ts = split_row(series, test_fraction, test_start)
     m = LSTMForecaster(window=window, horizon=horizon, epochs=epochs, seed=seed, verbose=1,
-                       checkpoint_dir=out, units=units)
+                       checkpoint_dir=out, units=units, patch=patch)
     t0 = time.monotonic()
     m.fit(series.slice(0, ts))
     m.meta["train_s"] = round(time.monotonic() - t0, 1)

@@ -127,6 +127,30 @@ def test_bad_parameters():
         LSTMForecaster(window=1)
     with pytest.raises(ValueError, match="val_fraction"):
         LSTMForecaster(val_fraction=0.9)
+    with pytest.raises(ValueError, match="patch: .* dividing window 36 .got 5"):
+        LSTMForecaster(window=36, patch=5)
+
+
+def test_patched_model_reads_several_steps_per_recurrent_step(tmp_path):
+    """patch=3 (the tpp default): 24 window steps are 8 recurrent steps of 3; it still learns the
+    seasonal series, and the setting survives save/load."""
+    from models.lstm import FEATURES, LSTMForecaster
+
+    s = make_series(n_series=4, rows=1200)
+    m = LSTMForecaster(window=24, horizon=2, units=16, epochs=15, batch=256, patience=4,
+                       learning_rate=5e-3, verbose=0, seed=1, patch=3).fit(s.slice(0, 1000))
+    lstm = next(layer for layer in m.model.layers if layer.__class__.__name__ == "LSTM")
+    assert tuple(lstm.input.shape[1:]) == (8, 3 * FEATURES)
+    scores, _ = evaluate([m, Persistence()], s, 1000, [1], trained=(m,))
+    lstm_mae = next(x.mae for x in scores if x.model == "lstm")
+    pers_mae = next(x.mae for x in scores if x.model == "persistence")
+    assert lstm_mae < 0.8 * pers_mae, (lstm_mae, pers_mae)
+    m.save(tmp_path / "p3")
+    loaded = LSTMForecaster.load(tmp_path / "p3").bind(s.slice(0, 1000))
+    assert loaded.patch == 3
+    a, qa = m.forecast(s.values, 2, s.start)
+    b, qb = loaded.forecast(s.values, 2, s.start)
+    assert np.array_equal(a, b, equal_nan=True) and np.array_equal(qa, qb, equal_nan=True)
 
 
 def test_metrics_helper_consistent(trained):
