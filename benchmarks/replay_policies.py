@@ -74,6 +74,9 @@ def main() -> int:
     ap.add_argument(
         "--corrupt", default="shift:2,noise:0.3", help="comma-separated corruptions ('' for none)"
     )
+    ap.add_argument("--quantile", type=float, default=0.9,
+                    help="forecast quantile the predictive policy allocates (choose it on a held-out "
+                         "day with benchmarks/replay_tradeoff.py)")
     a = ap.parse_args()
     out = Path(a.out or ROOT / "out" / f"replay-{a.which}")
     console = Console(width=130)
@@ -93,7 +96,7 @@ def main() -> int:
         f"{a.which}: {setup.demand.shape[0]} steps, {len(setup.mapping.flows)} applications, "
         f"peak demand {setup.demand.max(axis=0).round(1).tolist()} Mbit/s"
     )
-    model = make_forecaster(setup, "lstm", console)
+    model = make_forecaster(setup, "lstm", console, quantile=a.quantile)
     corruptions = [c for c in a.corrupt.split(",") if c]
     with LabSession(spec, "nsb", out / "work", console) as s:
         results = run_all(
@@ -104,12 +107,13 @@ def main() -> int:
             s.token,
             console,
             model,
+            quantile=a.quantile,
         )
         damaged = {}
         for c in corruptions:
             console.print(f"predictive with corrupted forecasts ({c}):")
             damaged[c] = run_all(
-                setup, ["predictive"], s.lab, s.ctl.url, s.token, console, model, c
+                setup, ["predictive"], s.lab, s.ctl.url, s.token, console, model, c, a.quantile
             )["predictive"]
     doc = report(
         results,
@@ -118,7 +122,7 @@ def main() -> int:
         str(out / "replay.json"),
         str(out / "report"),
         f"Allocation policies replaying {Path(trace).name}",
-        {"which": a.which, "compress": compress},
+        {"which": a.which, "compress": compress, "quantile": a.quantile},
     )
     from emulation.replay_measures import summarise
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Forecaster
+from .forecast import DEFAULT_QUANTILES
 from .series import SeriesSet
 
 
@@ -152,5 +153,7 @@ class HoltWinters(Forecaster):
         return np.maximum(self._filter(values, a, b, g, [h])[h][0], 0.0)
 
 
-def all_baselines(season: int | None = None) -> list[Forecaster]:
-    return [Persistence(), SeasonalNaive(season), MovingAverage(12), HoltWinters(season)]
+def all_baselines(season: int | None = None,
+                  quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> list[Forecaster]:
+    return [Persistence(quantiles=quantiles), SeasonalNaive(season, quantiles=quantiles),
+            MovingAverage(12, quantiles=quantiles), HoltWinters(season, quantiles=quantiles)]

@@ -357,7 +357,8 @@ def cmd_replay(a) -> int:
     try:
         doc = run_replay(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days, a.forecaster,
                          a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
-                         f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}")
+                         f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
+                         quantile=a.quantile)
     except ReplayError as e:
         print(f"netshadow replay: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -587,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=1.0, help="how much trace to replay (default 1 day)")
     p.add_argument("--forecaster", default="lstm",
                    help="the predictive policy's model: lstm (default) or a baseline name")
+    p.add_argument("--quantile", type=float, default=0.9,
+                   help="forecast quantile the predictive policy allocates (default 0.9; higher "
+                        "buys fewer violations with more reserve - see benchmarks/replay_tradeoff.py)")
     p.add_argument("--corrupt", help="damage the forecasts on purpose: shift[:STEPS] or noise[:SIGMA]")
     p.add_argument("--prefix", default="nsr", help="name prefix of the lab's objects")
     p.add_argument("--workdir", default="out/replay", help="logs")

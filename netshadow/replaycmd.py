@@ -69,10 +69,17 @@ def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, sta
                        pd.date_range(series.time(lo), periods=n, freq=pd.Timedelta(seconds=series.step_s)))
 
 
-def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int = 20, seed: int = 0):
-    """The profiler model for the predictive policy, trained on the history before the window."""
+def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int = 20, seed: int = 0,
+                    quantile: float = 0.9):
+    """The profiler model for the predictive policy, trained on the history before the window;
+    its quantiles are the default ones and ``quantile``, the one the predictive policy
+    allocates."""
+    from models.forecast import DEFAULT_QUANTILES
     from models.series import SeriesSet
 
+    if not isinstance(quantile, (int, float)) or not 0.5 < quantile < 1:
+        raise ReplayError(f"quantile: must be in (0.5, 1) (got {quantile!r})")
+    quantiles = tuple(sorted(set(DEFAULT_QUANTILES) | {float(quantile)}))
     names = tuple(f"{f.tenant}/{f.app}" for f in setup.mapping.flows)
     hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
     t0 = time.monotonic()
@@ -81,11 +88,11 @@ def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int
 
         window = min(48, max(8, setup.history.shape[0] // 6))
         m = LSTMForecaster(window=window, horizon=2, epochs=epochs, seed=seed, verbose=0,
-                           batch=256, patience=4).fit(hist)
+                           batch=256, patience=4, quantiles=quantiles).fit(hist)
     else:
         from models.baselines import all_baselines
 
-        by = {b.name: b for b in all_baselines()}
+        by = {b.name: b for b in all_baselines(quantiles=quantiles)}
         if kind not in by:
             raise ReplayError(f"forecaster: must be lstm or one of {sorted(by)} (got {kind!r})")
         m = by[kind].fit(hist)
@@ -95,11 +102,15 @@ def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int
 
 
 def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | None = None,
-                headroom: float = 0.05):
+                headroom: float = 0.05, quantile: float = 0.9,
+                reactive_settings: ReactiveSettings | None = None):
+    """``quantile``: the forecast quantile the predictive policy allocates (the forecaster must
+    have it); ``reactive_settings``: the threshold allocator's (default: raise at 90 % use,
+    cooldown two steps)."""
     keys = [f.key for f in setup.mapping.flows]
     step = setup.step_trace_s
     initial = setup.history[-1] if len(setup.history) else setup.demand[0]
-    reactive_settings = ReactiveSettings(cooldown_s=2 * step, floor_mbps=0.5)
+    reactive_settings = reactive_settings or ReactiveSettings(cooldown_s=2 * step, floor_mbps=0.5)
 
     def reactive():
         return ReactivePolicy(keys, initial * 1.1, reactive_settings)
@@ -122,12 +133,12 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
         settings = AllocatorSettings(headroom=headroom, hold_s=step, release_fraction=0.05,
                                      min_change=0.02)
         return PredictivePolicy(keys, setup.spec, forecaster, setup.history, setup.start, step, settings,
-                                reactive=reactive(), corrupt=damage)
+                                quantile=quantile, reactive=reactive(), corrupt=damage)
     raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
 
 
 def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, console: Console,
-            forecaster=None, corrupt: str | None = None) -> dict:
+            forecaster=None, corrupt: str | None = None, quantile: float = 0.9) -> dict:
     from rich.progress import Progress
 
     from emulation.replay import replay
@@ -135,7 +146,7 @@ def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, 
     results = {}
     T = setup.demand.shape[0]
     for name in policies:
-        policy = make_policy(name, setup, forecaster, corrupt)
+        policy = make_policy(name, setup, forecaster, corrupt, quantile=quantile)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"{name}: {T} steps x {setup.step_wall_s:g} s", total=T)
             results[name] = replay(lab, setup.spec, url, token, setup.mapping, setup.demand, policy,
@@ -221,7 +232,7 @@ class LabSession:
 def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies: list[str],
                start: str | None, days: float, forecaster: str, corrupt: str | None, prefix: str,
                workdir: Path, json_out: str | None, report_dir: str | None, title: str,
-               description: str = "", console: Console | None = None) -> dict:
+               description: str = "", console: Console | None = None, quantile: float = 0.9) -> dict:
     from topologies import load_spec
 
     console = console or Console(width=max(110, Console().width))
@@ -229,12 +240,15 @@ def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies
     console.print(f"trace {trace}: replaying {setup.demand.shape[0]} steps of {setup.step_trace_s:g} s "
                   f"({setup.times[0]} to {setup.times[-1]}) at {setup.step_wall_s:g} s per step, "
                   f"{len(setup.mapping.flows)} applications, policies {', '.join(policies)}")
-    model = make_forecaster(setup, forecaster, console) if "predictive" in policies else None
+    model = (make_forecaster(setup, forecaster, console, quantile=quantile)
+             if "predictive" in policies else None)
     with LabSession(spec_path, prefix, workdir, console) as s:
-        results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, corrupt)
+        results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, corrupt,
+                          quantile)
     meta = {"spec": spec_path, "trace": str(trace), "mapping": str(mapping), "compress": compress,
             "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
-            "forecaster": forecaster, "corrupt": corrupt, "description": description}
+            "forecaster": forecaster, "quantile": quantile, "corrupt": corrupt,
+            "description": description}
     return report(results, setup, console, json_out, report_dir, title, meta)
 
 

@@ -197,3 +197,32 @@ def test_forecasts_worse_than_persistence_are_distrusted():
         p.band[t] = (np.array([measured[t - 2, 0], 5.0]), np.array([measured[t - 2, 0] + 1, 6.0]))
     d = p.distrust(step(10, measured.tolist(), np.zeros((10, 2)).tolist()))
     assert d.tolist() == [True, False]
+
+
+def test_idealised_replay_scores_the_shortfall():
+    from emulation.replay_ideal import simulate
+
+    d = np.array([[4.0, 1.0], [8.0, 1.0], [8.0, 2.0], [2.0, 1.0]])
+    res = simulate(StaticPolicy(KEYS, d, 0.0), d, 300.0, KEYS)
+    s = summarise(res)
+    assert s["violation_steps"] == 0 and s["reserved_mbit"] == pytest.approx((8 + 2) * 4 * 300)
+    # a static reservation of 6 / 1.5 Mbit/s: steps 1 and 2 of the first application lose 2 of 8,
+    # step 2 of the second loses 0.5 of 2
+    res = simulate(StaticPolicy(KEYS, np.array([[6.0, 1.5]]), 0.0), d, 300.0, KEYS)
+    s = summarise(res)
+    assert s["violation_steps"] == 3 and s["violation_s"] == 900
+    assert s["dropped_mbytes"] == pytest.approx((2 + 2 + 0.5) * 300 / 8)
+    assert res.drop_bytes[1, 0] / res.in_bytes[1, 0] == pytest.approx(0.25)
+
+
+def test_idealised_replay_feeds_the_policy_what_it_lost():
+    from emulation.replay_ideal import simulate
+
+    d = np.array([[4.0, 1.0], [9.0, 1.0], [9.0, 1.0], [9.0, 1.0]])
+    r = ReactivePolicy(KEYS, np.array([5.0, 2.0]), ReactiveSettings(cooldown_s=600))
+    res = simulate(r, d, 300.0, KEYS)
+    # reactive sees the jump only after step 1 and raises for step 2: one violated step
+    assert summarise(res)["violation_steps"] == 1
+    assert res.allocated[2, 0] >= 9.0
+    with pytest.raises(ValueError, match="demand"):
+        simulate(r, d[:, :1], 300.0, KEYS)

@@ -1,0 +1,120 @@
+"""Cost against violations, without the lab: the predictive policy at several forecast quantiles
+and allocator headrooms, the reactive policy at several thresholds, on one replayed day of a
+trace (idealised replay, :mod:`emulation.replay_ideal`: demand offered exactly, the excess over
+the rate dropped). It shows the trade-off each policy can buy and is how the predictive
+policy's quantile is chosen on a held-out day before the lab replays the day that counts.
+
+    python benchmarks/replay_tradeoff.py abilene --start 2004-03-13T00:00   # held-out day
+    python benchmarks/replay_tradeoff.py abilene                            # the last day
+    python benchmarks/replay_tradeoff.py demo
+
+Reserve is reported against the oracle's (demand x 1.05, known in advance) and the default
+reactive policy's; a setting is on the frontier when no other setting of either online policy
+has at most its violation-seconds and its reserve (and less of one). The Abilene data is read
+at run time, never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from controller.reactive import ReactiveSettings  # noqa: E402
+from emulation.replay_ideal import simulate  # noqa: E402
+from emulation.replay_measures import summarise  # noqa: E402
+from netshadow.replaycmd import make_forecaster, make_policy, prepare  # noqa: E402
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("which", choices=("abilene", "demo"))
+    ap.add_argument("--start", help="first replayed step (default: the last day)")
+    ap.add_argument("--quantiles", type=floats, default=[0.9, 0.95, 0.98, 0.99])
+    ap.add_argument("--headrooms", type=floats, default=[0.0, 0.05])
+    ap.add_argument("--raise-at", type=floats, default=[0.9, 0.8, 0.7, 0.6],
+                    help="reactive thresholds (share of the rate in use that triggers a raise)")
+    ap.add_argument("--corrupt", action="store_true",
+                    help="also run each predictive setting with shifted and noisy forecasts")
+    ap.add_argument("--json", help="write the rows here")
+    a = ap.parse_args()
+    console = Console(width=150)
+    out = ROOT / "out" / f"tradeoff-{a.which}"
+    if a.which == "abilene":
+        from replay_policies import abilene_inputs
+
+        spec, trace, mapping, compress = abilene_inputs(out)
+    else:
+        spec, trace, mapping, compress = (str(ROOT / "topologies/default.yaml"),
+                                          str(ROOT / "traces/demo.csv"),
+                                          str(ROOT / "traces/demo-map.yaml"), "1800=1")
+    from topologies import load_spec
+
+    setup = prepare(load_spec(spec), trace, mapping, compress, a.start, 1.0)
+    keys = [f.key for f in setup.mapping.flows]
+    step = setup.step_trace_s
+    console.print(f"{a.which}: replaying {setup.times[0]} .. {setup.times[-1]} ({len(setup.times)} "
+                  f"steps), history {setup.history.shape[0]} steps before it; idealised replay")
+
+    def score(policy):
+        return summarise(simulate(policy, setup.demand, step, keys))
+
+    rows = []
+    oracle = score(make_policy("oracle", setup))
+    rows.append(("oracle", "", oracle))
+    rows.append(("static", "", score(make_policy("static", setup))))
+    for ra in a.raise_at:
+        rs = ReactiveSettings(raise_at=ra, lower_at=min(0.5, ra - 0.2), cooldown_s=2 * step,
+                              floor_mbps=0.5)
+        rows.append(("reactive", f"raise at {ra:g}", score(make_policy("reactive", setup,
+                                                                       reactive_settings=rs))))
+    default_reactive = next(r for p, s, r in rows if p == "reactive" and s == "raise at 0.9") \
+        if 0.9 in a.raise_at else score(make_policy("reactive", setup))
+    for q in a.quantiles:
+        model = make_forecaster(setup, "lstm", console, quantile=q)
+        for h in a.headrooms:
+            for corrupt in [None, "shift:2", "noise:0.3"] if a.corrupt else [None]:
+                p = make_policy("predictive", setup, model, corrupt, headroom=h, quantile=q)
+                label = f"q {q:g}, headroom {h:g}" + (f", {corrupt}" if corrupt else "")
+                rows.append(("predictive", label, score(p)))
+    # the frontier is among the online policies' settings (the oracle knows the future)
+    clean = [(p, s, r) for p, s, r in rows
+             if p in ("reactive", "predictive") and "shift" not in s and "noise" not in s]
+    table = Table(title=f"Idealised replay of {Path(trace).name}: cost against violations")
+    for c in ("policy", "setting", "violation-s", "violation steps", "reserve x oracle",
+              "reserve x reactive", "peaks pre-allocated", "frontier"):
+        table.add_column(c, justify="left" if c in ("policy", "setting") else "right")
+    doc = []
+    for p, s, r in rows:
+        front = not any(o["violation_s"] <= r["violation_s"] and o["reserved_mbit"] <= r["reserved_mbit"]
+                        and (o["violation_s"], o["reserved_mbit"]) != (r["violation_s"], r["reserved_mbit"])
+                        for _, _, o in clean if o is not r)
+        front = front and (p, s, r) in clean
+        x_o = r["reserved_mbit"] / oracle["reserved_mbit"]
+        x_r = r["reserved_mbit"] / default_reactive["reserved_mbit"]
+        table.add_row(p, s, f"{r['violation_s']:.0f}", str(r["violation_steps"]), f"{x_o:.3f}",
+                      f"{x_r:.3f}", f"{r['peaks_preallocated']}/{r['peaks']}", "*" if front else "")
+        doc.append({"policy": p, "setting": s, "violation_s": r["violation_s"],
+                    "reserve_x_oracle": x_o, "reserve_x_reactive": x_r,
+                    "peaks_preallocated": r["peaks_preallocated"], "peaks": r["peaks"],
+                    "frontier": front})
+    console.print(table)
+    if a.json:
+        Path(a.json).write_text(json.dumps(doc, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
