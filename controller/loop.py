@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from models.anomaly import interval_score
 from topologies import NetworkSpec
 
 from .allocator import AllocatorSettings, AllocatorState, allocate
@@ -108,8 +109,7 @@ class LoopCore:
         if f is None:
             return 0.0
         _med, lo, up = f
-        width = max(up - lo, 1e-6)
-        return max(0.0, (actual - up) / width)
+        return float(interval_score(actual, lo, up, above_only=True))
 
     def decide(self, now: float, keys: list[Key], times: np.ndarray, values: np.ndarray, forecaster,
                horizon: int, name: str = "loop") -> Decision:

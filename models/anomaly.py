@@ -25,6 +25,16 @@ from .forecast import Anomaly
 from .series import SeriesSet
 
 
+def interval_score(y, lo, hi, above_only: bool = False):
+    """How far ``y`` lies outside ``[lo, hi]`` in interval widths (0 inside); with ``above_only``
+    only an excess above ``hi`` counts (a surge). Works on scalars and arrays alike."""
+    width = np.maximum(np.asarray(hi, dtype=float) - lo, 1e-9)
+    above = (np.asarray(y, dtype=float) - hi) / width
+    if above_only:
+        return np.maximum(0.0, above)
+    return np.maximum(0.0, np.maximum(above, (lo - np.asarray(y, dtype=float)) / width))
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
     quantiles: tuple[float, float] = (0.005, 0.995)
@@ -48,10 +58,8 @@ class IntervalDetector:
     def scores(self, series: SeriesSet) -> np.ndarray:
         """(T, N) scores; NaN where there is no forecast or no observation."""
         med, qs = self.model.forecast(series.values, 1, series.start)
-        lo, hi = qs[0], qs[-1]
-        width = np.maximum(hi - lo, 1e-9)
         y = series.values
-        s = np.maximum(0.0, np.maximum((y - hi) / width, (lo - y) / width))
+        s = interval_score(y, qs[0], qs[-1])
         return np.where(np.isnan(y) | np.isnan(med), np.nan, s)
 
     def detect(self, series: SeriesSet, from_row: int = 0) -> list[Anomaly]:

@@ -358,7 +358,7 @@ def cmd_replay(a) -> int:
         doc = run_replay(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days, a.forecaster,
                          a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
                          f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
-                         quantile=a.quantile)
+                         quantile=a.quantile, ideal=a.ideal)
     except ReplayError as e:
         print(f"netshadow replay: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -592,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forecast quantile the predictive policy allocates (default 0.9; higher "
                         "buys fewer violations with more reserve - see benchmarks/replay_tradeoff.py)")
     p.add_argument("--corrupt", help="damage the forecasts on purpose: shift[:STEPS] or noise[:SIGMA]")
+    p.add_argument("--ideal", action="store_true",
+                   help="without the lab: every application offers exactly its demand and the excess "
+                        "over its rate is dropped (seconds, no root; stricter than the lab)")
     p.add_argument("--prefix", default="nsr", help="name prefix of the lab's objects")
     p.add_argument("--workdir", default="out/replay", help="logs")
     p.add_argument("--json", help="write every step's measurements and the summary here")

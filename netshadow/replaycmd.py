@@ -232,22 +232,33 @@ class LabSession:
 def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies: list[str],
                start: str | None, days: float, forecaster: str, corrupt: str | None, prefix: str,
                workdir: Path, json_out: str | None, report_dir: str | None, title: str,
-               description: str = "", console: Console | None = None, quantile: float = 0.9) -> dict:
+               description: str = "", console: Console | None = None, quantile: float = 0.9,
+               ideal: bool = False) -> dict:
+    """Replay in the lab, or with ``ideal`` without it (:mod:`emulation.replay_ideal`)."""
     from topologies import load_spec
 
     console = console or Console(width=max(110, Console().width))
     setup = prepare(load_spec(spec_path), trace, mapping, compress, start, days)
     console.print(f"trace {trace}: replaying {setup.demand.shape[0]} steps of {setup.step_trace_s:g} s "
-                  f"({setup.times[0]} to {setup.times[-1]}) at {setup.step_wall_s:g} s per step, "
+                  f"({setup.times[0]} to {setup.times[-1]}) "
+                  f"{'idealised' if ideal else f'at {setup.step_wall_s:g} s per step'}, "
                   f"{len(setup.mapping.flows)} applications, policies {', '.join(policies)}")
     model = (make_forecaster(setup, forecaster, console, quantile=quantile)
              if "predictive" in policies else None)
-    with LabSession(spec_path, prefix, workdir, console) as s:
-        results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, corrupt,
-                          quantile)
+    if ideal:
+        from emulation.replay_ideal import simulate
+
+        keys = [f.key for f in setup.mapping.flows]
+        results = {name: simulate(make_policy(name, setup, model, corrupt, quantile=quantile),
+                                  setup.demand, setup.step_trace_s, keys) for name in policies}
+        title += " (idealised, without the lab)"
+    else:
+        with LabSession(spec_path, prefix, workdir, console) as s:
+            results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, corrupt,
+                              quantile)
     meta = {"spec": spec_path, "trace": str(trace), "mapping": str(mapping), "compress": compress,
             "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
-            "forecaster": forecaster, "quantile": quantile, "corrupt": corrupt,
+            "forecaster": forecaster, "quantile": quantile, "corrupt": corrupt, "ideal": ideal,
             "description": description}
     return report(results, setup, console, json_out, report_dir, title, meta)
 

@@ -3,6 +3,8 @@ decisions, the measures and the report."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -226,3 +228,50 @@ def test_idealised_replay_feeds_the_policy_what_it_lost():
     assert res.allocated[2, 0] >= 9.0
     with pytest.raises(ValueError, match="demand"):
         simulate(r, d[:, :1], 300.0, KEYS)
+
+
+TRACES = Path(__file__).resolve().parents[2] / "traces"
+
+
+def test_replay_refuses_a_bad_quantile_before_starting_a_lab(capsys):
+    from netshadow.cli import main
+
+    rc = main(["replay", "--spec", bundled("default"), "--trace", str(TRACES / "demo.csv"),
+               "--map", str(TRACES / "demo-map.yaml"), "--compress", "1800=1",
+               "--policy", "predictive", "--forecaster", "persistence", "--quantile", "1.5"])
+    assert rc == 2
+    assert "quantile: must be in (0.5, 1) (got 1.5)" in capsys.readouterr().err
+
+
+def test_a_baseline_forecaster_carries_the_allocated_quantile():
+    from rich.console import Console
+
+    from netshadow.replaycmd import make_forecaster, make_policy, prepare
+
+    setup = prepare(SPEC, str(TRACES / "demo.csv"), str(TRACES / "demo-map.yaml"), "1800=1",
+                    None, 1.0)
+    m = make_forecaster(setup, "persistence", Console(quiet=True), quantile=0.99)
+    assert m.quantiles == (0.1, 0.9, 0.99)
+    p = make_policy("predictive", setup, m, quantile=0.99)
+    rates = p.decide(StepInput(0, 0.0, np.zeros((0, 3)), np.zeros((0, 3))))
+    assert rates.shape == (3,) and (rates > 0).all()
+
+
+def test_idealised_replay_from_the_command_line(tmp_path, capsys):
+    """``netshadow replay --ideal``: no lab, every policy scored and reported."""
+    import json
+
+    from netshadow.cli import main
+
+    rc = main(["replay", "--spec", bundled("default"), "--trace", str(TRACES / "demo.csv"),
+               "--map", str(TRACES / "demo-map.yaml"), "--compress", "1800=1", "--ideal",
+               "--forecaster", "persistence", "--json", str(tmp_path / "r.json"),
+               "--report", str(tmp_path / "report")])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    s = doc["summary"]
+    assert set(s) == {"static", "reactive", "predictive", "oracle"}
+    assert s["static"]["violation_s"] == 0 and s["oracle"]["violation_s"] == 0
+    assert s["oracle"]["reserved_mbit"] < s["reactive"]["reserved_mbit"] < s["static"]["reserved_mbit"]
+    assert (tmp_path / "report" / "index.html").stat().st_size > 10_000
+    assert "idealised" in capsys.readouterr().out
