@@ -7,7 +7,7 @@ predictive again with deliberately corrupted forecasts (peaks two steps late; lo
 ``abilene``: the four largest origin-destination pairs of the Abilene traffic matrix (by mean),
 scaled by 0.1 (backbone Mbit/s -> lab Mbit/s), each driven between the hosts of its two PoPs on
 ``topologies/abilene.yaml`` as an application of its own (the spec with four UDP applications
-added, written to the output directory); the last day is replayed at 0.5 s per 5-minute step
+added, written to the output directory); the last day is replayed at 1 s per 5-minute step
 after the profiler was trained on the 13 days before it. The Abilene data is academic-licensed:
 nothing of it is written to the repository.
 """
@@ -64,7 +64,7 @@ def abilene_inputs(out: Path, pairs: int = 4, scale: float = 0.1) -> tuple[str, 
     (out / "abilene-map.yaml").write_text(
         yaml.safe_dump({"scale": scale, "flows": flows}, sort_keys=False)
     )
-    return str(out / "abilene-replay.yaml"), str(ABILENE), str(out / "abilene-map.yaml"), "300=0.5"
+    return str(out / "abilene-replay.yaml"), str(ABILENE), str(out / "abilene-map.yaml"), "300=1"
 
 
 def main() -> int:

@@ -316,9 +316,9 @@ class NetshadowApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def barrier_reply(self, ev):
         self.enforcer.barrier(ev.msg.xid)
-        self.core.barrier_replied(ev.msg.datapath.id, time.monotonic())
-        sw = self.core.switches.get(ev.msg.datapath.id)
-        if sw is not None and sw.state == "ready":
+        # plans send barriers too: only the one that completes programming makes a switch ready
+        if self.core.barrier_replied(ev.msg.datapath.id, time.monotonic()):
+            sw = self.core.switches[ev.msg.datapath.id]
             self.metrics.switch_ready.labels(sw.name).set(1)
             LOG.info("switch %s ready after %.3f s", sw.name, sw.ready_at - sw.connected_at)
 

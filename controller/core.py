@@ -231,14 +231,16 @@ class ControllerCore:
         msgs.append(Barrier(dpid))
         return msgs
 
-    def barrier_replied(self, dpid: int, now: float) -> None:
+    def barrier_replied(self, dpid: int, now: float) -> bool:
+        """True when this reply completed the switch's programming (it became ready now)."""
         with self._lock:
             sw = self.switches.get(dpid)
             if sw is None or sw.state != "installing":
-                return
+                return False
             sw.state, sw.ready_at = "ready", now
             if all(s.state == "ready" for s in self.switches.values()):
                 self.all_ready_at = now
+            return True
 
     def switch_disconnected(self, dpid: int, now: float) -> None:
         with self._lock:

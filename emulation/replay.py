@@ -59,6 +59,9 @@ class ReplayResult:
     band: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
     notes: dict[int, str] = field(default_factory=dict)
     sent: list[dict] = field(default_factory=list)  # what each sender reports it sent
+    # per step from 1: seconds between the step's boundary and the moment its (raised) rates were
+    # confirmed; > 0 means they landed late - the runner cannot keep up with the compression
+    late_s: list[float] = field(default_factory=list)
 
 
 def parse_meter_stats(text: str) -> dict[int, tuple[int, int]]:
@@ -204,6 +207,7 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             # raises land before the step begins, decreases just after it: the previous step's
             # traffic never meets the next step's lower rate
             res.apply_s.append(_post(url, token, policy.plan(np.maximum(prev, rates), t)))
+            res.late_s.append(time.time() - (t0 + t * step_wall_s))
             reopen()
             _sleep_until(t0 + t * step_wall_s)
             segment()

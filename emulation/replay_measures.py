@@ -7,6 +7,8 @@
 * **reserved**: the sum over steps of the rates in force times the step's length, in Mbit/s x
   trace seconds (the cost);
 * **RTT p95**: of the UDP echo probes that came back, with the share that did not;
+* **late steps**: steps whose rates were confirmed only after the step had begun (the runner did
+  not keep up with the compression; when they are many, the measures are not to be trusted);
 * **peaks pre-allocated**: a peak is a stretch of steps where an application's demand is above
   its median plus half the way to its maximum (stretches fewer than three steps apart are one
   peak, single steps are not peaks); it is pre-allocated when the rate in force at its first step
@@ -60,6 +62,7 @@ def summarise(res) -> dict:
         "peaks": len(peaks),
         "peaks_preallocated": len(pre),
         "apply_p50_ms": float(np.median(res.apply_s) * 1000) if res.apply_s else None,
+        "late_steps": int(sum(x > 0 for x in res.late_s)),
         "offered_vs_trace": float(res.offered.sum() / max(res.demand.sum(), 1e-9)),
         "sent_mbps": sent_mbps,
     }

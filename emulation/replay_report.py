@@ -125,7 +125,8 @@ def to_json(results: dict, meta: dict) -> dict:
                      "allocated": np.round(r.allocated, 4).tolist(),
                      "offered": np.round(r.offered, 4).tolist(),
                      "drop_bytes": r.drop_bytes.tolist(), "in_bytes": r.in_bytes.tolist(),
-                     "apply_s": r.apply_s, "notes": {str(t): n for t, n in r.notes.items()},
+                     "apply_s": r.apply_s, "late_s": r.late_s,
+                     "notes": {str(t): n for t, n in r.notes.items()},
                      "band": {str(t): b for t, b in r.band.items()}}
                  for k, r in results.items()},
     }

@@ -44,7 +44,8 @@ def test_connect_programs_switch_then_barrier_makes_it_ready():
     assert all(isinstance(m, AddFlow) and m.rule.dpid == 1 for m in msgs[2:-1])
     h = core.health(101.0)["switches"]["s1"]
     assert h["state"] == "installing" and h["enforcement"] == "meters"
-    core.barrier_replied(1, now=101.25)
+    assert core.barrier_replied(1, now=101.25)  # this reply completed the programming
+    assert not core.barrier_replied(1, now=102.0)  # a plan's later barrier does not
     h = core.health(101.3)
     assert h["switches"]["s1"]["state"] == "ready"
     assert h["switches"]["s1"]["install_s"] == 0.25

@@ -158,6 +158,10 @@ def test_measures():
     assert s["reserved_mbit"] == pytest.approx(48.0 * 300)
     assert (s["peaks"], s["peaks_preallocated"]) == (2, 1)
     assert s["probe_loss"] == pytest.approx(1 / 3)
+    assert s["late_steps"] == 0
+    late = result("reactive", d, a, inb, drop)
+    late.late_s = [-0.05] * 7 + [0.01, 0.3]  # two steps' rates were confirmed after they began
+    assert summarise(late)["late_steps"] == 2
     p = summarise(result("predictive", d, a + 4, inb, np.zeros((10, 1))))
     r = compare({"predictive": p, "reactive": s, "oracle": s})
     assert r["violation_ratio_vs_reactive"] == 0.0 and r["reserved_ratio_vs_reactive"] > 1
@@ -236,7 +240,7 @@ TRACES = Path(__file__).resolve().parents[2] / "traces"
 def test_replay_refuses_a_bad_quantile_before_starting_a_lab(capsys):
     from netshadow.cli import main
 
-    rc = main(["replay", "--spec", bundled("default"), "--trace", str(TRACES / "demo.csv"),
+    rc = main(["replay", "--spec", str(bundled("default")), "--trace", str(TRACES / "demo.csv"),
                "--map", str(TRACES / "demo-map.yaml"), "--compress", "1800=1",
                "--policy", "predictive", "--forecaster", "persistence", "--quantile", "1.5"])
     assert rc == 2
@@ -263,7 +267,7 @@ def test_idealised_replay_from_the_command_line(tmp_path, capsys):
 
     from netshadow.cli import main
 
-    rc = main(["replay", "--spec", bundled("default"), "--trace", str(TRACES / "demo.csv"),
+    rc = main(["replay", "--spec", str(bundled("default")), "--trace", str(TRACES / "demo.csv"),
                "--map", str(TRACES / "demo-map.yaml"), "--compress", "1800=1", "--ideal",
                "--forecaster", "persistence", "--json", str(tmp_path / "r.json"),
                "--report", str(tmp_path / "report")])
