@@ -456,8 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=12, help="LSTM maximum epochs")
     p.add_argument("--units", type=int, default=32, help="LSTM hidden units")
     p.add_argument("--patch", type=int, default=3,
-                   help="window steps per recurrent step (divides the window; 3 makes inference "
-                        "about 3x faster than 1 at equal accuracy on Abilene)")
+                   help="window steps per recurrent step (divides the window; 3 makes inference 2-3x "
+                        "faster than 1 at equal accuracy on Abilene)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tpp_evaluate)
 
@@ -472,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--units", type=int, default=32, help="LSTM hidden units")
     p.add_argument("--patch", type=int, default=3,
-                   help="window steps per recurrent step (divides the window; 3 makes inference "
-                        "about 3x faster than 1 at equal accuracy on Abilene)")
+                   help="window steps per recurrent step (divides the window; 3 makes inference 2-3x "
+                        "faster than 1 at equal accuracy on Abilene)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_tpp(_train, "train"))
 
