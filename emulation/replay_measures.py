@@ -7,8 +7,9 @@
 * **reserved**: the sum over steps of the rates in force times the step's length, in Mbit/s x
   trace seconds (the cost);
 * **RTT p95**: of the UDP echo probes that came back, with the share that did not;
-* **late steps**: steps whose rates were confirmed only after the step had begun (the runner did
-  not keep up with the compression; when they are many, the measures are not to be trusted);
+* **late steps**: steps whose rates were confirmed more than :data:`LATE_FRACTION` of a step
+  after the step had begun (applies slower than the lead the runner allows for them; when they
+  are many, the compression is too fast for the machine);
 * **peaks pre-allocated**: a peak is a stretch of steps where an application's demand is above
   its median plus half the way to its maximum (stretches fewer than three steps apart are one
   peak, single steps are not peaks); it is pre-allocated when the rate in force at its first step
@@ -20,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from controller.policies import VIOLATION_DROP
+
+LATE_FRACTION = 0.1  # of a step: a rate confirmed later than this into its step was late
 
 
 def peak_onsets(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> list[tuple[int, int]]:
@@ -62,7 +65,7 @@ def summarise(res) -> dict:
         "peaks": len(peaks),
         "peaks_preallocated": len(pre),
         "apply_p50_ms": float(np.median(res.apply_s) * 1000) if res.apply_s else None,
-        "late_steps": int(sum(x > 0 for x in res.late_s)),
+        "late_steps": int(sum(x > LATE_FRACTION * res.step_wall_s for x in res.late_s)),
         "offered_vs_trace": float(res.offered.sum() / max(res.demand.sum(), 1e-9)),
         "sent_mbps": sent_mbps,
     }

@@ -19,14 +19,15 @@ def table(summaries: dict[str, dict], title: str):
 
     t = Table(title=title)
     for col in ("policy", "violation-s", "dropped MB", "reserved Mbit/s*s", "RTT p95 ms", "probe loss",
-                "peaks pre-allocated", "apply p50 ms"):
+                "peaks pre-allocated", "apply p50 ms", "late steps"):
         t.add_column(col, justify="right" if col != "policy" else "left")
     for name, s in summaries.items():
         t.add_row(name, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.3f}", f"{s['reserved_mbit']:.0f}",
                   f"{s['rtt_p95_ms']:.2f}" if s["rtt_p95_ms"] is not None else "-",
                   f"{s['probe_loss']:.1%}" if s["probe_loss"] is not None else "-",
                   f"{s['peaks_preallocated']}/{s['peaks']}",
-                  f"{s['apply_p50_ms']:.0f}" if s["apply_p50_ms"] is not None else "-")
+                  f"{s['apply_p50_ms']:.0f}" if s["apply_p50_ms"] is not None else "-",
+                  str(s["late_steps"]))
     return t
 
 

@@ -160,7 +160,8 @@ def test_measures():
     assert s["probe_loss"] == pytest.approx(1 / 3)
     assert s["late_steps"] == 0
     late = result("reactive", d, a, inb, drop)
-    late.late_s = [-0.05] * 7 + [0.01, 0.3]  # two steps' rates were confirmed after they began
+    # steps of 1 s: rates confirmed 0.3 s and 0.15 s into their steps were late, 0.05 s was not
+    late.late_s = [-0.05] * 6 + [0.05, 0.15, 0.3]
     assert summarise(late)["late_steps"] == 2
     p = summarise(result("predictive", d, a + 4, inb, np.zeros((10, 1))))
     r = compare({"predictive": p, "reactive": s, "oracle": s})
