@@ -31,7 +31,7 @@ def table(summaries: dict[str, dict], title: str):
     return t
 
 
-def _plots(results: dict, out: Path, times) -> list[Path]:
+def _plots(results: dict, out: Path, times, quantile: float = 0.9) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +49,7 @@ def _plots(results: dict, out: Path, times) -> list[Path]:
             up = [pred.band[t][1][j] for t in ts]
             tt = [times[t] for t in ts]
             ax.fill_between(tt, med, up, step="post", color=COLOURS["predictive"], alpha=0.18,
-                            label="forecast median - 90 %")
+                            label=f"forecast median - {quantile:.0%}")
         for name, r in results.items():
             ax.step(times, r.allocated[:, j], where="post", color=COLOURS.get(name, None), lw=1.2,
                     label=f"{name} allocation")
@@ -88,7 +88,7 @@ def write_report(results: dict, out: str | Path, title: str, times, meta: dict) 
     summaries = {k: summarise(r) for k, r in results.items()}
     doc = to_json(results, meta)
     (out / "replay.json").write_text(json.dumps(doc, indent=1))
-    pngs = _plots(results, out, times)
+    pngs = _plots(results, out, times, float(meta.get("quantile") or 0.9))
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             n, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.3f}", f"{s['reserved_mbit']:.0f}",
