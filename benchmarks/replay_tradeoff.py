@@ -28,10 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from controller.reactive import ReactiveSettings  # noqa: E402
 from emulation.replay_ideal import simulate  # noqa: E402
 from emulation.replay_measures import summarise  # noqa: E402
-from netshadow.replaycmd import make_forecaster, make_policy, prepare  # noqa: E402
+from netshadow.replaycmd import (  # noqa: E402
+    default_reactive_settings,
+    make_forecaster,
+    make_policy,
+    prepare,
+)
 
 
 def floats(text: str) -> list[float]:
@@ -64,24 +68,21 @@ def main() -> int:
 
     setup = prepare(load_spec(spec), trace, mapping, compress, a.start, 1.0)
     keys = [f.key for f in setup.mapping.flows]
-    step = setup.step_trace_s
     console.print(f"{a.which}: replaying {setup.times[0]} .. {setup.times[-1]} ({len(setup.times)} "
                   f"steps), history {setup.history.shape[0]} steps before it; idealised replay")
 
     def score(policy):
-        return summarise(simulate(policy, setup.demand, step, keys))
+        return summarise(simulate(policy, setup.demand, setup.step_trace_s, keys))
 
     rows = []
     oracle = score(make_policy("oracle", setup))
     rows.append(("oracle", "", oracle))
     rows.append(("static", "", score(make_policy("static", setup))))
+    default_reactive = score(make_policy("reactive", setup))
     for ra in a.raise_at:
-        rs = ReactiveSettings(raise_at=ra, lower_at=min(0.5, ra - 0.2), cooldown_s=2 * step,
-                              floor_mbps=0.5)
+        rs = default_reactive_settings(setup, raise_at=ra, lower_at=min(0.5, ra - 0.2))
         rows.append(("reactive", f"raise at {ra:g}", score(make_policy("reactive", setup,
                                                                        reactive_settings=rs))))
-    default_reactive = next(r for p, s, r in rows if p == "reactive" and s == "raise at 0.9") \
-        if 0.9 in a.raise_at else score(make_policy("reactive", setup))
     for q in a.quantiles:
         model = make_forecaster(setup, "lstm", console, quantile=q)
         for h in a.headrooms:
@@ -90,18 +91,22 @@ def main() -> int:
                 label = f"q {q:g}, headroom {h:g}" + (f", {corrupt}" if corrupt else "")
                 rows.append(("predictive", label, score(p)))
     # the frontier is among the online policies' settings (the oracle knows the future)
-    clean = [(p, s, r) for p, s, r in rows
+    clean = [r for p, s, r in rows
              if p in ("reactive", "predictive") and "shift" not in s and "noise" not in s]
+
+    def on_frontier(r) -> bool:
+        cost = (r["violation_s"], r["reserved_mbit"])
+        return any(r is c for c in clean) and not any(
+            (o["violation_s"], o["reserved_mbit"]) != cost
+            and o["violation_s"] <= cost[0] and o["reserved_mbit"] <= cost[1] for o in clean)
+
     table = Table(title=f"Idealised replay of {Path(trace).name}: cost against violations")
     for c in ("policy", "setting", "violation-s", "violation steps", "reserve x oracle",
               "reserve x reactive", "peaks pre-allocated", "frontier"):
         table.add_column(c, justify="left" if c in ("policy", "setting") else "right")
     doc = []
     for p, s, r in rows:
-        front = not any(o["violation_s"] <= r["violation_s"] and o["reserved_mbit"] <= r["reserved_mbit"]
-                        and (o["violation_s"], o["reserved_mbit"]) != (r["violation_s"], r["reserved_mbit"])
-                        for _, _, o in clean if o is not r)
-        front = front and (p, s, r) in clean
+        front = on_frontier(r)
         x_o = r["reserved_mbit"] / oracle["reserved_mbit"]
         x_r = r["reserved_mbit"] / default_reactive["reserved_mbit"]
         table.add_row(p, s, f"{r['violation_s']:.0f}", str(r["violation_steps"]), f"{x_o:.3f}",

@@ -59,8 +59,8 @@ class ReplayResult:
     band: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
     notes: dict[int, str] = field(default_factory=dict)
     sent: list[dict] = field(default_factory=list)  # what each sender reports it sent
-    # per step from 1: seconds between the step's boundary and the moment its (raised) rates were
-    # confirmed; > 0 means they landed late - the runner cannot keep up with the compression
+    # per step from 1: seconds from the step's boundary to the moment its (raised) rates were
+    # confirmed; negative is in time (see replay_measures.LATE_FRACTION for what counts as late)
     late_s: list[float] = field(default_factory=list)
 
 

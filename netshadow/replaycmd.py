@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +101,11 @@ def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int
     return m
 
 
+def default_reactive_settings(setup: ReplaySetup, **changes) -> ReactiveSettings:
+    """The replay's threshold allocator: raise at 90 % use, lower after two steps under 50 %."""
+    return replace(ReactiveSettings(cooldown_s=2 * setup.step_trace_s, floor_mbps=0.5), **changes)
+
+
 def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | None = None,
                 headroom: float = 0.05, quantile: float = 0.9,
                 reactive_settings: ReactiveSettings | None = None):
@@ -110,7 +115,7 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
     keys = [f.key for f in setup.mapping.flows]
     step = setup.step_trace_s
     initial = setup.history[-1] if len(setup.history) else setup.demand[0]
-    reactive_settings = reactive_settings or ReactiveSettings(cooldown_s=2 * step, floor_mbps=0.5)
+    reactive_settings = reactive_settings or default_reactive_settings(setup)
 
     def reactive():
         return ReactivePolicy(keys, initial * 1.1, reactive_settings)
