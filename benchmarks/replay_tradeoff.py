@@ -12,6 +12,12 @@ Reserve is reported against the oracle's (demand x 1.05, known in advance) and t
 reactive policy's; a setting is on the frontier when no other setting of either online policy
 has at most its violation-seconds and its reserve (and less of one). The Abilene data is read
 at run time, never written.
+
+The "hindsight" rows are a reference, not a policy: the last measurement times a constant per
+application, the constants chosen knowing the day to cost the least while violating at most a
+given number of steps (:func:`controller.policies.hindsight_multipliers`), for the budgets that
+the target "at most 0.2x reactive's violation-seconds" allows and a few more. They show what a
+violation target costs a forecaster as good as persistence with perfectly tuned margins.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from controller.policies import HindsightPersistence, hindsight_multipliers  # noqa: E402
 from emulation.replay_ideal import simulate  # noqa: E402
 from emulation.replay_measures import summarise  # noqa: E402
 from netshadow.replaycmd import (  # noqa: E402
@@ -52,6 +59,9 @@ def main() -> int:
                     help="reactive thresholds (share of the rate in use that triggers a raise)")
     ap.add_argument("--corrupt", action="store_true",
                     help="also run each predictive setting with shifted and noisy forecasts")
+    ap.add_argument("--budgets", type=floats, default=None,
+                    help="violation steps for the hindsight rows (default: 0.2x, 0.5x and 1x the "
+                         "default reactive policy's)")
     ap.add_argument("--json", help="write the rows here")
     a = ap.parse_args()
     console = Console(width=150)
@@ -83,6 +93,12 @@ def main() -> int:
         rs = default_reactive_settings(setup, raise_at=ra, lower_at=min(0.5, ra - 0.2))
         rows.append(("reactive", f"raise at {ra:g}", score(make_policy("reactive", setup,
                                                                        reactive_settings=rs))))
+    before = setup.history[-1] if len(setup.history) else setup.demand[0]
+    budgets = a.budgets or [int(f * default_reactive["violation_steps"]) for f in (0.2, 0.5, 1.0)]
+    for b in sorted({int(x) for x in budgets}):
+        c = hindsight_multipliers(setup.demand, before, b)
+        label = f"<= {b} steps: x " + " / ".join(f"{x:.2f}" for x in c)
+        rows.append(("hindsight", label, score(HindsightPersistence(keys, before, c))))
     for q in a.quantiles:
         model = make_forecaster(setup, "lstm", console, quantile=q)
         for h in a.headrooms:

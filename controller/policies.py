@@ -17,6 +17,12 @@ applies them as a plan. What a policy may know differs - that is the comparison:
 * **oracle** knows the demand of step ``t`` and applies it (plus the same headroom the static
   policy gets) with the same actuation latency - the bound no online policy can beat.
 
+One more reference is not an online policy either and is not offered by ``netshadow replay``:
+:class:`HindsightPersistence` allocates the previous step's demand times a constant per
+application, the constants chosen knowing the whole window (:func:`hindsight_multipliers`) to
+be the cheapest that violate at most a given number of steps. It answers "what would a target
+cost a forecaster as good as repeating the last measurement, with perfectly tuned margins?".
+
 Times are trace seconds; rates are lab Mbit/s (L2, as meters count them).
 """
 
@@ -176,6 +182,61 @@ class PredictivePolicy(Policy):
 
 # a step violates an application's objective when the meters dropped more than this fraction
 VIOLATION_DROP = 0.01
+
+
+def hindsight_multipliers(demand: np.ndarray, before: np.ndarray, budget_steps: int) -> np.ndarray:
+    """(N,) constants ``c`` such that allocating ``c * (the previous step's demand)`` over
+    ``demand`` (T, N) costs the least reserve while violating (dropping more than
+    :data:`VIOLATION_DROP`) at most ``budget_steps`` (step, application) pairs in all; ``before``
+    (N,) is the demand of the step before the window. Knows the whole window: a reference, not a
+    policy. A step whose previous demand was 0 and whose demand is not cannot be covered by any
+    constant and always counts against the budget."""
+    demand = np.asarray(demand, dtype=float)
+    prev = np.vstack([np.asarray(before, dtype=float)[None, :], demand[:-1]])
+    if budget_steps < 0:
+        raise ValueError(f"budget_steps: must be >= 0 (got {budget_steps!r})")
+    T, N = demand.shape
+    # the smallest c that keeps a step's drop within VIOLATION_DROP covers (1 - drop) of its demand
+    need = np.where(prev > 0, demand * (1 - VIOLATION_DROP) / np.where(prev > 0, prev, 1.0),
+                    np.where(demand > 0, np.inf, 0.0))
+    INF = float("inf")
+    best = [(0.0, ())]  # best[b] = (cost, multipliers so far) with b violations so far
+    for j in range(N):
+        ranked = np.sort(need[:, j])[::-1]
+        forced = int(np.isinf(ranked).sum())
+        options = []  # (violations, cost, c) for this application
+        for v in range(forced, T + 1):
+            c = float(ranked[v]) * (1 + 1e-9) if v < T else 0.0  # rounding must not tip it over
+            options.append((v, c * float(prev[:, j].sum()), c))
+        nxt: dict[int, tuple[float, tuple]] = {}
+        for b, (cost, cs) in enumerate(best):
+            if cost == INF:
+                continue
+            for v, oc, c in options:
+                if b + v > budget_steps:
+                    break
+                if cost + oc < nxt.get(b + v, (INF, ()))[0]:
+                    nxt[b + v] = (cost + oc, cs + (c,))
+        if not nxt:
+            raise ValueError(f"budget_steps: {budget_steps} is fewer than the steps no multiple of the "
+                             f"previous demand covers ({forced} for application {j})")
+        best = [nxt.get(b, (INF, ())) for b in range(max(nxt) + 1)]
+    return np.array(min(best)[1])
+
+
+class HindsightPersistence(Policy):
+    """The previous step's demand times ``multipliers`` (see :func:`hindsight_multipliers`).
+    It reads the demand as measured, so it needs nothing but the replay's own input."""
+
+    name = "hindsight"
+
+    def __init__(self, keys, before: np.ndarray, multipliers: np.ndarray):
+        super().__init__(keys)
+        self.before, self.multipliers = np.asarray(before, dtype=float), np.asarray(multipliers)
+
+    def decide(self, s):
+        last = s.offered_mbps[-1] if s.t else self.before
+        return last * self.multipliers
 
 
 def shift_peaks(steps: int):

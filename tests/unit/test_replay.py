@@ -11,11 +11,13 @@ import pytest
 
 from controller.allocator import AllocatorSettings
 from controller.policies import (
+    HindsightPersistence,
     OraclePolicy,
     PredictivePolicy,
     ReactivePolicy,
     StaticPolicy,
     StepInput,
+    hindsight_multipliers,
     shift_peaks,
 )
 from controller.reactive import ReactiveSettings
@@ -233,6 +235,41 @@ def test_idealised_replay_feeds_the_policy_what_it_lost():
     assert res.allocated[2, 0] >= 9.0
     with pytest.raises(ValueError, match="demand"):
         simulate(r, d[:, :1], 300.0, KEYS)
+
+
+def test_hindsight_multipliers_spend_the_budget_where_it_saves_most():
+    from itertools import product
+
+    from emulation.replay_ideal import simulate
+
+    # application 0 is large and jumps by 1.5x once; application 1 is small and jumps by 3x once
+    d = np.array([[10.0, 1.0], [15.0, 1.0], [10.0, 3.0], [11.0, 1.0], [10.0, 1.2]])
+    before = np.array([10.0, 1.0])
+    prev = np.vstack([before, d[:-1]])
+    need = d * 0.99 / prev
+    for budget in range(4):
+        c = hindsight_multipliers(d, before, budget)
+        s = summarise(simulate(HindsightPersistence(KEYS, before, c), d, 300.0, KEYS))
+        assert s["violation_steps"] <= budget
+        # no other choice of per-application constants among the candidates is cheaper
+        cands = [sorted(set(need[:, j])) for j in range(2)]
+        feasible = [x for x in product(*cands) if ((need > np.array(x) * (1 + 1e-9)).sum() <= budget)]
+        cheapest = min(float((prev * np.array(x)).sum()) for x in feasible)
+        assert float((prev * c).sum()) == pytest.approx(cheapest, rel=1e-6)
+    # one violation is spent on the large application's jump: (1.485 - 1.089) x 56 Mbit/s of
+    # previous demand saves more than the small one's 3x jump would, (2.97 - 1.188) x 7
+    assert hindsight_multipliers(d, before, 1)[0] < 1.2
+    assert hindsight_multipliers(d, before, 0)[0] == pytest.approx(1.485, rel=1e-6)
+
+
+def test_hindsight_multipliers_count_what_no_constant_covers():
+    d = np.array([[0.0, 1.0], [2.0, 1.0], [2.0, 1.0]])
+    c = hindsight_multipliers(d, np.array([0.0, 1.0]), 1)  # 0 -> 2 is one violation whatever c is
+    assert c[1] == pytest.approx(0.99, rel=1e-6)
+    with pytest.raises(ValueError, match="budget_steps: 0"):
+        hindsight_multipliers(d, np.array([0.0, 1.0]), 0)
+    with pytest.raises(ValueError, match="budget_steps"):
+        hindsight_multipliers(d, np.array([0.0, 1.0]), -1)
 
 
 TRACES = Path(__file__).resolve().parents[2] / "traces"
