@@ -3,8 +3,8 @@
 For one policy, :func:`replay` starts, per mapped flow, a receiver on the destination host, a
 scapy UDP sender on the source host with the whole rate schedule (all senders start at one
 shared wall-clock instant, so step boundaries line up), and a UDP echo prober from source to
-destination (RTT under load). Before each step ``t`` begins - earlier by the actuation latency
-measured so far - it reads the application meters on the switches (``ovs-ofctl meter-stats``:
+destination (RTT under load). Before each step ``t`` begins - earlier by what such a round took so
+far (:func:`actuation_lead`) - it reads the application meters on the switches (``ovs-ofctl meter-stats``:
 bytes in and bytes dropped since the last read), asks the policy for step ``t``'s rates and
 POSTs them to the controller as a plan - rates that go down only just after the step began, so
 the previous step's traffic never meets them - then reads the meters again (Open vSwitch resets a
@@ -163,7 +163,8 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
         _sleep_until(t0)
         last, opened = reader.read()
         acc, acc_s = np.zeros((N, 2)), 0.0  # bytes (in, dropped) and seconds of the open window
-        lead = 0.1
+        lead = actuation_lead([], step_wall_s)
+        work: list[float] = []  # seconds each read + decide + apply round took
         offered, dropped = [], []
 
         def segment():
@@ -195,6 +196,7 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
                 close(t - 1)
                 break
             _sleep_until(t0 + t * step_wall_s - lead)
+            began = time.monotonic()
             segment()
             # the decision sees step t-1 as measured so far
             partial = acc[:, 0] * 8 / max(acc_s, 1e-3) / 1e6
@@ -208,6 +210,7 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             # traffic never meets the next step's lower rate
             res.apply_s.append(_post(url, token, policy.plan(np.maximum(prev, rates), t)))
             res.late_s.append(time.time() - (t0 + t * step_wall_s))
+            work.append(time.monotonic() - began)
             reopen()
             _sleep_until(t0 + t * step_wall_s)
             segment()
@@ -217,7 +220,7 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
                 segment()
                 _post(url, token, policy.plan(rates, t))
                 reopen()
-            lead = min(0.5 * step_wall_s, max(0.05, 1.5 * float(np.median(res.apply_s[-10:]))))
+            lead = actuation_lead(work, step_wall_s)
             if progress is not None:
                 progress(t)
         for tx in senders:
@@ -234,6 +237,18 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
+
+
+def actuation_lead(work_s: list[float], step_wall_s: float, window: int = 20) -> float:
+    """Seconds before a step boundary to start the round that reads the meters, decides and
+    applies for the next step: 1.2 x the 90th percentile of the last ``window`` rounds' measured
+    durations (the whole round, not only the apply: a forecast or a slow meter read makes a step
+    late too), at least 50 ms, and at most half a step, so a decision still sees most of the step
+    before it; 0.1 s (at most half a step) before any round was measured."""
+    if not work_s:
+        return min(0.1, 0.5 * step_wall_s)
+    p90 = float(np.percentile(work_s[-window:], 90))
+    return min(0.5 * step_wall_s, max(0.05, 1.2 * p90))
 
 
 def _sleep_until(t: float) -> None:

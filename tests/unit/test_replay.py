@@ -21,7 +21,7 @@ from controller.policies import (
     shift_peaks,
 )
 from controller.reactive import ReactiveSettings
-from emulation.replay import ReplayResult, parse_meter_stats
+from emulation.replay import ReplayResult, actuation_lead, parse_meter_stats
 from emulation.replay_measures import compare, peak_onsets, summarise
 from emulation.trace import ReplayError, demand, parse_compress, parse_mapping, synthetic_trace
 from topologies import bundled, load_spec
@@ -206,6 +206,19 @@ def test_forecasts_worse_than_persistence_are_distrusted():
         p.band[t] = (np.array([measured[t - 2, 0], 5.0]), np.array([measured[t - 2, 0] + 1, 6.0]))
     d = p.distrust(step(10, measured.tolist(), np.zeros((10, 2)).tolist()))
     assert d.tolist() == [True, False]
+
+
+def test_actuation_lead_covers_the_slow_rounds_within_half_a_step():
+    assert actuation_lead([], 1.0) == pytest.approx(0.1)
+    assert actuation_lead([], 0.1) == pytest.approx(0.05)  # never more than half a step
+    # nine quick rounds and one slow one: the 90th percentile follows the tail, not the median
+    rounds = [0.05] * 9 + [0.35]
+    assert actuation_lead(rounds, 1.0) == pytest.approx(1.2 * np.percentile(rounds, 90))
+    assert actuation_lead(rounds, 1.0) > 1.5 * np.median(rounds)
+    assert actuation_lead([0.001] * 5, 1.0) == pytest.approx(0.05)  # a floor for jitter
+    assert actuation_lead([0.9] * 5, 1.0) == pytest.approx(0.5)  # a decision sees half a step
+    # only the last rounds count: a slow start is forgotten
+    assert actuation_lead([0.4] * 10 + [0.1] * 20, 1.0) == pytest.approx(0.12)
 
 
 def test_idealised_replay_scores_the_shortfall():
