@@ -17,7 +17,9 @@ The "hindsight" rows are a reference, not a policy: the last measurement times a
 application, the constants chosen knowing the day to cost the least while violating at most a
 given number of steps (:func:`controller.policies.hindsight_multipliers`), for the budgets that
 the target "at most 0.2x reactive's violation-seconds" allows and a few more. They show what a
-violation target costs a forecaster as good as persistence with perfectly tuned margins.
+violation target costs a forecaster as good as persistence with perfectly tuned margins. The
+"persistence" rows are the same constants tuned on the day before the replayed one (an online
+policy, on the frontier like the others).
 """
 
 from __future__ import annotations
@@ -95,10 +97,15 @@ def main() -> int:
                                                                        reactive_settings=rs))))
     before = setup.history[-1] if len(setup.history) else setup.demand[0]
     budgets = a.budgets or [int(f * default_reactive["violation_steps"]) for f in (0.2, 0.5, 1.0)]
+    day = int(round(86400 / setup.step_trace_s))
     for b in sorted({int(x) for x in budgets}):
         c = hindsight_multipliers(setup.demand, before, b)
         label = f"<= {b} steps: x " + " / ".join(f"{x:.2f}" for x in c)
         rows.append(("hindsight", label, score(HindsightPersistence(keys, before, c))))
+        if len(setup.history) > day:  # the same constants tuned on the day before: an online policy
+            c = hindsight_multipliers(setup.history[-day:], setup.history[-day - 1], b)
+            label = f"day before, <= {b} steps: x " + " / ".join(f"{x:.2f}" for x in c)
+            rows.append(("persistence", label, score(HindsightPersistence(keys, before, c))))
     for q in a.quantiles:
         model = make_forecaster(setup, "lstm", console, quantile=q)
         for h in a.headrooms:
@@ -108,7 +115,7 @@ def main() -> int:
                 rows.append(("predictive", label, score(p)))
     # the frontier is among the online policies' settings (the oracle knows the future)
     clean = [r for p, s, r in rows
-             if p in ("reactive", "predictive") and "shift" not in s and "noise" not in s]
+             if p in ("reactive", "predictive", "persistence") and "shift" not in s and "noise" not in s]
 
     def on_frontier(r) -> bool:
         cost = (r["violation_s"], r["reserved_mbit"])
