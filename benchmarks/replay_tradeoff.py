@@ -95,7 +95,7 @@ def main() -> int:
         rs = default_reactive_settings(setup, raise_at=ra, lower_at=min(0.5, ra - 0.2))
         rows.append(("reactive", f"raise at {ra:g}", score(make_policy("reactive", setup,
                                                                        reactive_settings=rs))))
-    before = setup.history[-1] if len(setup.history) else setup.demand[0]
+    before = setup.before
     budgets = a.budgets or [int(f * default_reactive["violation_steps"]) for f in (0.2, 0.5, 1.0)]
     day = int(round(86400 / setup.step_trace_s))
     for b in sorted({int(x) for x in budgets}):

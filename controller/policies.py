@@ -199,8 +199,7 @@ def hindsight_multipliers(demand: np.ndarray, before: np.ndarray, budget_steps: 
     # the smallest c that keeps a step's drop within VIOLATION_DROP covers (1 - drop) of its demand
     need = np.where(prev > 0, demand * (1 - VIOLATION_DROP) / np.where(prev > 0, prev, 1.0),
                     np.where(demand > 0, np.inf, 0.0))
-    INF = float("inf")
-    best = [(0.0, ())]  # best[b] = (cost, multipliers so far) with b violations so far
+    best = {0: (0.0, ())}  # violations so far -> (least cost, multipliers so far)
     for j in range(N):
         ranked = np.sort(need[:, j])[::-1]
         forced = int(np.isinf(ranked).sum())
@@ -209,19 +208,17 @@ def hindsight_multipliers(demand: np.ndarray, before: np.ndarray, budget_steps: 
             c = float(ranked[v]) * (1 + 1e-9) if v < T else 0.0  # rounding must not tip it over
             options.append((v, c * float(prev[:, j].sum()), c))
         nxt: dict[int, tuple[float, tuple]] = {}
-        for b, (cost, cs) in enumerate(best):
-            if cost == INF:
-                continue
+        for b, (cost, cs) in best.items():
             for v, oc, c in options:
                 if b + v > budget_steps:
                     break
-                if cost + oc < nxt.get(b + v, (INF, ()))[0]:
+                if b + v not in nxt or cost + oc < nxt[b + v][0]:
                     nxt[b + v] = (cost + oc, cs + (c,))
         if not nxt:
             raise ValueError(f"budget_steps: {budget_steps} is fewer than the steps no multiple of the "
                              f"previous demand covers ({forced} for application {j})")
-        best = [nxt.get(b, (INF, ())) for b in range(max(nxt) + 1)]
-    return np.array(min(best)[1])
+        best = nxt
+    return np.array(min(best.values())[1])
 
 
 class HindsightPersistence(Policy):

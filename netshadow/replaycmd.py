@@ -38,6 +38,11 @@ class ReplaySetup:
     demand: np.ndarray  # (T, N) lab Mbit/s, the replayed window
     times: pd.DatetimeIndex  # of the replayed steps
 
+    @property
+    def before(self) -> np.ndarray:
+        """(N,) Mbit/s of the step before the window (its first step's, without history)."""
+        return self.history[-1] if len(self.history) else self.demand[0]
+
 
 def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, start: str | None,
             days: float) -> ReplaySetup:
@@ -114,7 +119,7 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
     cooldown two steps)."""
     keys = [f.key for f in setup.mapping.flows]
     step = setup.step_trace_s
-    initial = setup.history[-1] if len(setup.history) else setup.demand[0]
+    initial = setup.before
     reactive_settings = reactive_settings or default_reactive_settings(setup)
 
     def reactive():
