@@ -10,20 +10,33 @@ Every problem raises :class:`PlanError` naming the field and the value.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from topologies import NetworkSpec, Policy, Tenant
 
+from . import jsonio
+
 MAX_METER_MBPS = 10_000.0
+MIN_METER_MBPS = 0.001  # 1 kbit/s: OpenFlow meters count in kbit/s
+MAX_NAME_LEN = 100
+MAX_REASONS, MAX_REASON_LEN = 50, 500
+MAX_PLAN_BYTES = 256 * 1024
+MAX_EPOCH_S = 4102444800.0  # 2100-01-01
+
+
+def _short(value: Any, n: int = 80) -> str:
+    r = repr(value)
+    return r if len(r) <= n else r[:n] + "..."
 
 
 class PlanError(ValueError):
     def __init__(self, fld: str, value: Any, reason: str):
         self.field = fld
         self.value = value
-        super().__init__(f"{fld}: {reason} (got {value!r})")
+        self.reason = reason
+        super().__init__(f"{_short(fld, 120)[1:-1]}: {reason} (got {_short(value)})")
 
 
 @dataclass(frozen=True)
@@ -115,10 +128,54 @@ def _path(fld: str, value: Any, spec: NetworkSpec, tenant: Tenant, app: str) -> 
     return tuple(value)
 
 
-def _num(fld, v, lo, hi):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= hi:
-        raise PlanError(fld, v, f"must be a number > {lo:g} and <= {hi:g}")
+def _num(fld, v, lo, hi, lo_open: bool = True):
+    ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+          and (lo < v if lo_open else lo <= v) and v <= hi)
+    if not ok:
+        raise PlanError(fld, v, f"must be a number {'>' if lo_open else '>='} {lo:g} and <= {hi:g}")
     return float(v)
+
+
+def _list(data: dict, key: str) -> list:
+    v = data.get(key, [])
+    if not isinstance(v, list):
+        raise PlanError(key, v, "must be a list")
+    return v
+
+
+def _time(data: dict, key: str) -> float | None:
+    v = data.get(key)
+    if v is None:
+        return None
+    return _num(key, v, 0, MAX_EPOCH_S, lo_open=False)
+
+
+def _access_links(spec: NetworkSpec, allocs: list[Allocation]) -> None:
+    """Guaranteed rates a host's access link must carry (as a client sending, and as a server
+    receiving) may not add up to more than the link: such a plan cannot be honoured."""
+    load: dict[tuple[str, str], list[Allocation]] = {}
+    for al in allocs:
+        t = spec.tenant(al.tenant)
+        for p in t.policies:
+            if al.app not in p.apps:
+                continue
+            for h in p.sources:
+                load.setdefault((h, "sends"), [])
+                if al not in load[(h, "sends")]:
+                    load[(h, "sends")].append(al)
+            for h in p.destinations:
+                load.setdefault((h, "receives"), [])
+                if al not in load[(h, "receives")]:
+                    load[(h, "receives")].append(al)
+    for (h, role), als in sorted(load.items()):
+        total = sum(x.rate_mbps for x in als)
+        cap = spec.host(h).link_mbps
+        if total > cap * (1 + 1e-9):
+            i = allocs.index(als[-1])
+            raise PlanError(f"allocations[{i}].rate_mbps", als[-1].rate_mbps,
+                            f"brings the guaranteed rates host {h} {role} to {total:g} Mbit/s "
+                            f"({', '.join(f'{x.tenant}/{x.app}' for x in als)}), more than its "
+                            f"{cap:g} Mbit/s access link")
 
 
 def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
@@ -131,24 +188,24 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
         k = sorted(unknown)[0]
         raise PlanError(k, data[k], "unknown field")
     name = data.get("name", "plan")
-    if not isinstance(name, str) or not name:
-        raise PlanError("name", name, "must be a non-empty string")
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN or not name.isprintable():
+        raise PlanError("name", name, f"must be a printable string of 1-{MAX_NAME_LEN} characters")
     tenants = {t.id: t for t in spec.tenants}
     capacity = max([lk.capacity_mbps for lk in spec.links] + [h.link_mbps for h in spec.hosts])
     allocs: list[Allocation] = []
-    for i, a in enumerate(data.get("allocations", [])):
+    for i, a in enumerate(_list(data, "allocations")):
         f = f"allocations[{i}]"
         if not isinstance(a, dict):
             raise PlanError(f, a, "must be an object")
         bad = set(a) - {"tenant", "app", "rate_mbps", "burst_kbit", "dscp", "path"}
         if bad:
             raise PlanError(f"{f}.{sorted(bad)[0]}", a[sorted(bad)[0]], "unknown field")
-        t = tenants.get(a.get("tenant"))
+        t = tenants.get(a.get("tenant")) if isinstance(a.get("tenant"), str) else None
         if t is None:
             raise PlanError(f"{f}.tenant", a.get("tenant"), "is not a tenant of the spec")
-        if a.get("app") not in [x.name for x in t.applications]:
+        if not isinstance(a.get("app"), str) or a["app"] not in [x.name for x in t.applications]:
             raise PlanError(f"{f}.app", a.get("app"), f"is not an application of tenant {t.id}")
-        rate = _num(f"{f}.rate_mbps", a.get("rate_mbps"), 0, MAX_METER_MBPS)
+        rate = _num(f"{f}.rate_mbps", a.get("rate_mbps"), MIN_METER_MBPS, MAX_METER_MBPS, lo_open=False)
         hosts = {h for p in t.policies if a["app"] in p.apps for h in p.sources}
         limit = min([spec.host(h).link_mbps for h in hosts] or [capacity])
         if rate > limit:
@@ -164,40 +221,64 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
             raise PlanError(f"{f}.app", a["app"], "is allocated twice")
         path = _path(f"{f}.path", a.get("path"), spec, t, a["app"]) if "path" in a else None
         allocs.append(Allocation(t.id, a["app"], rate, burst, dscp, path))
+    _access_links(spec, allocs)
     extras: list[ExtraPolicy] = []
-    for i, p in enumerate(data.get("extra_policies", [])):
+    for i, p in enumerate(_list(data, "extra_policies")):
         f = f"extra_policies[{i}]"
-        t = tenants.get(p.get("tenant")) if isinstance(p, dict) else None
+        if not isinstance(p, dict):
+            raise PlanError(f, p, "must be an object with tenant, from, to and apps")
+        bad = set(p) - {"tenant", "from", "to", "apps"}
+        if bad:
+            raise PlanError(f"{f}.{sorted(bad)[0]}", p[sorted(bad)[0]],
+                            "unknown field (a policy addition has tenant, from, to and apps; "
+                            "an application's ports come from the spec)")
+        t = tenants.get(p.get("tenant")) if isinstance(p.get("tenant"), str) else None
         if t is None:
-            raise PlanError(f"{f}.tenant", p.get("tenant") if isinstance(p, dict) else p,
-                            "is not a tenant of the spec")
+            raise PlanError(f"{f}.tenant", p.get("tenant"), "is not a tenant of the spec")
         lists = []
         for key, allowed in (("from", t.hosts), ("to", t.hosts), ("apps", [x.name for x in t.applications])):
             v = p.get(key)
-            if not isinstance(v, list) or not v or any(x not in allowed for x in v):
+            if (not isinstance(v, list) or not v
+                    or any(not isinstance(x, str) or x not in allowed for x in v)):
                 raise PlanError(f"{f}.{key}", v, f"must be a non-empty list of {list(allowed)}")
             lists.append(tuple(v))
         extras.append(ExtraPolicy(t.id, *lists))
     quotas = []
-    for h, q in (data.get("cpu_quotas") or {}).items():
+    cq = data.get("cpu_quotas", {})
+    if cq is None:
+        cq = {}
+    if not isinstance(cq, dict):
+        raise PlanError("cpu_quotas", cq, "must be an object of host: share of one CPU")
+    for h, q in cq.items():
         try:
             spec.host(h)
         except KeyError:
             raise PlanError(f"cpu_quotas.{h}", h, "is not a host of the spec") from None
         quotas.append((h, _num(f"cpu_quotas.{h}", q, 0, 1)))
-    vf, vu = data.get("valid_from"), data.get("valid_until")
+    vf, vu = _time(data, "valid_from"), _time(data, "valid_until")
     if vf is not None and vu is not None and vu <= vf:
         raise PlanError("valid_until", vu, f"must be after valid_from {vf}")
-    return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), vf, vu,
-                tuple(str(r) for r in data.get("reasons", [])))
+    reasons = _list(data, "reasons")
+    if len(reasons) > MAX_REASONS:
+        raise PlanError("reasons", len(reasons), f"at most {MAX_REASONS} entries")
+    for i, r in enumerate(reasons):
+        if not isinstance(r, str) or len(r) > MAX_REASON_LEN:
+            raise PlanError(f"reasons[{i}]", r, f"must be a string of at most {MAX_REASON_LEN} characters")
+    return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), vf, vu, tuple(reasons))
 
 
 def load_plan(path: str, spec: NetworkSpec) -> Plan:
+    """Read and validate a plan file; every problem is a :class:`PlanError` naming the file."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
     except OSError as e:
         raise PlanError("plan", path, f"cannot be read: {e.strerror}") from None
-    except ValueError as e:
-        raise PlanError("plan", path, f"is not valid JSON: {e}") from None
-    return parse_plan(data, spec)
+    try:
+        data = jsonio.loads(raw, "plan", MAX_PLAN_BYTES)
+    except jsonio.JsonInputError as e:
+        raise PlanError("plan", path, str(e).removeprefix("plan: ")) from None
+    try:
+        return parse_plan(data, spec)
+    except PlanError as e:
+        raise PlanError(f"{path}: {e.field}", e.value, e.reason) from None

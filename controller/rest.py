@@ -1,20 +1,23 @@
-"""The controller's REST API: a WSGI application (WebOb + Routes) served from a thread.
+"""The controller's REST API: a WSGI application (WebOb + Routes) served by waitress in a thread.
 
-Every response is JSON. Client mistakes get a 4xx whose body is ``{"error": ..., "field": ...}``;
-an unexpected exception is logged with its traceback and answered with a JSON 500 that carries no
-traceback. Mutating endpoints need ``Authorization: Bearer <token>``; the token comes from a file
-or the ``NETSHADOW_API_TOKEN`` environment variable (see :func:`load_token`). Without a token
+Every response is JSON (strict: no NaN or Infinity; see :mod:`controller.jsonio`), including the
+protocol errors the server itself answers (400, 413, 431, 505). Client mistakes get a 4xx whose
+body is ``{"error": ..., "field": ...}``; an unexpected exception is logged with its traceback and
+answered with a JSON 500 that carries no traceback. Requests are bounded: bodies of at most
+:data:`MAX_BODY_BYTES` (plans :data:`controller.plan.MAX_PLAN_BYTES`), JSON at most
+:data:`controller.jsonio.MAX_DEPTH` levels deep, headers of at most 64 KiB.
+
+Mutating endpoints need ``Authorization: Bearer <token>``; the token comes from a file or the
+``NETSHADOW_API_TOKEN`` environment variable (see :func:`load_token`). Without a token
 configured, mutating endpoints refuse every request (403) rather than run unauthenticated.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import os
-import socketserver
 import threading
 import time
 from collections.abc import Callable
@@ -22,15 +25,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from routes import Mapper
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+from waitress.task import ErrorTask
 from webob import Request, Response
 
 from topologies import wire
 
+from . import jsonio
 from .cookies import Cookie
 from .core import ControllerCore
+from .plan import MAX_PLAN_BYTES
 from .telemetry.samples import Sample, host_series, parse_series
 
 LOG = logging.getLogger("netshadow.rest")
@@ -72,21 +80,36 @@ class Endpoint:
 AGENT_METRICS = ("cpu", "memory_bytes", "rx_bps", "tx_bps", "cpu_quota")
 MAX_AGENT_BATCH = 10000
 MAX_POINTS = 200_000
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a full agent batch is about 1 MB
+MAX_FUTURE_S = 300.0  # agent clock skew tolerated ahead of the controller's clock
+MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
+
+
+def _short(text: str, n: int = 60) -> str:
+    """``repr`` of a value for an error message, cut to ``n`` characters."""
+    r = repr(text)
+    return r if len(r) <= n else r[:n] + "..."
 
 
 def _parse_time(fld: str, text: str) -> float:
-    """Seconds since the epoch, or an ISO 8601 time (UTC when it has no offset)."""
+    """Seconds since the epoch, or an ISO 8601 time (UTC when it has no offset); finite and in
+    [0, 2100-01-01]."""
     try:
-        return float(text)
+        t = float(text)
     except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(400, f"{fld}: not a time (epoch seconds or ISO 8601): {text!r}", fld) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+        try:
+            dt = datetime.fromisoformat(text)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            t = dt.timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise ApiError(400, f"{fld}: not a time (epoch seconds or ISO 8601): {_short(text)}",
+                           fld) from None
+    if not 0 <= t <= MAX_EPOCH_S:  # also refuses nan and inf
+        raise ApiError(400, f"{fld}: must be a finite time between 1970 and 2100 (got {_short(text)})",
+                       fld)
+    return t
 
 
 class RestApi:
@@ -166,9 +189,19 @@ class RestApi:
             raise ApiError(404, f"no such endpoint: {req.path}", "path")
         ep = self.endpoints[int(match.pop("endpoint"))]
         allowed = {name for name, _ in ep.params}
-        for key in req.GET:
+        try:
+            query = req.GET
+            keys = list(query)
+            for key in keys:
+                query.getall(key)
+        except UnicodeDecodeError:
+            raise ApiError(400, "query: not UTF-8 (percent-encode UTF-8 bytes only)", "query") from None
+        for key in keys:
+            if len(query.getall(key)) > 1:
+                raise ApiError(400, f"{key}: given more than once", key)
+        for key in keys:
             if key not in allowed:
-                raise ApiError(400, f"unknown query parameter {key!r}; allowed: {sorted(allowed)}",
+                raise ApiError(400, f"unknown query parameter {_short(key)}; allowed: {sorted(allowed)}",
                                key)
         if ep.mutating:
             self._authorise(req)
@@ -181,19 +214,32 @@ class RestApi:
                            "Authorization")
         header = req.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip(), self.token):
+        # WSGI hands headers over as latin-1 text; compare bytes, so that any value (non-ASCII
+        # included) is simply a wrong token
+        given = value.strip().encode("latin-1", "replace")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.token.encode("utf-8")):
             raise ApiError(401, "missing or wrong bearer token", "Authorization")
 
     @staticmethod
-    def _json_body(req: Request) -> Any:
+    def _json_body(req: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
+        length = req.content_length
+        if length is not None and length > max_bytes:
+            raise ApiError(413, f"body: {length} bytes, more than the limit of {max_bytes}", "body")
         try:
-            return json.loads(req.body or b"null")
-        except ValueError:
-            raise ApiError(400, "body: not valid JSON", "body") from None
+            raw = req.body_file.read(max_bytes + 1) if length is None else req.body
+        except OSError:
+            raise ApiError(400, "body: ended before its Content-Length", "body") from None
+        if length is not None and len(raw) < length:
+            raise ApiError(400, f"body: {len(raw)} bytes, fewer than its Content-Length {length}",
+                           "body")
+        try:
+            return jsonio.loads(raw or b"null", "body", max_bytes)
+        except jsonio.JsonInputError as e:
+            raise ApiError(413 if "limit" in str(e) else 400, str(e), e.field) from None
 
     @staticmethod
     def _json(body: Any, status: int = 200) -> Response:
-        return Response(json.dumps(body, indent=1, sort_keys=True), status=status,
+        return Response(jsonio.dumps(body, indent=1, sort_keys=True), status=status,
                         content_type="application/json", charset="utf-8")
 
     # ------------------------------------------------------------------ handlers
@@ -232,11 +278,12 @@ class RestApi:
             try:
                 dpid = spec.switch(req.GET["switch"]).dpid
             except KeyError:
-                raise ApiError(404, f"switch: no switch named {req.GET['switch']!r}", "switch") from None
+                raise ApiError(404, f"switch: no switch named {_short(req.GET['switch'])}",
+                               "switch") from None
         if "tenant" in req.GET:
             ids = [t.id for t in spec.tenants]
             if req.GET["tenant"] not in ids:
-                raise ApiError(404, f"tenant: no tenant {req.GET['tenant']!r}", "tenant")
+                raise ApiError(404, f"tenant: no tenant {_short(req.GET['tenant'])}", "tenant")
             tenant = ids.index(req.GET["tenant"]) + 1
         names = {s.dpid: s.name for s in spec.switches}
         flows = []
@@ -254,9 +301,9 @@ class RestApi:
         try:
             dpid = self.core.spec.switch(args["name"]).dpid
         except KeyError:
-            raise ApiError(404, f"name: no switch named {args['name']!r}", "name") from None
+            raise ApiError(404, f"name: no switch named {_short(args['name'])}", "name") from None
         if self.resync is None or not self.resync(dpid):
-            raise ApiError(409, f"name: switch {args['name']!r} is not connected", "name")
+            raise ApiError(409, f"name: switch {_short(args['name'])} is not connected", "name")
         return {"switch": args["name"], "resync": "sent"}
 
     # ------------------------------------------------------------------ telemetry
@@ -270,22 +317,22 @@ class RestApi:
         q = req.GET
         spec = self.core.spec
         if "tenant" in q and q["tenant"] not in [t.id for t in spec.tenants]:
-            raise ApiError(404, f"tenant: no tenant {q['tenant']!r}", "tenant")
+            raise ApiError(404, f"tenant: no tenant {_short(q['tenant'])}", "tenant")
         if "app" in q and "tenant" in q:
             apps = [a.name for a in spec.tenant(q["tenant"]).applications] + ["icmp", "arp"]
             if q["app"] not in apps:
-                raise ApiError(404, f"app: tenant {q['tenant']!r} has no application {q['app']!r}",
-                               "app")
+                raise ApiError(404, f"app: tenant {_short(q['tenant'])} has no application "
+                                    f"{_short(q['app'])}", "app")
         since = _parse_time("since", q["since"]) if "since" in q else None
         until = _parse_time("until", q["until"]) if "until" in q else None
         if since is not None and until is not None and until < since:
-            raise ApiError(400, f"until: {q['until']!r} is before since {q['since']!r}", "until")
+            raise ApiError(400, f"until: {_short(q['until'])} is before since {_short(q['since'])}", "until")
         step = None
         if "step" in q:
             try:
                 step = float(q["step"])
             except ValueError:
-                raise ApiError(400, f"step: not a number: {q['step']!r}", "step") from None
+                raise ApiError(400, f"step: not a number: {_short(q['step'])}", "step") from None
             if not 0 < step <= 86400:
                 raise ApiError(400, f"step: must be > 0 and <= 86400 seconds (got {step:g})", "step")
         names = []
@@ -313,36 +360,65 @@ class RestApi:
         try:
             tenant = self.core.spec.tenant_of(host).id
         except (KeyError, TypeError):
-            raise ApiError(404, f"host: no host {host!r} in a tenant of the spec", "host") from None
+            raise ApiError(404, f"host: no host {_short(host)} in a tenant of the spec", "host") from None
         items = body.get("samples")
         if not isinstance(items, list) or len(items) > MAX_AGENT_BATCH:
             raise ApiError(400, f"samples: must be a list of at most {MAX_AGENT_BATCH}", "samples")
-        batch = []
+        now = self.wall_clock()
+        oldest = now - store.retention_s
+        batch, first_of = [], {}
         for i, it in enumerate(items):
             f = f"samples[{i}]"
             if not isinstance(it, dict):
                 raise ApiError(400, f"{f}: must be an object", f)
             unknown = set(it) - {"seq", "t", *AGENT_METRICS}
             if unknown:
-                raise ApiError(400, f"{f}.{sorted(unknown)[0]}: unknown field", f"{f}.{sorted(unknown)[0]}")
+                k = sorted(unknown)[0]
+                raise ApiError(400, f"{f}.{_short(k, 40)[1:-1]}: unknown field", f"{f}.{k[:40]}")
             seq, t = it.get("seq"), it.get("t")
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-                raise ApiError(400, f"{f}.seq: must be an integer >= 1 (got {seq!r})", f"{f}.seq")
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
+                raise ApiError(400, f"{f}.seq: must be an integer 1-{MAX_SEQ} (got {_short(seq)})",
+                               f"{f}.seq")
+            if seq in first_of:
+                raise ApiError(400, f"{f}.seq: {seq} is also the seq of samples[{first_of[seq]}]; "
+                                    "each reading has its own", f"{f}.seq")
+            first_of[seq] = i
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-                raise ApiError(400, f"{f}.t: must be epoch seconds (got {t!r})", f"{f}.t")
+                raise ApiError(400, f"{f}.t: must be epoch seconds (got {_short(t)})", f"{f}.t")
+            if t > now + MAX_FUTURE_S:
+                raise ApiError(400, f"{f}.t: {t:.0f} is {t - now:.0f} s ahead of the controller's "
+                                    f"clock (at most {MAX_FUTURE_S:g} s); check the host's clock",
+                               f"{f}.t")
             samples = []
             for m in AGENT_METRICS:
                 v = it.get(m)
                 if v is None:
                     continue
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                    raise ApiError(400, f"{f}.{m}: must be a number >= 0 (got {v!r})", f"{f}.{m}")
+                if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                        or not v >= 0):
+                    raise ApiError(400, f"{f}.{m}: must be a finite number >= 0 (got {_short(v)})",
+                                   f"{f}.{m}")
                 samples.append(Sample(float(t), host_series(tenant, host, m), float(v)))
-            batch.append((seq, float(t), samples))
-        last, stored = store.ingest_agent(host, batch, self.wall_clock())
+            batch.append((seq, float(t), samples if t >= oldest else []))
+        # one agent posts one batch at a time, so the seq read here is the one ingest starts from
+        last_before = store.agent_last_seq(host)
+        last, stored = store.ingest_agent(host, batch, now)
         if self.metrics is not None and batch:
             self.metrics.observe(max(batch, key=lambda b: b[0])[2])
-        return {"host": host, "acked": last, "stored": stored}
+        stale = sum(1 for seq, _, _ in batch if seq <= last_before)
+        old = sum(1 for seq, t, _ in batch if seq > last_before and t < oldest)
+        answer = {"host": host, "acked": last, "stored": stored - old}
+        if stale or old:
+            answer["dropped"] = stale + old
+            why = []
+            if stale:
+                why.append(f"{stale} with seq at or below {last_before}, the last already stored "
+                           "(resent or out of order)")
+            if old:
+                why.append(f"{old} older than the store's retention of {store.retention_s:g} s "
+                           "(acknowledged, points not kept)")
+            answer["dropped_because"] = "; ".join(why)
+        return answer
 
     # ------------------------------------------------------------------ plans
     def _need_enforcer(self):
@@ -357,14 +433,14 @@ class RestApi:
         enforcer = self._need_enforcer()
         dry = req.GET.get("dry_run", "0")
         if dry not in ("0", "1", "true", "false"):
-            raise ApiError(400, f"dry_run: must be 0 or 1 (got {dry!r})", "dry_run")
+            raise ApiError(400, f"dry_run: must be 0 or 1 (got {_short(dry)})", "dry_run")
         try:
             watch_s = float(req.GET.get("watch_s", "0"))
         except ValueError:
-            raise ApiError(400, f"watch_s: not a number: {req.GET['watch_s']!r}", "watch_s") from None
+            raise ApiError(400, f"watch_s: not a number: {_short(req.GET['watch_s'])}", "watch_s") from None
         if not 0 <= watch_s <= 3600:
             raise ApiError(400, f"watch_s: must be 0-3600 seconds (got {watch_s:g})", "watch_s")
-        body = self._json_body(req)
+        body = self._json_body(req, MAX_PLAN_BYTES)
         try:
             plan = parse_plan(body, self.core.spec)
         except PlanError as e:
@@ -374,8 +450,7 @@ class RestApi:
         except ApplyError as e:
             raise ApiError(e.status, str(e), "plan") from None
         if result["outcome"].startswith("rolled back"):
-            return Response(json.dumps(result, indent=1), status=409, content_type="application/json",
-                            charset="utf-8")
+            return self._json(result, 409)
         return result
 
     def get_plan_current(self, req, args):
@@ -388,7 +463,7 @@ class RestApi:
         try:
             limit = int(req.GET.get("limit", "100"))
         except ValueError:
-            raise ApiError(400, f"limit: not an integer: {req.GET['limit']!r}", "limit") from None
+            raise ApiError(400, f"limit: not an integer: {_short(req.GET['limit'])}", "limit") from None
         if not 1 <= limit <= 10000:
             raise ApiError(400, f"limit: must be 1-10000 (got {limit})", "limit")
         return {"history": self._need_enforcer().audit(limit)}
@@ -427,19 +502,69 @@ class RestApi:
         }
 
 
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _JsonErrorTask(ErrorTask):
+    """waitress answers protocol errors itself (malformed request line, 413, 431, 505); here as
+    JSON like every other answer, with the part of the request at fault as ``field``."""
+
+    FIELDS = {400: "request", 413: "body", 431: "headers", 501: "Transfer-Encoding",
+              505: "version"}
+
+    def execute(self):
+        e = self.request.error
+        body = jsonio.dumps({"error": f"{e.reason}: {str(e.body)[:200]}",
+                             "field": self.FIELDS.get(e.code, "request")}).encode()
+        self.status = f"{e.code} {e.reason}"
+        self.response_headers.append(("Content-Type", "application/json; charset=utf-8"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, fmt, *args):
-        LOG.debug("%s - %s", self.address_string(), fmt % args)
+class _JsonErrorChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
 
 
-def serve(app, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+class RestServer:
+    """The API served by waitress (a production WSGI server): connections are read by one
+    event loop and only complete requests reach one of ``threads`` workers, so slow or idle
+    clients hold no thread; idle connections close after ``channel_timeout_s``; the listen
+    backlog is ``backlog``."""
+
+    def __init__(self, app, host: str, port: int, threads: int = 8, backlog: int = 1024,
+                 channel_timeout_s: float = 30.0):
+        self._server = create_server(
+            app, host=host, port=port, threads=threads, backlog=backlog,
+            channel_timeout=channel_timeout_s, connection_limit=1000, ident="netshadow",
+            max_request_header_size=64 * 1024, max_request_body_size=MAX_BODY_BYTES,
+            asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
+        self._server.channel_class = _JsonErrorChannel
+        self.host, self.port = host, self._server.effective_port
+        self._thread = threading.Thread(target=self._server.run, name="netshadow-rest", daemon=True)
+        self._closed = False
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def start(self) -> RestServer:
+        self._thread.start()
+        return self
+
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """Close the listening socket and every connection (in the event loop's own thread),
+        wait for the loop to end, then stop the workers. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        server = self._server
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._thread.join(timeout_s)
+        server.task_dispatcher.shutdown(timeout=timeout_s)
+
+    server_close = shutdown
+
+
+def serve(app, host: str, port: int) -> tuple[RestServer, threading.Thread]:
     """Start serving ``app`` on ``host:port`` in a daemon thread; returns (server, thread)."""
-    server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name="netshadow-rest", daemon=True)
-    thread.start()
-    return server, thread
+    server = RestServer(app, host, port).start()
+    return server, server._thread

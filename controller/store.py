@@ -114,39 +114,67 @@ class Store:
             self._local.conn = None
 
     # ------------------------------------------------------------------ writes
-    def _series_id(self, c: sqlite3.Connection, name: str) -> int:
-        sid = self._ids.get(name)
+    def _series_id(self, c: sqlite3.Connection, name: str, new: dict[str, int]) -> int:
+        """The id of series ``name``, creating it inside the caller's open transaction. Ids created
+        there go into ``new`` and reach the shared cache only once that transaction commits
+        (:meth:`_transaction`): an id from a rolled-back insert would be handed to the next new
+        series, and one series' points would land under another's name."""
+        sid = self._ids.get(name) or new.get(name)
         if sid is None:
             c.execute("INSERT OR IGNORE INTO series (name) VALUES (?)", (name,))
             sid = c.execute("SELECT id FROM series WHERE name = ?", (name,)).fetchone()[0]
-            with self._ids_lock:
-                self._ids[name] = sid
+            new[name] = sid
         return sid
 
-    def write(self, samples: Iterable[Sample]) -> int:
-        """Write samples in one transaction; returns how many."""
-        c = self._conn()
-        c.execute("BEGIN")
+    def _transaction(self, c: sqlite3.Connection, body: Callable[[dict[str, int]], object],
+                     begin: str = "BEGIN") -> object:
+        """Run ``body(new_ids)`` in one transaction; on any failure roll back and leave the
+        in-memory state (the id cache) exactly as it was."""
+        new: dict[str, int] = {}
+        c.execute(begin)
         try:
-            rows = [(self._series_id(c, s.series), s.t, s.value, s.note) for s in samples]
-            c.executemany("INSERT INTO points (series_id, t, value, note) VALUES (?, ?, ?, ?)", rows)
+            out = body(new)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        return len(rows)
+        if new:
+            with self._ids_lock:
+                self._ids.update(new)
+        return out
+
+    def write(self, samples: Iterable[Sample]) -> int:
+        """Write samples in one transaction; returns how many."""
+        c = self._conn()
+
+        def body(new):
+            rows = [(self._series_id(c, s.series, new), s.t, s.value, s.note) for s in samples]
+            c.executemany("INSERT INTO points (series_id, t, value, note) VALUES (?, ?, ?, ?)", rows)
+            return len(rows)
+
+        return self._transaction(c, body)
+
+    def agent_last_seq(self, host: str) -> int:
+        """The last sequence number stored from ``host`` (0: none yet)."""
+        row = self._conn().execute("SELECT seq FROM agent_seq WHERE host = ?", (host,)).fetchone()
+        return row[0] if row else 0
 
     def ingest_agent(self, host: str, batch: list[tuple[int, float, list[Sample]]],
                      now: float) -> tuple[int, int]:
         """Store agent samples ``(seq, t, samples)`` with ``seq`` above the last one accepted from
-        ``host``, atomically. Returns (last accepted seq, number newly stored)."""
+        ``host``, atomically; a seq that occurs twice in ``batch`` is stored once (the first).
+        Returns (last accepted seq, number of readings newly stored)."""
         c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
+
+        def body(new):
             row = c.execute("SELECT seq FROM agent_seq WHERE host = ?", (host,)).fetchone()
             last = row[0] if row else 0
-            fresh = [(seq, t, ss) for seq, t, ss in sorted(batch, key=lambda b: b[0]) if seq > last]
-            points = [(self._series_id(c, s.series), s.t, s.value, s.note)
+            fresh, seen = [], set()
+            for seq, t, ss in sorted(batch, key=lambda b: b[0]):
+                if seq > last and seq not in seen:
+                    seen.add(seq)
+                    fresh.append((seq, t, ss))
+            points = [(self._series_id(c, s.series, new), s.t, s.value, s.note)
                       for _, _, ss in fresh for s in ss]
             c.executemany("INSERT INTO points (series_id, t, value, note) VALUES (?, ?, ?, ?)", points)
             c.executemany("INSERT INTO agent_samples (host, seq, t, received) VALUES (?, ?, ?, ?)",
@@ -155,11 +183,9 @@ class Store:
                 last = fresh[-1][0]
                 c.execute("INSERT INTO agent_seq (host, seq) VALUES (?, ?) ON CONFLICT(host) "
                           "DO UPDATE SET seq = excluded.seq", (host, last))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        return last, len(fresh)
+            return last, len(fresh)
+
+        return self._transaction(c, body, "BEGIN IMMEDIATE")
 
     def prune(self, now: float) -> int:
         """Delete points older than the retention; returns how many."""
@@ -197,11 +223,12 @@ class Store:
 
     def record_audit(self, t: float, actor: str, action: str, plan: dict, detail: dict,
                      outcome: str) -> None:
-        import json
+        """Append to the audit log; strict JSON only (a NaN would break every reader of it)."""
+        from .jsonio import dumps
 
         self._conn().execute("INSERT INTO audit (t, actor, action, plan, detail, outcome) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
-                             (t, actor, action, json.dumps(plan), json.dumps(detail), outcome))
+                             (t, actor, action, dumps(plan), dumps(detail), outcome))
 
     def audit(self, limit: int = 100) -> list[dict]:
         import json
