@@ -14,9 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from topologies import NetworkSpec, Policy, Tenant
-
-from . import jsonio
+from topologies import NetworkSpec, Policy, Tenant, jsonio
 
 MAX_METER_MBPS = 10_000.0
 MIN_METER_MBPS = 0.001  # 1 kbit/s: OpenFlow meters count in kbit/s

@@ -1,11 +1,11 @@
 """The controller's REST API: a WSGI application (WebOb + Routes) served by waitress in a thread.
 
-Every response is JSON (strict: no NaN or Infinity; see :mod:`controller.jsonio`), including the
+Every response is JSON (strict: no NaN or Infinity; see :mod:`topologies.jsonio`), including the
 protocol errors the server itself answers (400, 413, 431, 505). Client mistakes get a 4xx whose
 body is ``{"error": ..., "field": ...}``; an unexpected exception is logged with its traceback and
 answered with a JSON 500 that carries no traceback. Requests are bounded: bodies of at most
 :data:`MAX_BODY_BYTES` (plans :data:`controller.plan.MAX_PLAN_BYTES`), JSON at most
-:data:`controller.jsonio.MAX_DEPTH` levels deep, headers of at most 64 KiB.
+:data:`topologies.jsonio.MAX_DEPTH` levels deep, headers of at most 64 KiB.
 
 Mutating endpoints need ``Authorization: Bearer <token>``; the token comes from a file or the
 ``NETSHADOW_API_TOKEN`` environment variable (see :func:`load_token`). Without a token
@@ -33,9 +33,8 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 from webob import Request, Response
 
-from topologies import wire
+from topologies import jsonio, wire
 
-from . import jsonio
 from .cookies import Cookie
 from .core import ControllerCore
 from .plan import MAX_PLAN_BYTES

@@ -224,7 +224,7 @@ class Store:
     def record_audit(self, t: float, actor: str, action: str, plan: dict, detail: dict,
                      outcome: str) -> None:
         """Append to the audit log; strict JSON only (a NaN would break every reader of it)."""
-        from .jsonio import dumps
+        from topologies.jsonio import dumps
 
         self._conn().execute("INSERT INTO audit (t, actor, action, plan, detail, outcome) "
                              "VALUES (?, ?, ?, ?, ?, ?)",

@@ -71,17 +71,25 @@ def summarise(res) -> dict:
     }
 
 
+def _ratio(a: float, b: float) -> float | None:
+    """a / b; 1 when both are 0 (equal), None when only b is (no finite ratio)."""
+    if b:
+        return a / b
+    return 1.0 if not a else None
+
+
 def compare(summaries: dict[str, dict]) -> dict:
-    """Ratios the comparison is judged by (predictive against reactive and oracle)."""
+    """Ratios the comparison is judged by (predictive against reactive and oracle); None where
+    the reference is zero and the ratio has no finite value (a window without demand)."""
     p, r, o = (summaries.get(k) for k in ("predictive", "reactive", "oracle"))
     out = {}
     if p and r:
         rv = r["violation_s"]
         out["violation_ratio_vs_reactive"] = (p["violation_s"] / rv if rv
                                               else (0.0 if not p["violation_s"] else None))
-        out["reserved_ratio_vs_reactive"] = p["reserved_mbit"] / r["reserved_mbit"]
+        out["reserved_ratio_vs_reactive"] = _ratio(p["reserved_mbit"], r["reserved_mbit"])
     if p and o:
-        out["reserved_ratio_vs_oracle"] = p["reserved_mbit"] / o["reserved_mbit"]
+        out["reserved_ratio_vs_oracle"] = _ratio(p["reserved_mbit"], o["reserved_mbit"])
     if p:
         out["peaks_preallocated_share"] = (p["peaks_preallocated"] / p["peaks"]) if p["peaks"] else None
     return out

@@ -17,7 +17,7 @@ per second; ``1h=2`` also works). Every problem raises :class:`ReplayError` nami
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +53,25 @@ class ReplayMap:
         return [f.column for f in self.flows]
 
 
+MAX_DEMAND_MBPS = 10_000.0  # the largest rate a plan can guarantee (controller.plan.MAX_METER_MBPS)
+
+
+def _short(value, n: int = 60) -> str:
+    r = repr(value)
+    return r if len(r) <= n else r[:n] + "..."
+
+
 def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
     if not isinstance(data, dict):
         raise ReplayError(f"mapping: must be a mapping with 'scale' and 'flows' (got {type(data).__name__})")
+    unknown = sorted(str(k) for k in set(data) - {"scale", "flows"})
+    if unknown:
+        raise ReplayError(f"{_short(unknown[0])[1:-1]}: unknown field of the mapping "
+                          "(it has scale and flows)")
     scale = data.get("scale", 1.0)
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
-        raise ReplayError(f"scale: must be a number > 0 (got {scale!r})")
+    if (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale)
+            or not scale > 0):
+        raise ReplayError(f"scale: must be a finite number > 0 (got {_short(scale)})")
     flows = data.get("flows")
     if not isinstance(flows, list) or not flows:
         raise ReplayError(f"flows: must be a non-empty list (got {flows!r})")
@@ -67,15 +80,15 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
     for i, f in enumerate(flows):
         where = f"flows[{i}]"
         if not isinstance(f, dict):
-            raise ReplayError(f"{where}: must be a mapping (got {f!r})")
+            raise ReplayError(f"{where}: must be a mapping (got {_short(f)})")
         for k in ("column", "tenant", "app", "src", "dst"):
             if not isinstance(f.get(k), str) or not f[k]:
-                raise ReplayError(f"{where}.{k}: required, a non-empty string (got {f.get(k)!r})")
-        unknown = sorted(set(f) - {"column", "tenant", "app", "src", "dst"})
+                raise ReplayError(f"{where}.{k}: required, a non-empty string (got {_short(f.get(k))})")
+        unknown = sorted(str(k) for k in set(f) - {"column", "tenant", "app", "src", "dst"})
         if unknown:
-            raise ReplayError(f"{where}.{unknown[0]}: unknown field (got {f[unknown[0]]!r})")
+            raise ReplayError(f"{where}.{_short(unknown[0])[1:-1]}: unknown field")
         if columns is not None and f["column"] not in columns:
-            raise ReplayError(f"{where}.column: not a column of the trace (got {f['column']!r})")
+            raise ReplayError(f"{where}.column: not a column of the trace (got {_short(f['column'])})")
         try:
             tenant = spec.tenant(f["tenant"])
         except KeyError:
@@ -103,21 +116,25 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
 
 
 def load_mapping(path: str | Path, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
+    """Read a mapping file (``.json``: strict JSON; otherwise YAML, bounded as specs are)."""
+    from topologies import jsonio
+    from topologies.yamlio import MAX_BYTES, YamlInputError, load_yaml
+
     p = Path(path)
     try:
-        text = p.read_text()
+        if p.stat().st_size > MAX_BYTES:
+            raise ReplayError(f"map: {p} is {p.stat().st_size} bytes, more than the limit of {MAX_BYTES}")
+        raw = p.read_bytes()
     except OSError as e:
         raise ReplayError(f"map: cannot read {p}: {e.strerror}") from None
     try:
-        if p.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except (ValueError, Exception) as e:  # noqa: BLE001 - YAML and JSON raise different types
-        raise ReplayError(f"map: {p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
-    return parse_mapping(data, spec, columns)
+        data = jsonio.loads(raw, "map") if p.suffix == ".json" else load_yaml(raw)
+    except (jsonio.JsonInputError, YamlInputError) as e:
+        raise ReplayError(f"map: {p}: {str(e).removeprefix('map: ')}") from None
+    try:
+        return parse_mapping(data, spec, columns)
+    except ReplayError as e:
+        raise ReplayError(f"map: {p}: {e}") from None
 
 
 def parse_compress(text: str) -> tuple[float, float]:
@@ -135,8 +152,8 @@ def parse_compress(text: str) -> tuple[float, float]:
                 v = pd.Timedelta(p).total_seconds()
             except ValueError:
                 raise ReplayError(f"compress: {p!r} is neither seconds nor a duration like 5min") from None
-        if not v > 0:
-            raise ReplayError(f"compress: durations must be > 0 (got {text!r})")
+        if not (v > 0 and math.isfinite(v)):
+            raise ReplayError(f"compress: durations must be finite and > 0 (got {_short(text)})")
         vals.append(v)
     if vals[1] < 0.2:
         raise ReplayError(f"compress: a step must last at least 0.2 s of wall time to be measured "
@@ -144,11 +161,22 @@ def parse_compress(text: str) -> tuple[float, float]:
     return vals[0], vals[1]
 
 
-def demand(values: np.ndarray, mapping: ReplayMap, names: tuple[str, ...]) -> np.ndarray:
+def demand(values: np.ndarray, mapping: ReplayMap, names: tuple[str, ...],
+           times: pd.DatetimeIndex | None = None) -> np.ndarray:
     """(T, flows) lab Mbit/s from trace ``values`` (T, series) with column ``names``; gaps (NaN)
-    are carried forward (a replay needs a rate at every step)."""
+    are carried forward (a replay needs a rate at every step). A demand above
+    :data:`MAX_DEMAND_MBPS` once scaled (no plan could guarantee it) is a :class:`ReplayError`
+    naming the column and the time."""
     idx = [names.index(f.column) for f in mapping.flows]
-    d = pd.DataFrame(values[:, idx]).ffill().fillna(0.0).to_numpy() * mapping.scale
+    with np.errstate(over="ignore"):
+        d = pd.DataFrame(values[:, idx]).ffill().fillna(0.0).to_numpy() * mapping.scale
+    bad = ~(d <= MAX_DEMAND_MBPS)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        when = str(times[r]) if times is not None else f"row {r}"
+        raise ReplayError(f"{mapping.flows[c].column}: demand {float(d[r, c]):g} Mbit/s at {when} "
+                          f"(scale {mapping.scale:g} per trace unit) is more than {MAX_DEMAND_MBPS:g} "
+                          "Mbit/s, the most a plan can guarantee; lower scale")
     return np.maximum(d, 0.0)
 
 

@@ -9,14 +9,17 @@
 How :func:`load_wide_csv` treats imperfect input (each treatment is counted in the
 :class:`LoadReport`, never silent):
 
-* the time column is ``time`` or ``timestamp``; rows are sorted by time;
+* the time column is ``time`` or ``timestamp``: ISO 8601 text (UTC unless it has an offset) or,
+  when every value is a number, seconds since the epoch; rows are sorted by time;
 * the step is the median difference between consecutive times; a time off the grid is moved to
   the nearest grid point; when two rows land on one point (duplicate timestamps) the first is kept;
 * grid points without a row become gaps (NaN); gaps of at most ``fill_limit`` steps are filled by
   linear interpolation, longer gaps stay NaN (models skip windows that touch them);
 * an empty cell is a gap; a value that is not a number, infinite or negative is an error naming
   the series, the time and the value;
-* a constant series is valid (models scale it with a unit scale).
+* a constant series is valid (models scale it with a unit scale);
+* the regular grid may hold at most :data:`MAX_CELLS` cells (rows x series): two rows decades
+  apart at a one-second step would otherwise ask for billions.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+MAX_CELLS = 50_000_000
+
 
 class SeriesError(ValueError):
     """Invalid series input; the message names the series (or file), the time and the value."""
@@ -35,6 +40,7 @@ class SeriesError(ValueError):
 @dataclass(frozen=True)
 class LoadReport:
     rows_read: int = 0
+    reordered: int = 0
     duplicates_dropped: int = 0
     snapped_to_grid: int = 0
     missing_steps: int = 0
@@ -130,10 +136,17 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
     names = [c for c in df.columns if c != tcol]
     if not names:
         raise SeriesError(f"{source}: no series columns besides {tcol!r}")
+    epoch = pd.api.types.is_numeric_dtype(df[tcol]) and not pd.api.types.is_bool_dtype(df[tcol])
     try:
-        times = pd.to_datetime(df[tcol], utc=True)
-    except (ValueError, TypeError) as e:
-        raise SeriesError(f"{source}: column {tcol!r} holds a value that is not a time: {e}") from None
+        times = (pd.to_datetime(df[tcol], unit="s", utc=True) if epoch
+                 else pd.to_datetime(df[tcol], utc=True))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise SeriesError(f"{source}: column {tcol!r} holds a value that is not a time: "
+                          f"{str(e)[:120]}") from None
+    if times.isna().any():
+        i = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise SeriesError(f"{source}: column {tcol!r} row {i + 2}: empty time")
+    reordered = int((times.diff() < pd.Timedelta(0)).sum())
     data = {}
     for n in names:
         col = pd.to_numeric(df[n], errors="coerce")
@@ -151,6 +164,9 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
     step = float(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 0.0
     if step <= 0:
         raise SeriesError(f"{source}: all rows have the same time")
+    if (offsets[-1] / step + 1) * len(names) > MAX_CELLS:
+        raise SeriesError(f"{source}: {frame.index[0]} to {frame.index[-1]} at a {step:g} s step is "
+                          f"{offsets[-1] / step + 1:.0f} rows, more than {MAX_CELLS} cells in all")
     pos = np.round(offsets / step).astype(int)
     snapped = int(np.sum(np.abs(offsets - pos * step) > 1e-6))
     keep = ~pd.Series(pos).duplicated(keep="first").to_numpy()
@@ -166,7 +182,7 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
                               "negative or infinite; bandwidth, CPU and memory cannot be")
     missing = int(rows - keep.sum())
     values, filled = _fill_short_gaps(values, fill_limit)
-    report = LoadReport(len(df), int((~keep).sum()), snapped, missing, filled,
+    report = LoadReport(len(df), reordered, int((~keep).sum()), snapped, missing, filled,
                         int(np.isnan(values).sum()))
     return SeriesSet(start, step, tuple(names), values), report
 

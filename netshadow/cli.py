@@ -10,11 +10,12 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 from topologies import SpecError, bundled, load_spec
+
+from .errors import error
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 POLICY_NAMES = ("static", "reactive", "predictive", "oracle")
@@ -56,16 +57,15 @@ def cmd_controller(a) -> int:
     spec = load_spec(a.spec)
     for what, host, port in (("--of-port", a.of_host, a.of_port), ("--rest-port", a.rest_host, a.rest_port)):
         if not port_free(host, port):
-            print(f"netshadow controller: {what}: {host}:{port} is already in use", file=sys.stderr)
+            error(f"netshadow controller: {what}: {host}:{port} is already in use")
             return EXIT_FAIL
     try:
         token = load_token(a.token_file)
     except (OSError, ValueError) as e:
-        print(f"netshadow controller: --token-file: {e}", file=sys.stderr)
+        error(f"netshadow controller: --token-file: {e}")
         return EXIT_INVALID
     if not 0.1 <= a.poll_interval <= 3600:
-        print(f"netshadow controller: --poll-interval: must be 0.1-3600 s (got {a.poll_interval})",
-              file=sys.stderr)
+        error(f"netshadow controller: --poll-interval: must be 0.1-3600 s (got {a.poll_interval})")
         return EXIT_INVALID
     db = None if a.db == "none" else a.db
     if db:
@@ -75,7 +75,7 @@ def cmd_controller(a) -> int:
             Path(db).parent.mkdir(parents=True, exist_ok=True)
             Store(db, a.retention_days * 86400).close()  # migrate and check before starting
         except (StoreError, OSError, ValueError) as e:
-            print(f"netshadow controller: --db: {e}", file=sys.stderr)
+            error(f"netshadow controller: --db: {e}")
             return EXIT_INVALID
     plan = None
     if a.plan:
@@ -84,13 +84,12 @@ def cmd_controller(a) -> int:
         try:
             plan = load_plan(a.plan, spec)
         except PlanError as e:
-            print(f"netshadow controller: --plan: {e}", file=sys.stderr)
+            error(f"netshadow controller: --plan: {e}")
             return EXIT_INVALID
     no_meters = frozenset(n for n in (a.no_meters or "").split(",") if n)
     unknown = sorted(no_meters - {s.name for s in spec.switches})
     if unknown:
-        print(f"netshadow controller: --no-meters: {unknown[0]!r} is not a switch of spec {spec.name}",
-              file=sys.stderr)
+        error(f"netshadow controller: --no-meters: {unknown[0]!r} is not a switch of spec {spec.name}")
         return EXIT_INVALID
     run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token,
                    poll_interval_s=a.poll_interval, db_path=db, retention_s=a.retention_days * 86400,
@@ -174,10 +173,10 @@ def cmd_agent(a) -> int:
     from .agent import main as agent_main
 
     if a.netns_pid is not None and not Path(f"/proc/{a.netns_pid}").exists():
-        print(f"netshadow agent: --netns-pid: no process {a.netns_pid}", file=sys.stderr)
+        error(f"netshadow agent: --netns-pid: no process {a.netns_pid}")
         return EXIT_INVALID
     if a.interval <= 0:
-        print(f"netshadow agent: --interval: must be > 0 s (got {a.interval})", file=sys.stderr)
+        error(f"netshadow agent: --interval: must be > 0 s (got {a.interval})")
         return EXIT_INVALID
     return agent_main(a)
 
@@ -188,7 +187,7 @@ def cmd_telemetry_export(a) -> int:
     try:
         rows, cols = export(a.db, a.out, a.step, a.prefix)
     except ExportError as e:
-        print(f"netshadow telemetry export: {e}", file=sys.stderr)
+        error(f"netshadow telemetry export: {e}")
         return EXIT_INVALID
     print(f"{a.out}: {rows} rows x {cols} series at {a.step:g} s steps")
     return EXIT_OK
@@ -214,7 +213,7 @@ def cmd_tpp_evaluate(a) -> int:
                             a.season, lstm=not a.no_lstm, model_dir=a.model, window=a.window,
                             epochs=a.epochs, seed=a.seed, units=a.units, patch=a.patch)
     except (SeriesError, ValueError) as e:
-        print(f"netshadow tpp evaluate: {e}", file=sys.stderr)
+        error(f"netshadow tpp evaluate: {e}")
         return EXIT_INVALID
 
 
@@ -225,7 +224,7 @@ def _tpp(runner, name):
         try:
             return runner(a)
         except (SeriesError, ValueError) as e:
-            print(f"netshadow tpp {name}: {e}", file=sys.stderr)
+            error(f"netshadow tpp {name}: {e}")
             return EXIT_INVALID
     return cmd
 
@@ -255,6 +254,39 @@ def cmd_shadow_run(a) -> int:
     return run_shadow(a)
 
 
+def _read_plan_file(path: str):
+    """The decoded plan file (strict JSON, bounded), or None after reporting why not."""
+    from controller.plan import MAX_PLAN_BYTES
+    from topologies import jsonio
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
+        return jsonio.loads(raw, "plan", MAX_PLAN_BYTES)
+    except OSError as e:
+        error(f"netshadow plan: {path}: cannot be read: {e.strerror}")
+    except jsonio.JsonInputError as e:
+        error(f"netshadow plan: {path}: {e}")
+    return None
+
+
+def cmd_plan_check(a) -> int:
+    from controller.plan import PlanError, parse_plan
+
+    body = _read_plan_file(a.file)
+    if body is None:
+        return EXIT_INVALID
+    try:
+        plan = parse_plan(body, load_spec(a.spec))
+    except PlanError as e:
+        error(f"netshadow plan check: {a.file}: {e}")
+        return EXIT_INVALID
+    print(f"{a.file}: ok - plan {plan.name!r}: {len(plan.allocations)} allocations "
+          f"({plan.cost_mbps():g} Mbit/s), {len(plan.extra_policies)} policy additions, "
+          f"{len(plan.cpu_quotas)} CPU quotas")
+    return EXIT_OK
+
+
 def cmd_plan_apply(a) -> int:
     import json as _json
 
@@ -262,23 +294,25 @@ def cmd_plan_apply(a) -> int:
 
     from controller.rest import load_token
 
-    try:
-        body = _json.loads(Path(a.file).read_text())
-    except (OSError, ValueError) as e:
-        print(f"netshadow plan apply: {a.file}: {e}", file=sys.stderr)
+    body = _read_plan_file(a.file)
+    if body is None:
         return EXIT_INVALID
     token = load_token(a.token_file)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = a.controller.rstrip("/") + "/api/v1/plans" + ("?dry_run=1" if a.dry_run else "")
     try:
         r = requests.post(url, json=body, headers=headers, timeout=60)
+        doc = r.json()
     except requests.RequestException as e:
-        print(f"netshadow plan apply: --controller: {e.__class__.__name__}: {e}", file=sys.stderr)
+        error(f"netshadow plan apply: --controller: {e.__class__.__name__}: {e}")
         return EXIT_FAIL
-    doc = r.json()
+    except ValueError:
+        error(f"netshadow plan apply: --controller: {url} answered {r.status_code} without JSON")
+        return EXIT_FAIL
+    if 400 <= r.status_code < 500 and "error" in doc:
+        error(f"netshadow plan apply: {a.file}: {doc['error']}")
+        return EXIT_INVALID if r.status_code in (400, 413) else EXIT_FAIL
     print(_json.dumps(doc, indent=1))
-    if r.status_code == 400:
-        return EXIT_INVALID
     return EXIT_OK if r.ok else EXIT_FAIL
 
 
@@ -290,7 +324,7 @@ def cmd_demo(a) -> int:
     try:
         return run_demo(a.spec, prefix=a.prefix, workdir=Path(a.workdir), step_wall_s=a.step_seconds)
     except ReplayError as e:
-        print(f"netshadow demo: {e}", file=sys.stderr)
+        error(f"netshadow demo: {e}")
         return EXIT_INVALID
 
 
@@ -306,7 +340,7 @@ def cmd_run(a) -> int:
     for fld, v, lo in (("--step", a.step, 0.5), ("--interval", a.interval, 0.5), ("--history", a.history, 10),
                        ("--retrain-every", a.retrain_every, 1), ("--shadow-duration", a.shadow_duration, 1)):
         if not v >= lo:
-            print(f"netshadow run: {fld}: must be >= {lo:g} (got {v:g})", file=sys.stderr)
+            error(f"netshadow run: {fld}: must be >= {lo:g} (got {v:g})")
             return EXIT_INVALID
     try:
         token = load_token(a.token_file)
@@ -314,7 +348,7 @@ def cmd_run(a) -> int:
                                 allocator=AllocatorSettings(headroom=a.headroom, hold_s=a.hold),
                                 reactive=ReactiveSettings(cooldown_s=a.hold))
     except (OSError, ValueError, LoopError) as e:
-        print(f"netshadow run: {e}", file=sys.stderr)
+        error(f"netshadow run: {e}")
         return EXIT_INVALID
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -322,10 +356,10 @@ def cmd_run(a) -> int:
                         a.forecaster, a.retrain_every, a.verify, a.shadow_duration, a.db, a.status_host,
                         a.status_port, a.cycles, a.watch, a.shadow_prefix)
     except LoopRunError as e:
-        print(f"netshadow run: {e}", file=sys.stderr)
+        error(f"netshadow run: {e}")
         return EXIT_FAIL
     except OSError as e:  # the controller is unreachable, the status port is taken
-        print(f"netshadow run: {e.__class__.__name__}: {e}", file=sys.stderr)
+        error(f"netshadow run: {e.__class__.__name__}: {e}")
         return EXIT_FAIL
 
 
@@ -338,7 +372,7 @@ def cmd_replay_pcap(a) -> int:
         r = run_replay_pcap(a.spec, a.pcap, a.tenant, a.app, a.src, a.dst, a.speed, a.local_ip, a.prefix,
                             Path(a.workdir))
     except PcapError as e:
-        print(f"netshadow replay-pcap: {e}", file=sys.stderr)
+        error(f"netshadow replay-pcap: {e}")
         return EXIT_INVALID
     if a.json:
         import json
@@ -360,10 +394,10 @@ def cmd_replay(a) -> int:
                          f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
                          quantile=a.quantile, ideal=a.ideal)
     except ReplayError as e:
-        print(f"netshadow replay: {e}", file=sys.stderr)
+        error(f"netshadow replay: {e}")
         return EXIT_INVALID
     except ReplayRunError as e:
-        print(f"netshadow replay: {e}", file=sys.stderr)
+        error(f"netshadow replay: {e}")
         return EXIT_FAIL
     return EXIT_OK if doc else EXIT_FAIL
 
@@ -521,6 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controller", default="http://127.0.0.1:8080")
     p.add_argument("--token-file", help="REST token file (else $NETSHADOW_API_TOKEN[_FILE])")
     p.set_defaults(func=cmd_plan_apply)
+    p = pl.add_parser("check", help="validate a plan file against a spec, without a controller "
+                                    "(exit 0 valid, 2 invalid)")
+    p.add_argument("file")
+    p.add_argument("--spec", type=_spec_arg, default=str(bundled("default")))
+    p.set_defaults(func=cmd_plan_check)
 
     p = sub.add_parser("demo", help="the default lab: tenant isolation, then the bundled trace "
                                     "replayed under every allocation policy, with a report")
@@ -610,12 +649,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return a.func(a)
     except SpecError as e:
-        print(f"netshadow {a.command}: invalid spec: {e}", file=sys.stderr)
+        error(f"netshadow {a.command}: invalid spec: {e}")
         return EXIT_INVALID
     except KeyboardInterrupt:
         return EXIT_FAIL
     except Exception as e:  # noqa: BLE001 - one line for the user; details with -v
         if a.verbose:
             logging.exception("failed")
-        print(f"netshadow {a.command}: {e}", file=sys.stderr)
+        error(f"netshadow {a.command}: {e}")
         return EXIT_FAIL

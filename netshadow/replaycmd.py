@@ -37,6 +37,7 @@ class ReplaySetup:
     history: np.ndarray  # (H, N) lab Mbit/s before the replayed window
     demand: np.ndarray  # (T, N) lab Mbit/s, the replayed window
     times: pd.DatetimeIndex  # of the replayed steps
+    repairs: object = None  # models.series.LoadReport: what loading the trace had to repair
 
     @property
     def before(self) -> np.ndarray:
@@ -49,29 +50,49 @@ def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, sta
     from models.series import SeriesError, load_wide_csv
 
     try:
-        series, _ = load_wide_csv(trace)
+        series, repairs = load_wide_csv(trace)
     except (SeriesError, OSError) as e:
-        raise ReplayError(f"trace: {e}") from None
+        msg = str(e)
+        raise ReplayError(f"trace: {msg if str(trace) in msg else f'{trace}: {msg}'}") from None
     mapping = load_mapping(mapping_path, spec, list(series.names))
     trace_step, wall = parse_compress(compress)
     if abs(trace_step - series.step_s) > 1e-6 * series.step_s:
         raise ReplayError(f"compress: STEP must be the trace's step, {series.step_s:g} s (got {compress!r})")
-    if not days > 0:
-        raise ReplayError(f"days: must be > 0 (got {days!r})")
-    d = demand(series.values, mapping, series.names)
+    if not (isinstance(days, (int, float)) and 0 < days <= 366):
+        raise ReplayError(f"days: must be > 0 and at most 366 (got {days!r})")
+    try:
+        d = demand(series.values, mapping, series.names, series.times())
+    except ReplayError as e:
+        raise ReplayError(f"trace: {trace}: {e}") from None
     n = int(round(days * 86400 / series.step_s))
     if start is None:
         lo = series.rows - n
     else:
         try:
             lo = series.index_of(start)
-        except SeriesError as e:
-            raise ReplayError(str(e).replace("test_start", "start")) from None
+        except (SeriesError, ValueError) as e:
+            msg = str(e).replace("test_start", "start")
+            if not isinstance(e, SeriesError):
+                msg = f"start: not a time (ISO 8601, e.g. 2026-01-12T00:00): {start[:60]!r}"
+            raise ReplayError(msg) from None
     if lo < 2 or lo + n > series.rows:
         raise ReplayError(f"days: {days:g} days from {series.time(max(lo, 0))} do not fit the trace "
                           f"({series.time(0)} to {series.time(series.rows - 1)}) with history before them")
     return ReplaySetup(spec, mapping, series.start, series.step_s, wall, d[:lo], d[lo:lo + n],
-                       pd.date_range(series.time(lo), periods=n, freq=pd.Timedelta(seconds=series.step_s)))
+                       pd.date_range(series.time(lo), periods=n, freq=pd.Timedelta(seconds=series.step_s)),
+                       repairs)
+
+
+def describe_repairs(r) -> str:
+    """What :func:`models.series.load_wide_csv` changed in the trace, in words ('' for nothing)."""
+    parts = [f"{n} {what}" for n, what in (
+        (r.duplicates_dropped, "rows with a duplicated time dropped (the first kept)"),
+        (r.snapped_to_grid, "times moved to the nearest step"),
+        (r.missing_steps, "missing steps"),
+        (r.gaps_filled, "gap cells filled by interpolation"),
+        (r.gap_cells_left, "gap cells left (carried forward during the replay)"),
+        (getattr(r, "reordered", 0), "rows out of time order (sorted)")) if n]
+    return "; ".join(parts)
 
 
 def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int = 20, seed: int = 0,
@@ -106,6 +127,29 @@ def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int
     return m
 
 
+def parse_corrupt(corrupt: str | None):
+    """``shift[:STEPS]`` (STEPS >= 1, default 2) or ``noise[:SIGMA]`` (0 < SIGMA <= 10, default
+    0.3) as the damage function for the predictive policy's forecasts; None for none."""
+    if not corrupt:
+        return None
+    kind, _, amount = corrupt.partition(":")
+    try:
+        if kind == "shift":
+            steps = int(amount or 2)
+            if not 1 <= steps <= 1000:
+                raise ValueError
+            return shift_peaks(steps)
+        if kind == "noise":
+            sigma = float(amount or 0.3)
+            if not 0 < sigma <= 10:
+                raise ValueError
+            return noise(sigma)
+    except ValueError:
+        pass
+    raise ReplayError(f"corrupt: must be shift[:STEPS] with STEPS 1-1000 or noise[:SIGMA] with "
+                      f"SIGMA in (0, 10] (got {corrupt[:60]!r})")
+
+
 def default_reactive_settings(setup: ReplaySetup, **changes) -> ReactiveSettings:
     """The replay's threshold allocator: raise at 90 % use, lower after two steps under 50 %."""
     return replace(ReactiveSettings(cooldown_s=2 * setup.step_trace_s, floor_mbps=0.5), **changes)
@@ -131,15 +175,7 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
     if name == "reactive":
         return reactive()
     if name == "predictive":
-        damage = None
-        if corrupt:
-            kind, _, amount = corrupt.partition(":")
-            if kind == "shift":
-                damage = shift_peaks(int(amount or 2))
-            elif kind == "noise":
-                damage = noise(float(amount or 0.3))
-            else:
-                raise ReplayError(f"corrupt: must be shift[:STEPS] or noise[:SIGMA] (got {corrupt!r})")
+        damage = parse_corrupt(corrupt)
         settings = AllocatorSettings(headroom=headroom, hold_s=step, release_fraction=0.05,
                                      min_change=0.02)
         return PredictivePolicy(keys, setup.spec, forecaster, setup.history, setup.start, step, settings,
@@ -255,6 +291,12 @@ def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies
 
     console = console or Console(width=max(110, Console().width))
     setup = prepare(load_spec(spec_path), trace, mapping, compress, start, days)
+    parse_corrupt(corrupt)  # refused now, not after the forecaster has trained
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {unknown[0]!r})")
+    if setup.repairs is not None and describe_repairs(setup.repairs):
+        console.print(f"trace {trace}: repaired while loading: {describe_repairs(setup.repairs)}")
     console.print(f"trace {trace}: replaying {setup.demand.shape[0]} steps of {setup.step_trace_s:g} s "
                   f"({setup.times[0]} to {setup.times[-1]}) "
                   f"{'idealised' if ideal else f'at {setup.step_wall_s:g} s per step'}, "

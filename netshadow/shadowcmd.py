@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from .errors import error
 
 
 def run_shadow(a) -> int:
@@ -24,7 +25,7 @@ def run_shadow(a) -> int:
         try:
             data = requests.get(a.controller.rstrip("/") + "/api/v1/spec", timeout=10).json()
         except (requests.RequestException, ValueError) as e:
-            print(f"netshadow shadow run: --controller: cannot read the live spec: {e}", file=sys.stderr)
+            error(f"netshadow shadow run: --controller: cannot read the live spec: {e}")
             return 1
         spec = parse_spec(data, a.controller)
     else:
@@ -32,22 +33,22 @@ def run_shadow(a) -> int:
     try:
         forecast = Forecast.from_json(Path(a.forecast).read_text())
     except (OSError, ForecastError) as e:
-        print(f"netshadow shadow run: --forecast: {e}", file=sys.stderr)
+        error(f"netshadow shadow run: --forecast: {e}")
         return 2
     if not 0 < a.quantile < 1:
-        print(f"netshadow shadow run: --quantile: must be in (0, 1) (got {a.quantile})", file=sys.stderr)
+        error(f"netshadow shadow run: --quantile: must be in (0, 1) (got {a.quantile})")
         return 2
     try:
         plans = [load_plan(p, spec) for p in a.plan] or [None]
     except PlanError as e:
-        print(f"netshadow shadow run: --plan: {e}", file=sys.stderr)
+        error(f"netshadow shadow run: --plan: {e}")
         return 2
     tenants = a.tenants.split(",") if a.tenants else None
     shadow = Shadow(spec, prefix=a.prefix, tenants=tenants, rtt_bound_ms=a.rtt_bound_ms)
     demands = demands_from_forecast(shadow.spec, forecast, a.quantile)
     if not demands:
-        print("netshadow shadow run: --forecast: no app/<tenant>/<app>/fwd/bps series matches the "
-              "spec's applications", file=sys.stderr)
+        error("netshadow shadow run: --forecast: no app/<tenant>/<app>/fwd/bps series matches the "
+              "spec's applications")
         return 2
     with shadow:
         console.print(f"shadow {a.prefix}: {len(shadow.spec.hosts)} hosts built in {shadow.build_s:.2f} s; "

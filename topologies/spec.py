@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 IFNAME_MAX = 15
 MAX_PREFIX_LEN = 3
 MAX_PORTS = 99
@@ -47,7 +45,10 @@ class SpecError(ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{source}: {field}: {reason} (got {value!r})")
+        shown = repr(value)
+        if len(shown) > 80:  # a 20 MB value must not become a 20 MB message
+            shown = shown[:80] + "..."
+        super().__init__(f"{source}: {field}: {reason} (got {shown})")
 
 
 @dataclass(frozen=True)
@@ -463,18 +464,25 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
 
 
 def load_spec(path: str | Path) -> NetworkSpec:
-    """Read and validate the YAML spec at ``path``; raise :class:`SpecError` on any problem."""
+    """Read and validate the YAML spec at ``path``; raise :class:`SpecError` on any problem.
+    The file is read within the bounds of :func:`topologies.yamlio.load_yaml` (size, aliases,
+    depth, no duplicate keys)."""
+    from .yamlio import MAX_BYTES, YamlInputError, load_yaml
+
     p = Path(path)
     try:
-        text = p.read_text()
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError(str(p), "<file>", f"{size} bytes", f"larger than the limit of {MAX_BYTES} "
+                                                              "bytes for a spec")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise SpecError(str(p), "<file>", str(p), f"cannot be read: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "<file>"
-        raise SpecError(str(p), where, getattr(e, "problem", str(e)), "is not valid YAML") from None
+        data = load_yaml(raw)
+    except YamlInputError as e:
+        raise SpecError(str(p), e.where, e.value, e.reason) from None
     return parse_spec(data, str(p))
 
 

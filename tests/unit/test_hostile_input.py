@@ -10,13 +10,12 @@ import sqlite3
 import pytest
 from webob import Request
 
-from controller import jsonio
 from controller.core import ControllerCore
 from controller.plan import PlanError, load_plan, parse_plan
 from controller.rest import RestApi
 from controller.store import Store
 from controller.telemetry.samples import Sample
-from topologies import bundled, load_spec
+from topologies import bundled, jsonio, load_spec
 
 AUTH = {"Authorization": "Bearer tok"}
 NOW = 1_800_000_000.0
