@@ -14,6 +14,20 @@ from dataclasses import dataclass
 UDP_L2_OVERHEAD = 8 + 20 + 14
 
 
+class IperfError(RuntimeError):
+    """An iperf3 server did not come up."""
+
+
+def wait_listening(host, port: int, udp: bool = False, timeout_s: float = 10.0) -> None:
+    """Wait until a socket listens on ``port`` inside lab ``host``'s namespace (``ss``)."""
+    flag = "-Hlun" if udp else "-Hltn"
+    deadline = time.monotonic() + timeout_s
+    while not host.cmd(f"ss {flag} 'sport = :{port}'").strip():
+        if time.monotonic() >= deadline:
+            raise IperfError(f"port: nothing listens on {port} in {host.name} after {timeout_s:g} s")
+        time.sleep(0.05)
+
+
 @dataclass(frozen=True)
 class UdpRun:
     payload_bytes: int
@@ -45,7 +59,7 @@ class UdpStream:
         self.server = self.lab.host(self.dst).popen(
             ["iperf3", "-s", "-1", "-p", str(self.port)], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
+        wait_listening(self.lab.host(self.dst), self.port)  # iperf3 -s listens on TCP for control
         self.started = time.time()
         self.client = self.lab.host(self.src).popen(
             ["iperf3", "-c", dst_ip, "-p", str(self.port), "-u", "-b", f"{self.mbps}M",

@@ -10,8 +10,12 @@ Aggregation, per cycle:
 * **per tenant/application/direction** - the admission rules in table 0 carry the
   (tenant, app, direction) cookie, and every packet passes exactly one of them, at its ingress
   switch; the rate is the sum over switches of (bytes counted / time since that switch's
-  previous reply). If any switch holding rules for the key did not answer, or answered with a
-  gap, the key's sample is a gap - a partial sum would under-report.
+  previous reply). If a switch holding rules for the key answered with a gap, or has not
+  answered for :data:`LATE_INTERVALS` poll intervals (disconnected, or not answering), the key's
+  sample is a gap - a partial sum would under-report. A reply that is merely late (the switch
+  answered within the last :data:`LATE_INTERVALS` intervals, e.g. the baseline reply after a
+  reconnect, or a busy machine) gives no sample for this cycle instead: the switch's next reply
+  is differenced against its previous one, so the next sample covers both intervals.
 * **per link and direction** - transmitted bytes of the sending switch's port; utilisation is
   that rate over the spec capacity.
 * **per switch** - sums over its ports, its flow count and the rate of denied packets.
@@ -31,6 +35,7 @@ from .samples import Sample, app_series, link_series, meter_series, switch_serie
 
 DIRECTIONS = {DIR_FORWARD: "fwd", DIR_REVERSE: "rev", 0: "all"}
 GAP = object()
+LATE_INTERVALS = 2.5  # a switch silent for longer than this many poll intervals makes gaps
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class PollStats:
     cycles: int = 0
     missed_replies: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
     gaps: int = 0
+    late: int = 0  # application samples deferred to the next cycle (a reply was late)
 
 
 def app_name(spec: NetworkSpec, tenant_no: int, app_no: int) -> str:
@@ -162,6 +168,10 @@ class PollCore:
             got = self.pending.get(base, {})
             got_pps = self.pending_pps.get(base, {})
             missing = [d for d in dpids if d not in got]
+            if missing and not any(v is GAP for v in got.values()) and all(
+                    self._late(d, now) for d in missing):
+                self.stats.late += 1
+                continue  # the next cycle's rate covers this interval too
             if missing or any(v is GAP for v in got.values()):
                 why = (f"no reply from {[self.names[d] for d in missing]}" if missing else "counter gap")
                 out.append(Sample(now, base + "/bps", None, why))
@@ -174,6 +184,11 @@ class PollCore:
         self.pending_pps.clear()
         self.answered = set()
         return out
+
+    def _late(self, dpid: int, now: float) -> bool:
+        """The switch's flow reply is late, not lost: it answered recently."""
+        prev = self.last_reply.get((dpid, "flow"))
+        return prev is not None and now - prev <= LATE_INTERVALS * self.interval_s
 
     def _window(self, dpid: int, kind: str, now: float) -> float | None:
         prev = self.last_reply.get((dpid, kind))

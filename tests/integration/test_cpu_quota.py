@@ -9,6 +9,7 @@ import requests
 
 from controller.store import Store
 from emulation.agents import start_agent, stop_agents
+from tests.waiting import wait_for
 
 from .conftest import SPECS, running_lab
 
@@ -31,7 +32,12 @@ def test_plan_cpu_quota_limits_the_host(tmp_path):
             assert int((cg / "cpu.cfs_quota_us").read_text()) == period // 5
             burn = lab.lab.host("h1").popen(["sh", "-c", "while :; do :; done"])
             t0 = time.time()
-            time.sleep(6)
+
+            def burning():  # four readings of the burning host after it settled
+                r = requests.get(f"{lab.ctl.url}/series", params={"series": "host/red/h1/cpu",
+                                                                   "since": t0 + 2}, timeout=10).json()
+                return r["series"] and len(r["series"][0]["points"]) >= 4
+            wait_for(burning, 60, "four CPU readings of h1 under load")
         finally:
             if burn is not None:
                 burn.kill()

@@ -17,6 +17,7 @@ import requests
 
 from emulation import cleanup
 from emulation.controller_proc import free_port
+from tests.waiting import wait_for
 
 from .conftest import running_lab
 
@@ -33,7 +34,12 @@ def lab(tmp_path_factory):
              "--src-mac", h1.mac, "--dst-mac", h2.mac, "--src-ip", h1.ip, "--dst-ip", h2.ip,
              "--dport", "5004", "--rate-mbps", "10", "--seconds", "240"], stdout=subprocess.DEVNULL)
         try:
-            time.sleep(6)  # a few seconds of telemetry first
+            def measured():  # a few seconds of the stream's telemetry first
+                r = requests.get(f"{running.ctl.url}/series", params={
+                    "series": "app/red/video/fwd/bps", "since": time.time() - 30}, timeout=10).json()
+                pts = r["series"][0]["points"] if r["series"] else []
+                return len([v for _, v in pts if v]) >= 5
+            wait_for(measured, 60, "five measured seconds of the red/video stream")
             yield running
         finally:
             for p in (tx, rx):

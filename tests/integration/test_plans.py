@@ -12,6 +12,8 @@ import time
 import pytest
 import requests
 
+from emulation.iperf import wait_listening
+
 from .conftest import running_lab
 
 
@@ -191,7 +193,7 @@ def test_path_change_loses_no_packet_of_a_steady_tcp_stream(lab):
     alt = next(p for p in shortest_paths(Router(lab.spec).adj, current[0], current[-1]) if p != current)
     srv = lab.lab.host("h2").popen(["iperf3", "-s", "-1", "-p", "80"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    wait_listening(lab.lab.host("h2"), 80)
     before_alt = link_tx_bytes(lab, alt[0], alt[1])
     first, last = lab.spec.host("h1").switch, lab.spec.host("h2").switch
     admitted0, delivered0 = data_packets(lab, first, 0), data_packets(lab, last, 1)

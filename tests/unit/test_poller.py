@@ -66,16 +66,31 @@ def test_app_rate_summed_over_ingress_switches(setup):
     assert value(out, "app/blue/web/fwd/bps") == 0.0
 
 
-def test_missing_switch_reply_makes_the_app_sample_a_gap(setup):
+def test_a_late_reply_defers_the_sample_and_the_next_covers_both_intervals(setup):
     spec, compiled, poll = setup
     c = red_web(spec)
     run_cycle(poll, compiled, 100.0, {}, 50.0)
     run_cycle(poll, compiled, 101.0, {1: {c: 125_000}}, 51.0)
     out = run_cycle(poll, compiled, 102.0, {1: {c: 250_000}}, 52.0, skip=(1,))
-    s = [x for x in out if x.series == "app/red/web/fwd/bps"][0]
-    assert s.value is None and "no reply from ['s1']" in s.note
-    assert poll.stats.missed_replies[(1, "flow")] == 1
+    assert [x for x in out if x.series == "app/red/web/fwd/bps"] == []  # late, not lost
+    assert poll.stats.missed_replies[(1, "flow")] == 1 and poll.stats.late >= 1
+    assert value(out, "app/green/backup/fwd/bps") == 0.0  # green lives elsewhere
+    out = run_cycle(poll, compiled, 103.0, {1: {c: 375_000}}, 53.0)
+    assert value(out, "app/red/web/fwd/bps") == pytest.approx(1e6, rel=1e-3)  # 250 kB over 2 s
+
+
+def test_a_switch_silent_for_several_intervals_makes_the_app_sample_a_gap(setup):
+    spec, compiled, poll = setup
+    c = red_web(spec)
+    run_cycle(poll, compiled, 100.0, {}, 50.0)
+    run_cycle(poll, compiled, 101.0, {1: {c: 125_000}}, 51.0)
+    notes = []
+    for t in (102.0, 103.0, 104.0):
+        out = run_cycle(poll, compiled, t, {}, t - 50, skip=(1,))
+        notes += [(x.value, x.note) for x in out if x.series == "app/red/web/fwd/bps"]
+    assert notes and all(v is None and "no reply from ['s1']" in n for v, n in notes)
     # blue's web rules are on s1 too (h4) - also a gap; green lives elsewhere and is fine
+    assert value(out, "app/blue/web/fwd/bps") is None
     assert value(out, "app/green/backup/fwd/bps") == 0.0
 
 
@@ -84,9 +99,11 @@ def test_reprogrammed_switch_gives_no_negative_rate(setup):
     c = red_web(spec)
     run_cycle(poll, compiled, 100.0, {1: {c: 10_000_000}}, 500.0)
     run_cycle(poll, compiled, 101.0, {1: {c: 10_125_000}}, 501.0)
-    # the switch reconnected and was re-programmed: counters restart, durations restart
+    # the switch disconnected (a cycle without it), reconnected and was re-programmed:
+    # counters restart, durations restart
     poll.switch_gone(1)
-    out = run_cycle(poll, compiled, 102.0, {1: {c: 60_000}}, 0.5)
+    out = run_cycle(poll, compiled, 101.5, {}, 0.0, skip=(1,))
+    out += run_cycle(poll, compiled, 102.0, {1: {c: 60_000}}, 0.5)
     out += run_cycle(poll, compiled, 103.0, {1: {c: 185_000}}, 1.5)
     vals = [s.value for s in out if s.series == "app/red/web/fwd/bps"]
     assert vals[0] is None and vals[-1] == pytest.approx(1e6, rel=1e-3)

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -102,10 +101,14 @@ def test_kill_9_loses_at_most_the_unflushed_batch(tmp_path):
     db = tmp_path / "crash.db"
     p = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(3.5)
+        queued = []
+        for line in p.stdout:  # several flush intervals of writing, however slow the machine
+            queued.append(int(line))
+            if queued[-1] >= 3500:
+                break
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
-        queued = [int(x) for x in p.stdout.read().split()]
+        queued += [int(x) for x in p.stdout.read().split()]
     finally:
         if p.poll() is None:
             p.kill()
