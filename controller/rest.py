@@ -176,16 +176,23 @@ class RestApi:
                 body["field"] = e.field
             resp = self._json(body, e.status)
         except Exception:  # noqa: BLE001 - the API must answer; the traceback goes to the log
-            LOG.exception("REST handler failed for %s %s", req.method, req.path)
-            resp = self._json({"error": "internal error; see the controller log"}, 500)
+            LOG.exception("REST handler failed for %s %r", req.method,
+                          environ.get("PATH_INFO", "")[:200])
+            resp = self._json({"error": "internal error; see the controller log", "field": "server"},
+                              500)
         return resp(environ, start_response)
 
     def _dispatch(self, req: Request) -> Response:
+        try:
+            path = req.path
+        except UnicodeDecodeError:
+            raise ApiError(400, "path: not UTF-8 (percent-encode UTF-8 bytes only)", "path") from None
         match = self.mapper.match(environ=req.environ)
         if match is None:
-            if self.mapper.match(req.path):
-                raise ApiError(405, f"method {req.method} not allowed on {req.path}", "method")
-            raise ApiError(404, f"no such endpoint: {req.path}", "path")
+            if self.mapper.match(path):
+                raise ApiError(405, f"method {_short(req.method)} not allowed on {_short(path)}",
+                               "method")
+            raise ApiError(404, f"no such endpoint: {_short(path, 200)}", "path")
         ep = self.endpoints[int(match.pop("endpoint"))]
         allowed = {name for name, _ in ep.params}
         try:
@@ -197,11 +204,12 @@ class RestApi:
             raise ApiError(400, "query: not UTF-8 (percent-encode UTF-8 bytes only)", "query") from None
         for key in keys:
             if len(query.getall(key)) > 1:
-                raise ApiError(400, f"{key}: given more than once", key)
+                raise ApiError(400, f"{_short(key)}: query parameter given more than once",
+                               key[:60] or "query")
         for key in keys:
             if key not in allowed:
                 raise ApiError(400, f"unknown query parameter {_short(key)}; allowed: {sorted(allowed)}",
-                               key)
+                               key[:60] or "query")
         if ep.mutating:
             self._authorise(req)
         result = ep.handler(req, match)
@@ -503,16 +511,20 @@ class RestApi:
 
 class _JsonErrorTask(ErrorTask):
     """waitress answers protocol errors itself (malformed request line, 413, 431, 505); here as
-    JSON like every other answer, with the part of the request at fault as ``field``."""
+    JSON like every other answer, with the part of the request at fault as ``field``. An
+    unsupported transfer coding (waitress: 501) is answered 400: the request is the problem."""
 
     FIELDS = {400: "request", 413: "body", 431: "headers", 501: "Transfer-Encoding",
               505: "version"}
 
     def execute(self):
         e = self.request.error
+        code, reason = e.code, e.reason
+        if code == 501:  # a transfer coding waitress does not implement: the client's choice
+            code, reason = 400, "Bad Request"
         body = jsonio.dumps({"error": f"{e.reason}: {str(e.body)[:200]}",
                              "field": self.FIELDS.get(e.code, "request")}).encode()
-        self.status = f"{e.code} {e.reason}"
+        self.status = f"{code} {reason}"
         self.response_headers.append(("Content-Type", "application/json; charset=utf-8"))
         self.set_close_on_finish()
         self.content_length = len(body)

@@ -132,20 +132,26 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
                fill_limit: int = 3) -> tuple[SeriesSet, LoadReport]:
     tcol = "time" if "time" in df.columns else "timestamp" if "timestamp" in df.columns else None
     if tcol is None:
-        raise SeriesError(f"{source}: no 'time' (or 'timestamp') column; columns are {list(df.columns)[:5]}")
+        raise SeriesError(f"{source}: time: no 'time' (or 'timestamp') column; columns are "
+                          f"{[str(c)[:40] for c in list(df.columns)[:5]]}")
     names = [c for c in df.columns if c != tcol]
     if not names:
-        raise SeriesError(f"{source}: no series columns besides {tcol!r}")
+        raise SeriesError(f"{source}: columns: no series columns besides {tcol!r}")
     epoch = pd.api.types.is_numeric_dtype(df[tcol]) and not pd.api.types.is_bool_dtype(df[tcol])
     try:
-        times = (pd.to_datetime(df[tcol], unit="s", utc=True) if epoch
-                 else pd.to_datetime(df[tcol], utc=True))
+        if epoch:
+            times = pd.to_datetime(df[tcol], unit="s", utc=True)
+        else:
+            try:
+                times = pd.to_datetime(df[tcol], utc=True, format="ISO8601")
+            except ValueError:  # other layouts, parsed one by one (no format guessing warning)
+                times = pd.to_datetime(df[tcol], utc=True, format="mixed")
     except (ValueError, TypeError, OverflowError) as e:
-        raise SeriesError(f"{source}: column {tcol!r} holds a value that is not a time: "
+        raise SeriesError(f"{source}: {tcol}: holds a value that is not a time: "
                           f"{str(e)[:120]}") from None
     if times.isna().any():
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise SeriesError(f"{source}: column {tcol!r} row {i + 2}: empty time")
+        raise SeriesError(f"{source}: {tcol}: row {i + 2} has no time")
     reordered = int((times.diff() < pd.Timedelta(0)).sum())
     data = {}
     for n in names:
@@ -155,17 +161,20 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise SeriesError(f"{n}: value {df[n].iloc[i]!r} at {times.iloc[i]} is not a number")
         data[n] = col.to_numpy(dtype="float64")
+        if np.isnan(data[n]).all():
+            raise SeriesError(f"{source}: {str(n)[:60]}: no values at all (every cell is empty, or "
+                              "the rows have fewer fields than the header)")
     frame = pd.DataFrame(data, index=times).sort_index()
     if len(frame) < 2:
-        raise SeriesError(f"{source}: needs at least 2 rows (got {len(frame)})")
+        raise SeriesError(f"{source}: rows: needs at least 2 rows (got {len(frame)})")
     start = frame.index[0]
     offsets = (frame.index - start).total_seconds().to_numpy()  # seconds, whatever the resolution
     diffs = np.diff(offsets)
     step = float(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 0.0
     if step <= 0:
-        raise SeriesError(f"{source}: all rows have the same time")
+        raise SeriesError(f"{source}: {tcol}: all rows have the same time")
     if (offsets[-1] / step + 1) * len(names) > MAX_CELLS:
-        raise SeriesError(f"{source}: {frame.index[0]} to {frame.index[-1]} at a {step:g} s step is "
+        raise SeriesError(f"{source}: {tcol}: {frame.index[0]} to {frame.index[-1]} at a {step:g} s step is "
                           f"{offsets[-1] / step + 1:.0f} rows, more than {MAX_CELLS} cells in all")
     pos = np.round(offsets / step).astype(int)
     snapped = int(np.sum(np.abs(offsets - pos * step) > 1e-6))

@@ -254,8 +254,11 @@ def cmd_shadow_run(a) -> int:
     return run_shadow(a)
 
 
+_UNREADABLE = object()
+
+
 def _read_plan_file(path: str):
-    """The decoded plan file (strict JSON, bounded), or None after reporting why not."""
+    """The decoded plan file (strict JSON, bounded), or ``_UNREADABLE`` after reporting why."""
     from controller.plan import MAX_PLAN_BYTES
     from topologies import jsonio
 
@@ -267,14 +270,14 @@ def _read_plan_file(path: str):
         error(f"netshadow plan: {path}: cannot be read: {e.strerror}")
     except jsonio.JsonInputError as e:
         error(f"netshadow plan: {path}: {e}")
-    return None
+    return _UNREADABLE
 
 
 def cmd_plan_check(a) -> int:
     from controller.plan import PlanError, parse_plan
 
     body = _read_plan_file(a.file)
-    if body is None:
+    if body is _UNREADABLE:
         return EXIT_INVALID
     try:
         plan = parse_plan(body, load_spec(a.spec))
@@ -295,7 +298,7 @@ def cmd_plan_apply(a) -> int:
     from controller.rest import load_token
 
     body = _read_plan_file(a.file)
-    if body is None:
+    if body is _UNREADABLE:
         return EXIT_INVALID
     token = load_token(a.token_file)
     headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -76,7 +76,7 @@ def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, sta
                 msg = f"start: not a time (ISO 8601, e.g. 2026-01-12T00:00): {start[:60]!r}"
             raise ReplayError(msg) from None
     if lo < 2 or lo + n > series.rows:
-        raise ReplayError(f"days: {days:g} days from {series.time(max(lo, 0))} do not fit the trace "
+        raise ReplayError(f"days: {days:g} days from {series.time(max(lo, 0))} do not fit the trace {trace} "
                           f"({series.time(0)} to {series.time(series.rows - 1)}) with history before them")
     return ReplaySetup(spec, mapping, series.start, series.step_s, wall, d[:lo], d[lo:lo + n],
                        pd.date_range(series.time(lo), periods=n, freq=pd.Timedelta(seconds=series.step_s)),

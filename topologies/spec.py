@@ -209,7 +209,7 @@ class _Ctx:
 
     def mapping(self, fld: str, value: Any, allowed: set[str], required: set[str]) -> Mapping:
         if not isinstance(value, Mapping):
-            raise self.fail(fld, value, "must be a mapping")
+            raise self.fail(fld or "<document>", value, "must be a mapping")
         for k in value:
             if k not in allowed:
                 raise self.fail(f"{fld}.{k}" if fld else str(k), value[k],
