@@ -241,6 +241,7 @@ class PlanEnforcer:
                                     entry["outcome"])
         else:
             self.history.insert(0, entry)
+            del self.history[1000:]  # bounded without a store
 
     def audit(self, limit: int = 100) -> list[dict]:
         return self.store.audit(limit) if self.store is not None else self.history[:limit]

@@ -20,6 +20,7 @@ MAX_METER_MBPS = 10_000.0
 MIN_METER_MBPS = 0.001  # 1 kbit/s: OpenFlow meters count in kbit/s
 MAX_NAME_LEN = 100
 MAX_REASONS, MAX_REASON_LEN = 50, 500
+MAX_EXTRA_POLICIES = 100
 MAX_PLAN_BYTES = 256 * 1024
 MAX_EPOCH_S = 4102444800.0  # 2100-01-01
 
@@ -221,6 +222,8 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
         allocs.append(Allocation(t.id, a["app"], rate, burst, dscp, path))
     _access_links(spec, allocs)
     extras: list[ExtraPolicy] = []
+    if len(_list(data, "extra_policies")) > MAX_EXTRA_POLICIES:
+        raise PlanError("extra_policies", len(data["extra_policies"]), f"at most {MAX_EXTRA_POLICIES}")
     for i, p in enumerate(_list(data, "extra_policies")):
         f = f"extra_policies[{i}]"
         if not isinstance(p, dict):

@@ -471,8 +471,8 @@ class RestApi:
             limit = int(req.GET.get("limit", "100"))
         except ValueError:
             raise ApiError(400, f"limit: not an integer: {_short(req.GET['limit'])}", "limit") from None
-        if not 1 <= limit <= 10000:
-            raise ApiError(400, f"limit: must be 1-10000 (got {limit})", "limit")
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, f"limit: must be 1-1000 (got {limit})", "limit")
         return {"history": self._need_enforcer().audit(limit)}
 
     def get_metrics(self, req, args):
@@ -545,10 +545,13 @@ class RestServer:
                  channel_timeout_s: float = 30.0):
         self._server = create_server(
             app, host=host, port=port, threads=threads, backlog=backlog,
-            channel_timeout=channel_timeout_s, connection_limit=1000, ident="netshadow",
+            channel_timeout=channel_timeout_s, cleanup_interval=max(1, int(channel_timeout_s // 3)),
+            connection_limit=1000, ident="netshadow",
             max_request_header_size=64 * 1024, max_request_body_size=MAX_BODY_BYTES,
             asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
         self._server.channel_class = _JsonErrorChannel
+        # waitress warns on every queued task under load; the queue is bounded by the workers
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.host, self.port = host, self._server.effective_port
         self._thread = threading.Thread(target=self._server.run, name="netshadow-rest", daemon=True)
         self._closed = False

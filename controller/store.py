@@ -50,6 +50,7 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+MAX_AUDIT_ENTRIES = 10_000  # the newest are kept; plans are at most 256 KiB each
 
 
 class StoreError(RuntimeError):
@@ -191,8 +192,10 @@ class Store:
         """Delete points older than the retention; returns how many."""
         c = self._conn()
         cur = c.execute("DELETE FROM points WHERE t < ?", (now - self.retention_s,))
+        n = cur.rowcount
         c.execute("DELETE FROM agent_samples WHERE t < ?", (now - self.retention_s,))
-        return cur.rowcount
+        c.execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?", (MAX_AUDIT_ENTRIES,))
+        return n
 
     # ------------------------------------------------------------------ reads
     def series_names(self) -> list[str]:

@@ -251,3 +251,21 @@ def test_agent_points_older_than_the_retention_are_acknowledged_not_kept(api):
     assert code == 200 and body["acked"] == 2 and body["stored"] == 1 and body["dropped"] == 1
     assert "retention" in body["dropped_because"]
     assert api.store.query(["host/red/h1/cpu"])["host/red/h1/cpu"] == [(NOW, 0.4)]
+
+
+def test_the_audit_log_is_bounded(tmp_path, monkeypatch):
+    import controller.store as store_mod
+
+    monkeypatch.setattr(store_mod, "MAX_AUDIT_ENTRIES", 5)
+    store = Store(tmp_path / "a.db")
+    for i in range(8):
+        store.record_audit(NOW + i, "api", "dry_run", {"name": f"p{i}"}, {}, "dry run")
+    store.prune(NOW)
+    assert [e["plan"]["name"] for e in store.audit(100)] == ["p7", "p6", "p5", "p4", "p3"]
+
+
+def test_too_many_policy_additions_are_refused():
+    extra = [{"tenant": "red", "from": ["h1"], "to": ["h2"], "apps": ["web"]}] * 101
+    with pytest.raises(PlanError) as e:
+        parse_plan({"extra_policies": extra}, SPEC)
+    assert e.value.field == "extra_policies"
