@@ -350,11 +350,13 @@ class RestApi:
             if any(k in q and f.get(k) != q[k] for k in ("tenant", "app", "metric", "kind")):
                 continue
             names.append(name)
-        data = store.query(names, since, until, step)
-        total = sum(len(v) for v in data.values())
-        if total > MAX_POINTS:
-            raise ApiError(400, f"step: {total} points exceed the limit of {MAX_POINTS}; narrow "
-                                "since/until or set a larger step", "step")
+        from .store import TooManyPoints
+
+        try:
+            data = store.query(names, since, until, step, max_points=MAX_POINTS)
+        except TooManyPoints:
+            raise ApiError(400, f"step: more than {MAX_POINTS} points; narrow since/until or set a "
+                                "larger step", "step") from None
         return {"step": step, "since": since, "until": until,
                 "series": [{"name": n, **parse_series(n), "points": data[n]} for n in names]}
 

@@ -57,6 +57,10 @@ class StoreError(RuntimeError):
     """The store file cannot be used (unreadable, or written by a newer netshadow)."""
 
 
+class TooManyPoints(ValueError):
+    """A query would return more than the ``max_points`` it was allowed."""
+
+
 class Store:
     def __init__(self, path: str | Path, retention_s: float = 7 * 86400):
         if retention_s <= 0:
@@ -202,11 +206,14 @@ class Store:
         return [r[0] for r in self._conn().execute("SELECT name FROM series ORDER BY name")]
 
     def query(self, names: list[str], since: float | None = None, until: float | None = None,
-              step: float | None = None) -> dict[str, list[tuple[float, float | None]]]:
+              step: float | None = None,
+              max_points: int | None = None) -> dict[str, list[tuple[float, float | None]]]:
         """Points of ``names`` in ``[since, until]``; with ``step`` (seconds), means per bucket of
-        ``step`` seconds starting at multiples of ``step`` (a bucket of only gaps is a gap)."""
+        ``step`` seconds starting at multiples of ``step`` (a bucket of only gaps is a gap). With
+        ``max_points``, stops reading and raises :class:`TooManyPoints` once more would come."""
         c = self._conn()
         out: dict[str, list] = {n: [] for n in names}
+        total = 0
         lo = -1e300 if since is None else since
         hi = 1e300 if until is None else until
         for name in names:
@@ -221,7 +228,12 @@ class Store:
             else:
                 rows = c.execute("SELECT t, value FROM points WHERE series_id = ? AND t >= ? "
                                  "AND t <= ? ORDER BY t", (row[0], lo, hi))
-            out[name] = [(float(t), v) for t, v in rows]
+            pts = out[name]
+            for t, v in rows:
+                pts.append((float(t), v))
+                total += 1
+                if max_points is not None and total > max_points:
+                    raise TooManyPoints(f"more than {max_points} points")
         return out
 
     def record_audit(self, t: float, actor: str, action: str, plan: dict, detail: dict,

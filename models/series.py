@@ -18,8 +18,9 @@ How :func:`load_wide_csv` treats imperfect input (each treatment is counted in t
 * an empty cell is a gap; a value that is not a number, infinite or negative is an error naming
   the series, the time and the value;
 * a constant series is valid (models scale it with a unit scale);
-* the regular grid may hold at most :data:`MAX_CELLS` cells (rows x series): two rows decades
-  apart at a one-second step would otherwise ask for billions.
+* the file may be at most :data:`MAX_CSV_BYTES` and the regular grid at most :data:`MAX_CELLS`
+  cells (rows x series): two rows decades apart at a one-second step would otherwise ask for
+  billions.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MAX_CELLS = 50_000_000
+MAX_CELLS = 20_000_000  # 160 MB of float64
+MAX_CSV_BYTES = 128 * 1024 * 1024
 
 
 class SeriesError(ValueError):
@@ -197,7 +199,16 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>",
 
 
 def load_wide_csv(path: str | Path, fill_limit: int = 3) -> tuple[SeriesSet, LoadReport]:
-    """Read a wide CSV (``time`` + one column per series); see the module docstring."""
+    """Read a wide CSV (``time`` + one column per series) of at most :data:`MAX_CSV_BYTES`; see the
+    module docstring."""
+    try:
+        size = Path(path).stat().st_size
+    except FileNotFoundError:
+        raise SeriesError(f"csv: no such file: {path}") from None
+    except OSError as e:
+        raise SeriesError(f"{path}: file: cannot be read: {e.strerror}") from None
+    if size > MAX_CSV_BYTES:
+        raise SeriesError(f"{path}: file: {size} bytes, more than the limit of {MAX_CSV_BYTES}")
     try:
         df = pd.read_csv(path)
     except FileNotFoundError:

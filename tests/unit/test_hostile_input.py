@@ -269,3 +269,20 @@ def test_too_many_policy_additions_are_refused():
     with pytest.raises(PlanError) as e:
         parse_plan({"extra_policies": extra}, SPEC)
     assert e.value.field == "extra_policies"
+
+
+def test_a_series_query_stops_reading_at_the_point_limit(tmp_path, monkeypatch):
+    import controller.rest as rest_mod
+    from controller.store import TooManyPoints
+
+    store = Store(tmp_path / "q.db")
+    store.write([Sample(NOW + i, "host/red/h1/cpu", 0.1) for i in range(50)])
+    with pytest.raises(TooManyPoints):
+        store.query(["host/red/h1/cpu"], max_points=10)
+    core = ControllerCore(load_spec(bundled("default")), now=0.0)
+    api = RestApi(core, "tok", store=store, wall_clock=lambda: NOW)
+    monkeypatch.setattr(rest_mod, "MAX_POINTS", 10)
+    code, body = call(api, "/api/v1/series?kind=host")
+    assert code == 400 and body["field"] == "step"
+    monkeypatch.setattr(rest_mod, "MAX_POINTS", 50)
+    assert call(api, "/api/v1/series?kind=host")[0] == 200
