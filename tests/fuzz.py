@@ -210,6 +210,10 @@ def _walk(node, path=()):
             yield from _walk(v, path + (i,))
 
 
+def _numeric_paths(doc) -> list[tuple]:
+    return [p for p, v in _walk(doc) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 def _set(doc, path, value):
     doc = json.loads(json.dumps(doc))
     if not path:
@@ -272,7 +276,7 @@ def broken_specs(seed: int, count: int, good: dict) -> list[tuple[str, bytes]]:
     rng = random.Random(seed)
     out = [(f"structural{i}", b) for i, b in enumerate(STRUCTURAL_YAML)]
     out.append(("duplicate", _yaml_text(good) + b"name: again\n"))
-    numbers = [pv for pv in _walk(good) if isinstance(pv[1], (int, float)) and not isinstance(pv[1], bool)]
+    numbers = _numeric_paths(good)
     refs = [(p, v) for p, v in _walk(good) if isinstance(v, str) and p and p[-1] in ("switch", "a", "b")]
     while len(out) < count:
         k = rng.randrange(5)
@@ -281,8 +285,8 @@ def broken_specs(seed: int, count: int, good: dict) -> list[tuple[str, bytes]]:
         elif k == 1:
             doc = _unknown_key(rng, good)
         elif k == 2:
-            path, _ = rng.choice(numbers)
-            doc = _set(good, path, rng.choice([-1, 0, float("nan"), float("inf"), -1e300, "x", True]))
+            doc = _set(good, rng.choice(numbers), rng.choice([-1, 0, float("nan"), float("inf"), -1e300, "x",
+                                                               True]))
         elif k == 3:
             path, _ = rng.choice(refs)
             doc = _set(good, path, "s99")
@@ -312,8 +316,7 @@ def broken_plans(seed: int, count: int, good: dict) -> list[tuple[str, bytes]]:
         elif k == 1:
             doc = _unknown_key(rng, good)
         elif k == 2:
-            nums = [p for p, v in _walk(good) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-            text = json.dumps(_set(good, rng.choice(nums), "__N__"))
+            text = json.dumps(_set(good, rng.choice(_numeric_paths(good)), "__N__"))
             out.append((f"mutated{len(out)}", text.replace('"__N__"', rng.choice(RAW_NUMBERS)).encode()))
             continue
         else:
