@@ -125,7 +125,15 @@ class LoopCore:
         filled = pd.DataFrame(values).ffill().fillna(0.0).to_numpy()
         ext = np.vstack([filled, np.full((horizon, len(keys)), np.nan)])
         start = pd.Timestamp(float(times[0]), unit="s", tz="UTC")
-        qi = forecaster.quantiles.index(st.quantile) if st.quantile in forecaster.quantiles else -1
+        served = tuple(forecaster.quantiles)
+        if st.quantile not in served:  # never allocate at another quantile than the one asked for
+            raise LoopError(f"quantile: {st.quantile:g} is not among the quantiles the forecaster "
+                            f"serves {list(served)}; build it with that quantile")
+        limit = getattr(forecaster, "horizon", None)
+        if limit is not None and horizon > limit:
+            raise LoopError(f"horizon: {horizon} steps are needed, the forecaster predicts at most "
+                            f"{limit}; build it with a longer horizon")
+        qi = served.index(st.quantile)
         med = np.zeros((horizon, len(keys)))
         up = np.zeros((horizon, len(keys)))
         lo = np.zeros((horizon, len(keys)))

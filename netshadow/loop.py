@@ -121,12 +121,18 @@ def fetch(url: str, spec: NetworkSpec, since: float, until: float, step_s: float
     return [keys[i] for i in pick], times, vals
 
 
-def make_model(kind: str, keys, times, values, step_s: float, previous=None, retrain: bool = True):
-    """A fitted forecaster over the series, and a note on what it is."""
+def make_model(kind: str, keys, times, values, step_s: float, previous=None, retrain: bool = True,
+               quantile: float = 0.9, horizon: int = 6):
+    """A fitted forecaster over the series that serves ``quantile`` (with the default interval
+    quantiles) ``horizon`` steps ahead, and a note on what it is. A previous LSTM is updated only
+    if it serves both; otherwise a new one is trained."""
     import pandas as pd
 
     from models.baselines import Persistence, all_baselines
+    from models.forecast import DEFAULT_QUANTILES
     from models.series import SeriesSet
+
+    quantiles = tuple(sorted(set(DEFAULT_QUANTILES) | {float(quantile)}))
 
     filled = pd.DataFrame(values).ffill().bfill().fillna(0.0).to_numpy()
     names = tuple(f"{t}/{a}" for t, a in keys)
@@ -136,15 +142,16 @@ def make_model(kind: str, keys, times, values, step_s: float, previous=None, ret
 
         window = 12
         if len(filled) < 6 * window:
-            return (Persistence().fit(series),
+            return (Persistence(quantiles=quantiles).fit(series),
                     f"persistence (lstm needs {6 * window} steps, have {len(filled)})")
         if previous is not None and getattr(previous, "name", "") == "lstm" and \
-                previous.series is not None and previous.series.names == names:
+                previous.series is not None and previous.series.names == names and \
+                tuple(previous.quantiles) == quantiles and previous.horizon >= horizon:
             m = previous.update(series, epochs=3) if retrain else previous.bind(series)
             return m, "lstm (updated)" if retrain else "lstm"
-        return (LSTMForecaster(window=window, horizon=6, epochs=15, verbose=0, batch=128).fit(series),
-                "lstm (trained)")
-    by = {b.name: b for b in all_baselines()}
+        return (LSTMForecaster(window=window, horizon=max(6, horizon), epochs=15, verbose=0, batch=128,
+                               quantiles=quantiles).fit(series), "lstm (trained)")
+    by = {b.name: b for b in all_baselines(quantiles=quantiles)}
     if kind not in by:
         raise LoopRunError(f"forecaster: must be lstm or one of {sorted(by)} (got {kind!r})")
     return by[kind].fit(series), kind
@@ -212,10 +219,11 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, settings: LoopSetti
                 continue
             state["status"] = "running"
             retrain = model is None or (cycle % retrain_every == 0)
-            model, model_note = make_model(forecaster, keys, times, values, settings.step_s,
-                                           previous=model, retrain=retrain)
+            # the forecast must cover a shadow run and an apply: the model is built for it
             horizon = max(1, math.ceil((shadow_s + apply_s) / settings.step_s) + 1)
-            horizon = min(horizon, getattr(model, "horizon", horizon))
+            model, model_note = make_model(forecaster, keys, times, values, settings.step_s,
+                                           previous=model, retrain=retrain, quantile=settings.quantile,
+                                           horizon=horizon)
             d = core.decide(t0, keys, times, values, model, horizon, name=f"loop-{cycle}")
             record = {"cycle": cycle, "t": t0, "model": model_note, "horizon_steps": horizon,
                       "keys": [f"{t}/{a}" for t, a in keys], "actual_last": values[-1].round(4).tolist(),

@@ -89,3 +89,34 @@ def test_bad_forecasts_fall_back_to_the_reactive_rate():
     assert d.fallback == ("red/video",)
     assert d.scored["red/video"]["coverage"] == 0.0
     assert d.plan.allocation("red", "video").rate_mbps >= 20.0 / 0.9 - 0.01
+
+
+def test_a_quantile_or_horizon_the_forecaster_cannot_serve_is_refused():
+    t, v = series([10] * 6)
+    with pytest.raises(LoopError, match=r"quantile: 0.95 is not among"):
+        core(quantile=0.95).decide(1060.0, KEYS, t, v, Fixed(25.0), horizon=2)
+
+    class Short(Fixed):
+        horizon = 3
+    with pytest.raises(LoopError, match=r"horizon: 5 steps are needed"):
+        core().decide(1060.0, KEYS, t, v, Short(25.0), horizon=5)
+
+
+@pytest.mark.parametrize("q", [0.6, 0.95])
+def test_netshadow_run_allocates_at_the_quantile_it_was_given(q):
+    from netshadow.loop import make_model
+
+    rng = np.random.default_rng(0)
+    t, v = series(20 + rng.normal(0, 3, 60).clip(-10, 10))
+    model, _ = make_model("persistence", KEYS, t, v, 10.0, quantile=q, horizon=4)
+    assert q in model.quantiles
+    d = core(quantile=q).decide(t[-1] + 10, KEYS, t, v, model, horizon=4)
+    ext = np.vstack([v, np.full((4, 1), np.nan)])
+    want = max(float(model.forecast(ext[: len(v) + h], h)[1][model.quantiles.index(q), -1, 0])
+               for h in range(1, 5))
+    assert d.forecast["red/video"]["upper"] and max(d.forecast["red/video"]["upper"]) == pytest.approx(
+        want, rel=1e-3)
+    other, _ = make_model("persistence", KEYS, t, v, 10.0, quantile=0.9, horizon=4)
+    d90 = core(quantile=0.9).decide(t[-1] + 10, KEYS, t, v, other, horizon=4)
+    r, r90 = d.plan.allocation("red", "video").rate_mbps, d90.plan.allocation("red", "video").rate_mbps
+    assert (r > r90) if q > 0.9 else (r < r90)
