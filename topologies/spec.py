@@ -30,6 +30,10 @@ MAX_NAME_LEN = IFNAME_MAX - MAX_PREFIX_LEN - len("-eth") - len(str(MAX_PORTS))
 MAX_LINK_MBPS = 1000.0  # the largest bandwidth Mininet's HTB links accept
 MAX_TENANTS = 0xFFFF
 MAX_APPS = 0xFF
+# (source, destination, application) triples the policies may allow: each becomes flow rules on
+# every switch of its path in both directions, so this bounds the rule tables (and the time and
+# memory compiling them takes) to what Open vSwitch's userspace datapath handles comfortably
+MAX_ALLOWED = 20_000
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 TENANT_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -460,6 +464,10 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
     if len(tenants) > MAX_TENANTS:
         raise ctx.fail("tenants", len(tenants), f"at most {MAX_TENANTS} tenants")
 
+    allowed = sum(len(p.sources) * len(p.destinations) * len(p.apps) for t in tenants for p in t.policies)
+    if allowed > MAX_ALLOWED:
+        raise ctx.fail("tenants", allowed, f"the policies allow {allowed} (source, destination, "
+                                           f"application) combinations; at most {MAX_ALLOWED}")
     return NetworkSpec(name, tuple(switches), tuple(links), tuple(hosts), tuple(tenants), source)
 
 

@@ -195,3 +195,22 @@ def test_repairs_are_reported():
     text = describe_repairs(report)
     assert report.reordered == 1 and report.duplicates_dropped == 1
     assert "out of time order" in text and "duplicated time" in text and "missing steps" in text
+
+
+def test_a_small_spec_that_would_compile_millions_of_rules_is_refused(tmp_path):
+    import yaml
+
+    switches = [{"name": f"s{i}", "dpid": i + 1} for i in range(10)]
+    links = [{"a": f"s{i}", "b": f"s{i + 1}", "capacity_mbps": 100} for i in range(9)]
+    hosts = [{"name": f"h{n}", "switch": f"s{n % 10}", "ip": f"10.{n // 250}.{n % 250}.1/8",
+              "link_mbps": 100} for n in range(400)]
+    tenant = {"id": "t", "hosts": [h["name"] for h in hosts],
+              "applications": [{"name": "web", "protocol": "tcp", "port": 80}],
+              "policies": [{"from": "*", "to": "*", "apps": ["web"]}]}
+    p = tmp_path / "big.yaml"
+    p.write_text(yaml.safe_dump({"name": "big", "switches": switches, "links": links, "hosts": hosts,
+                                 "tenants": [tenant]}))
+    assert p.stat().st_size < 40_000  # small file, 160 000 allowed pairs: 2 million rules
+    with pytest.raises(SpecError) as e:
+        load_spec(p)
+    assert e.value.field == "tenants" and "at most" in str(e.value)
