@@ -340,8 +340,8 @@ class RestApi:
                 step = float(q["step"])
             except ValueError:
                 raise ApiError(400, f"step: not a number: {_short(q['step'])}", "step") from None
-            if not 0 < step <= 86400:
-                raise ApiError(400, f"step: must be > 0 and <= 86400 seconds (got {step:g})", "step")
+            if not 0.001 <= step <= 86400:
+                raise ApiError(400, f"step: must be 0.001-86400 seconds (got {step:g})", "step")
         names = []
         for name in store.series_names():
             f = parse_series(name)
