@@ -41,16 +41,29 @@ def _quiet_htb_quantum() -> None:
         lg.addFilter(keep)
 
 
-def _starting_controller_class():
-    """A RemoteController for a controller that is still starting: Mininet's "unable to
-    contact" check would only warn about a race the switches resolve by retrying."""
+def _controller_class(starting: bool):
+    """A RemoteController whose reachability check is a TCP connect. Mininet's own check runs
+    ``telnet`` against the OpenFlow port and decodes what comes back as UTF-8: the controller's
+    OpenFlow HELLO (binary, with a random transaction id) then fails to decode about half of the
+    time and the lab start crashes. For a controller that is still ``starting``, there is no check
+    at all: "unable to contact" would only warn about a race the switches resolve by retrying."""
+    import socket
+
+    from mininet.log import warn
     from mininet.node import RemoteController
 
-    class StartingController(RemoteController):
+    class CheckedController(RemoteController):
         def checkListening(self):
-            return None
+            if starting:
+                return None
+            try:
+                with socket.create_connection((self.ip, self.port), timeout=2):
+                    return None
+            except OSError:
+                warn(f"Unable to contact the remote controller at {self.ip}:{self.port}\n")
+                return None
 
-    return StartingController
+    return CheckedController
 
 
 class LabError(RuntimeError):
@@ -89,7 +102,7 @@ class Lab:
         from mininet.link import TCLink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch, RemoteController
+        from mininet.node import OVSSwitch
 
         from topologies.mininet_topo import SpecTopo
 
@@ -108,7 +121,7 @@ class Lab:
             self.net = Mininet(topo=SpecTopo(spec=self.spec, prefix=self.prefix, shape=self.shape),
                                switch=switch, link=TCLink, controller=None, autoSetMacs=False,
                                build=False, waitConnected=False)
-            ctl_cls = _starting_controller_class() if self.controller_starting else RemoteController
+            ctl_cls = _controller_class(starting=self.controller_starting)
             self.net.addController(self.prefix + "c0", controller=ctl_cls,
                                    ip=self.controller_ip, port=self.controller_port)
             self.net.build()

@@ -5,7 +5,6 @@ and the field, within 10 s and 500 MB of memory."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -26,22 +25,29 @@ MAX_S, MAX_RSS_MB = 10.0, 500.0
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# A small Python process starts the command and reports its peak RSS: a child forked straight from
+# pytest (which may hold TensorFlow) would count pytest's pages in its own maximum until it execs.
+MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL); "
+           "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+           "sys.exit(r.returncode)")
+
+
 def run_cli(args: list[str], workdir: Path) -> tuple[int, str, float, float]:
     """Exit status, stderr, seconds and peak RSS (MB) of ``netshadow ARGS``."""
-    err = workdir / f"err-{threading.get_ident()}-{time.monotonic_ns()}"
+    tag = f"{threading.get_ident()}-{time.monotonic_ns()}"
+    err, rss = workdir / f"err-{tag}", workdir / f"rss-{tag}"
     with open(err, "wb") as ef:
         t0 = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-m", "netshadow", *args], stdout=subprocess.DEVNULL,
-                             stderr=ef, cwd=ROOT)
-        killer = threading.Timer(60, p.kill)  # a hung run fails on time, it does not hang CI
-        killer.start()
+        p = subprocess.Popen([sys.executable, "-c", MEASURE, str(rss), sys.executable, "-m", "netshadow",
+                              *args], stdout=subprocess.DEVNULL, stderr=ef, cwd=ROOT)
         try:
-            _, status, usage = os.wait4(p.pid, 0)
-        finally:
-            killer.cancel()
-        p.returncode = os.waitstatus_to_exitcode(status)
+            p.wait(timeout=60)  # a hung run fails on time, it does not hang CI
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
         seconds = time.monotonic() - t0
-    return p.returncode, err.read_text(errors="replace"), seconds, usage.ru_maxrss / 1024
+    peak_mb = int(rss.read_text()) / 1024 if rss.exists() else float("inf")
+    return p.returncode, err.read_text(errors="replace"), seconds, peak_mb
 
 
 def check(results, names_file) -> None:
