@@ -552,7 +552,8 @@ class RestServer:
             max_request_header_size=64 * 1024, max_request_body_size=MAX_BODY_BYTES,
             asyncore_use_poll=True, clear_untrusted_proxy_headers=True)
         self._server.channel_class = _JsonErrorChannel
-        # waitress warns on every queued task under load; the queue is bounded by the workers
+        # waitress warns whenever requests wait for a worker; under load that is every request
+        # (connections, and so queued requests, are bounded by connection_limit)
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.host, self.port = host, self._server.effective_port
         self._thread = threading.Thread(target=self._server.run, name="netshadow-rest", daemon=True)
