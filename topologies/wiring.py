@@ -20,24 +20,27 @@ class Wiring:
     host_port: dict[str, tuple[str, int]]
     link_ports: tuple[tuple[tuple[str, int], tuple[str, int]], ...]
 
+    def __post_init__(self):
+        by_pair: dict[tuple[str, str], int] = {}
+        trunks: dict[str, list[int]] = {}
+        for (sa, pa), (sb, pb) in self.link_ports:  # the first link between two switches wins
+            by_pair.setdefault((sa, sb), pa)
+            by_pair.setdefault((sb, sa), pb)
+            trunks.setdefault(sa, []).append(pa)
+            trunks.setdefault(sb, []).append(pb)
+        object.__setattr__(self, "_by_pair", by_pair)
+        object.__setattr__(self, "_trunks", {k: sorted(v) for k, v in trunks.items()})
+
     def neighbour_port(self, switch: str, neighbour: str) -> int:
         """The port on ``switch`` that leads to the adjacent switch ``neighbour``."""
-        for (sa, pa), (sb, pb) in self.link_ports:
-            if sa == switch and sb == neighbour:
-                return pa
-            if sb == switch and sa == neighbour:
-                return pb
-        raise KeyError((switch, neighbour))
+        try:
+            return self._by_pair[(switch, neighbour)]
+        except KeyError:
+            raise KeyError((switch, neighbour)) from None
 
     def trunk_ports(self, switch: str) -> list[int]:
         """Ports of ``switch`` that lead to other switches."""
-        out = []
-        for (sa, pa), (sb, pb) in self.link_ports:
-            if sa == switch:
-                out.append(pa)
-            if sb == switch:
-                out.append(pb)
-        return sorted(out)
+        return list(self._trunks.get(switch, []))
 
 
 def wire(spec: NetworkSpec) -> Wiring:

@@ -42,3 +42,43 @@ def test_capacity_weighted_spreading():
     placed = [r.place("s1", "s4") for _ in range(3)]
     # 2 pairs on the 100 Mbit/s path, 1 on the 50 Mbit/s path balances load per Mbit/s
     assert placed.count(("s1", "s2", "s4")) == 2
+
+
+def grid(n: int) -> dict[str, set[str]]:
+    adj: dict[str, set[str]] = {f"g{i}x{j}": set() for i in range(n) for j in range(n)}
+    for i in range(n):
+        for j in range(n):
+            for di, dj in ((0, 1), (1, 0)):
+                if i + di < n and j + dj < n:
+                    adj[f"g{i}x{j}"].add(f"g{i + di}x{j + dj}")
+                    adj[f"g{i + di}x{j + dj}"].add(f"g{i}x{j}")
+    return adj
+
+
+def all_shortest(adj, src, dst):
+    """Brute force: every simple path of the fewest hops, sorted."""
+    from controller.routing import hops
+
+    want = hops(adj, src)[dst]
+    out, stack = [], [(src,)]
+    while stack:
+        p = stack.pop()
+        if len(p) - 1 == want:
+            if p[-1] == dst:
+                out.append(p)
+            continue
+        stack.extend(p + (v,) for v in adj[p[-1]] if v not in p)
+    return sorted(out)
+
+
+def test_shortest_paths_are_the_first_of_all_in_order_and_bounded():
+    from controller.routing import MAX_CANDIDATES
+
+    small = grid(4)  # 20 shortest paths between opposite corners
+    full = all_shortest(small, "g0x0", "g3x3")
+    assert len(full) == 20
+    assert shortest_paths(small, "g0x0", "g3x3", limit=100) == full
+    assert shortest_paths(small, "g0x0", "g3x3") == full[:MAX_CANDIDATES]
+    # 16 x 16: 155 million shortest paths between opposite corners; only the first are built
+    big = shortest_paths(grid(16), "g0x0", "g15x15")
+    assert len(big) == MAX_CANDIDATES and big == sorted(big) and all(len(p) == 31 for p in big)
