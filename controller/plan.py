@@ -212,7 +212,7 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
                                                     "the application's clients")
         burst = 0.0  # 0: the default burst (a tenth of a second at the rate)
         if a.get("burst_kbit"):
-            burst = _num(f"{f}.burst_kbit", a["burst_kbit"], 0, 1e7)
+            burst = _num(f"{f}.burst_kbit", a["burst_kbit"], 1, 1e7, lo_open=False)  # meters count kbit
         dscp = a.get("dscp")
         if dscp is not None and (isinstance(dscp, bool) or not isinstance(dscp, int) or not 0 <= dscp < 64):
             raise PlanError(f"{f}.dscp", dscp, "must be an integer 0-63")

@@ -4,9 +4,10 @@ Python's ``json`` module reads and writes ``NaN``, ``Infinity`` and ``-Infinity`
 JSON (RFC 8259) and break every strict parser downstream; it turns ``1e400`` into ``inf``; and it
 recurses once per nesting level, so a deeply nested document raises ``RecursionError``. Here:
 
-* :func:`loads` refuses non-finite numbers (spelled out or overflowing), documents nested deeper
-  than :data:`MAX_DEPTH` and bodies larger than a limit, each with a :class:`JsonInputError` that
-  says where;
+* :func:`loads` refuses non-finite numbers (spelled out or overflowing), integers of more than
+  40 digits, a key given twice in one object (RFC 8259 leaves the meaning open; Python would keep
+  the last silently), documents nested deeper than :data:`MAX_DEPTH` and bodies larger than a
+  limit, each with a :class:`JsonInputError` that says where;
 * :func:`dumps` refuses to write a non-finite number (``allow_nan=False``), so nothing this
   project serves or stores is invalid JSON.
 """
@@ -76,11 +77,20 @@ def loads(data: bytes | str, field: str = "body", max_bytes: int | None = None) 
         raise JsonInputError(field, f"nested more than {MAX_DEPTH} levels deep")
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                          parse_int=_bounded_int)
+                          parse_int=_bounded_int, object_pairs_hook=_unique_keys)
     except RecursionError:  # not reached after the depth check; kept as a guard
         raise JsonInputError(field, f"nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as e:
         raise JsonInputError(field, f"not valid JSON: {str(e)[:120]}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k[:40]!r}")
+        out[k] = v
+    return out
 
 
 def _bounded_int(text: str) -> int:

@@ -286,3 +286,22 @@ def test_a_series_query_stops_reading_at_the_point_limit(tmp_path, monkeypatch):
     assert code == 400 and body["field"] == "step"
     monkeypatch.setattr(rest_mod, "MAX_POINTS", 50)
     assert call(api, "/api/v1/series?kind=host")[0] == 200
+
+
+@pytest.mark.parametrize("raw,field", [
+    (b'{"host": "h1", "host": "h4", "samples": []}', "body"),
+    (b'{"name": "p", "allocations": [{"tenant": "red", "tenant": "blue", "app": "dns", "rate_mbps": 1}]}',
+     "body"),
+])
+def test_a_key_given_twice_is_refused_not_silently_the_last(api, raw, field):
+    path = "/api/v1/agents/samples" if b"host" in raw else "/api/v1/plans?dry_run=1"
+    code, body = call(api, path, "POST", raw, AUTH)
+    assert code == 400 and body["field"] == field and "duplicate key" in body["error"]
+    assert api.store.series_names() == [] and api.enforcer.applied == []
+
+
+def test_a_burst_below_one_kbit_is_refused():
+    with pytest.raises(PlanError) as e:
+        parse_plan({"allocations": [{"tenant": "red", "app": "video", "rate_mbps": 5,
+                                     "burst_kbit": 1e-300}]}, SPEC)
+    assert e.value.field == "allocations[0].burst_kbit"
