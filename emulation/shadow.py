@@ -27,6 +27,7 @@ A run (:meth:`Shadow.run`) for one candidate plan:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -44,9 +45,12 @@ from topologies import NetworkSpec
 
 from . import cleanup
 from .controller_proc import ControllerProcess, free_port
+from .iperf import wait_listening
 from .isolation import app_ports
 from .lab import Lab
 from .report import FlowResult, LinkResult, PathResult, ShadowReport
+
+LOG = logging.getLogger("netshadow.shadow")
 
 DELIVERY_OBJECTIVE = 0.99
 
@@ -236,7 +240,7 @@ class Shadow:
                     srv = lab.host(d.dst).popen(["iperf3", "-s", "-1", "-p", str(d.port)],
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     procs.append(srv)
-                    time.sleep(0.2)
+                    wait_listening(lab.host(d.dst), d.port)
                     mean = float(np.mean(d.rates_mbps))
                     cl = lab.host(d.src).popen(
                         ["iperf3", "-c", spec.host(d.dst).ip, "-p", str(d.port), "-b", f"{mean:.3f}M",
@@ -263,7 +267,7 @@ class Shadow:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-        time.sleep(2.5)  # the shadow controller's last poll reaches its store
+        self._wait_stored(t_start + duration_s)  # the shadow controller's last polls reach its store
         links = self._links(demands, t_start + 1, t_start + duration_s)
         return self._verdict(flows, links, paths, duration_s)
 
@@ -301,6 +305,23 @@ class Shadow:
                 out.append(PathResult(c.src, c.dst, c.proto, c.port, c.expected, r["reachable"],
                                       *pcts))
         return out
+
+    def _wait_stored(self, t: float, timeout_s: float = 30.0) -> None:
+        """Wait until the shadow's store holds link samples at or after ``t`` (its poller and
+        batch writer have caught up), or ``timeout_s`` passes (then what is stored is used, and
+        the log says so)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            r = requests.get(f"{self.ctl.url}/series", params={"kind": "link", "metric": "util",
+                                                                "since": t}, timeout=10)
+            r.raise_for_status()
+            if any(s["points"] for s in r.json()["series"]):
+                return
+            if time.monotonic() >= deadline:
+                LOG.warning("shadow %s: no link samples after %.1f within %g s; measuring what is "
+                            "stored", self.prefix, t, timeout_s)
+                return
+            time.sleep(0.2)
 
     def _links(self, demands: list[FlowDemand], since: float, until: float) -> list[LinkResult]:
         paths = compile_network(self.spec).paths
