@@ -18,6 +18,6 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, interval_s
     while not last:
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last: {last!r})")
-        time.sleep(interval_s)
+        time.sleep(interval_s)  # the polling interval between checks, inside the deadline
         last = condition()
     return last
