@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topologies import NetworkSpec, Policy, Tenant, jsonio
+from topologies.shown import shown
 
 MAX_METER_MBPS = 10_000.0
 MIN_METER_MBPS = 0.001  # 1 kbit/s: OpenFlow meters count in kbit/s
@@ -22,12 +23,7 @@ MAX_NAME_LEN = 100
 MAX_REASONS, MAX_REASON_LEN = 50, 500
 MAX_EXTRA_POLICIES = 100
 MAX_PLAN_BYTES = 256 * 1024
-MAX_EPOCH_S = 4102444800.0  # 2100-01-01
-
-
-def _short(value: Any, n: int = 80) -> str:
-    r = repr(value)
-    return r if len(r) <= n else r[:n] + "..."
+MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
 
 
 class PlanError(ValueError):
@@ -35,7 +31,7 @@ class PlanError(ValueError):
         self.field = fld
         self.value = value
         self.reason = reason
-        super().__init__(f"{_short(fld, 120)[1:-1]}: {reason} (got {_short(value)})")
+        super().__init__(f"{shown(fld, 120)[1:-1]}: {reason} (got {shown(value)})")
 
 
 @dataclass(frozen=True)
@@ -268,17 +264,23 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
     return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), vf, vu, tuple(reasons))
 
 
-def load_plan(path: str, spec: NetworkSpec) -> Plan:
-    """Read and validate a plan file; every problem is a :class:`PlanError` naming the file."""
+def read_plan_file(path: str) -> Any:
+    """The decoded plan file: strict JSON of at most :data:`MAX_PLAN_BYTES`; a
+    :class:`PlanError` naming the file otherwise."""
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_PLAN_BYTES + 1)
     except OSError as e:
-        raise PlanError("plan", path, f"cannot be read: {e.strerror}") from None
+        raise PlanError(f"{path}: plan", path, f"cannot be read: {e.strerror}") from None
     try:
-        data = jsonio.loads(raw, "plan", MAX_PLAN_BYTES)
+        return jsonio.loads(raw, "plan", MAX_PLAN_BYTES)
     except jsonio.JsonInputError as e:
-        raise PlanError("plan", path, str(e).removeprefix("plan: ")) from None
+        raise PlanError(f"{path}: plan", path, str(e).removeprefix("plan: ")) from None
+
+
+def load_plan(path: str, spec: NetworkSpec) -> Plan:
+    """Read and validate a plan file; every problem is a :class:`PlanError` naming the file."""
+    data = read_plan_file(path)
     try:
         return parse_plan(data, spec)
     except PlanError as e:

@@ -34,10 +34,11 @@ from waitress.task import ErrorTask
 from webob import Request, Response
 
 from topologies import jsonio, wire
+from topologies.shown import shown
 
 from .cookies import Cookie
 from .core import ControllerCore
-from .plan import MAX_PLAN_BYTES
+from .plan import MAX_EPOCH_S, MAX_PLAN_BYTES
 from .telemetry.samples import Sample, host_series, parse_series
 
 LOG = logging.getLogger("netshadow.rest")
@@ -82,13 +83,6 @@ MAX_POINTS = 200_000
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a full agent batch is about 1 MB
 MAX_FUTURE_S = 300.0  # agent clock skew tolerated ahead of the controller's clock
-MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
-
-
-def _short(text: str, n: int = 60) -> str:
-    """``repr`` of a value for an error message, cut to ``n`` characters."""
-    r = repr(text)
-    return r if len(r) <= n else r[:n] + "..."
 
 
 def _parse_time(fld: str, text: str) -> float:
@@ -103,10 +97,10 @@ def _parse_time(fld: str, text: str) -> float:
                 dt = dt.replace(tzinfo=UTC)
             t = dt.timestamp()
         except (ValueError, OverflowError, OSError):
-            raise ApiError(400, f"{fld}: not a time (epoch seconds or ISO 8601): {_short(text)}",
+            raise ApiError(400, f"{fld}: not a time (epoch seconds or ISO 8601): {shown(text)}",
                            fld) from None
     if not 0 <= t <= MAX_EPOCH_S:  # also refuses nan and inf
-        raise ApiError(400, f"{fld}: must be a finite time between 1970 and 2100 (got {_short(text)})",
+        raise ApiError(400, f"{fld}: must be a finite time between 1970 and 2100 (got {shown(text)})",
                        fld)
     return t
 
@@ -190,9 +184,9 @@ class RestApi:
         match = self.mapper.match(environ=req.environ)
         if match is None:
             if self.mapper.match(path):
-                raise ApiError(405, f"method {_short(req.method)} not allowed on {_short(path)}",
+                raise ApiError(405, f"method {shown(req.method)} not allowed on {shown(path)}",
                                "method")
-            raise ApiError(404, f"no such endpoint: {_short(path, 200)}", "path")
+            raise ApiError(404, f"no such endpoint: {shown(path, 200)}", "path")
         ep = self.endpoints[int(match.pop("endpoint"))]
         allowed = {name for name, _ in ep.params}
         try:
@@ -204,11 +198,11 @@ class RestApi:
             raise ApiError(400, "query: not UTF-8 (percent-encode UTF-8 bytes only)", "query") from None
         for key in keys:
             if len(query.getall(key)) > 1:
-                raise ApiError(400, f"{_short(key)}: query parameter given more than once",
+                raise ApiError(400, f"{shown(key)}: query parameter given more than once",
                                key[:60] or "query")
         for key in keys:
             if key not in allowed:
-                raise ApiError(400, f"unknown query parameter {_short(key)}; allowed: {sorted(allowed)}",
+                raise ApiError(400, f"unknown query parameter {shown(key)}; allowed: {sorted(allowed)}",
                                key[:60] or "query")
         if ep.mutating:
             self._authorise(req)
@@ -285,12 +279,12 @@ class RestApi:
             try:
                 dpid = spec.switch(req.GET["switch"]).dpid
             except KeyError:
-                raise ApiError(404, f"switch: no switch named {_short(req.GET['switch'])}",
+                raise ApiError(404, f"switch: no switch named {shown(req.GET['switch'])}",
                                "switch") from None
         if "tenant" in req.GET:
             ids = [t.id for t in spec.tenants]
             if req.GET["tenant"] not in ids:
-                raise ApiError(404, f"tenant: no tenant {_short(req.GET['tenant'])}", "tenant")
+                raise ApiError(404, f"tenant: no tenant {shown(req.GET['tenant'])}", "tenant")
             tenant = ids.index(req.GET["tenant"]) + 1
         names = {s.dpid: s.name for s in spec.switches}
         flows = []
@@ -308,9 +302,9 @@ class RestApi:
         try:
             dpid = self.core.spec.switch(args["name"]).dpid
         except KeyError:
-            raise ApiError(404, f"name: no switch named {_short(args['name'])}", "name") from None
+            raise ApiError(404, f"name: no switch named {shown(args['name'])}", "name") from None
         if self.resync is None or not self.resync(dpid):
-            raise ApiError(409, f"name: switch {_short(args['name'])} is not connected", "name")
+            raise ApiError(409, f"name: switch {shown(args['name'])} is not connected", "name")
         return {"switch": args["name"], "resync": "sent"}
 
     # ------------------------------------------------------------------ telemetry
@@ -324,22 +318,22 @@ class RestApi:
         q = req.GET
         spec = self.core.spec
         if "tenant" in q and q["tenant"] not in [t.id for t in spec.tenants]:
-            raise ApiError(404, f"tenant: no tenant {_short(q['tenant'])}", "tenant")
+            raise ApiError(404, f"tenant: no tenant {shown(q['tenant'])}", "tenant")
         if "app" in q and "tenant" in q:
             apps = [a.name for a in spec.tenant(q["tenant"]).applications] + ["icmp", "arp"]
             if q["app"] not in apps:
-                raise ApiError(404, f"app: tenant {_short(q['tenant'])} has no application "
-                                    f"{_short(q['app'])}", "app")
+                raise ApiError(404, f"app: tenant {shown(q['tenant'])} has no application "
+                                    f"{shown(q['app'])}", "app")
         since = _parse_time("since", q["since"]) if "since" in q else None
         until = _parse_time("until", q["until"]) if "until" in q else None
         if since is not None and until is not None and until < since:
-            raise ApiError(400, f"until: {_short(q['until'])} is before since {_short(q['since'])}", "until")
+            raise ApiError(400, f"until: {shown(q['until'])} is before since {shown(q['since'])}", "until")
         step = None
         if "step" in q:
             try:
                 step = float(q["step"])
             except ValueError:
-                raise ApiError(400, f"step: not a number: {_short(q['step'])}", "step") from None
+                raise ApiError(400, f"step: not a number: {shown(q['step'])}", "step") from None
             if not 0.001 <= step <= 86400:
                 raise ApiError(400, f"step: must be 0.001-86400 seconds (got {step:g})", "step")
         names = []
@@ -369,7 +363,7 @@ class RestApi:
         try:
             tenant = self.core.spec.tenant_of(host).id
         except (KeyError, TypeError):
-            raise ApiError(404, f"host: no host {_short(host)} in a tenant of the spec", "host") from None
+            raise ApiError(404, f"host: no host {shown(host)} in a tenant of the spec", "host") from None
         items = body.get("samples")
         if not isinstance(items, list) or len(items) > MAX_AGENT_BATCH:
             raise ApiError(400, f"samples: must be a list of at most {MAX_AGENT_BATCH}", "samples")
@@ -383,17 +377,17 @@ class RestApi:
             unknown = set(it) - {"seq", "t", *AGENT_METRICS}
             if unknown:
                 k = sorted(unknown)[0]
-                raise ApiError(400, f"{f}.{_short(k, 40)[1:-1]}: unknown field", f"{f}.{k[:40]}")
+                raise ApiError(400, f"{f}.{shown(k, 40)[1:-1]}: unknown field", f"{f}.{k[:40]}")
             seq, t = it.get("seq"), it.get("t")
             if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ:
-                raise ApiError(400, f"{f}.seq: must be an integer 1-{MAX_SEQ} (got {_short(seq)})",
+                raise ApiError(400, f"{f}.seq: must be an integer 1-{MAX_SEQ} (got {shown(seq)})",
                                f"{f}.seq")
             if seq in first_of:
                 raise ApiError(400, f"{f}.seq: {seq} is also the seq of samples[{first_of[seq]}]; "
                                     "each reading has its own", f"{f}.seq")
             first_of[seq] = i
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-                raise ApiError(400, f"{f}.t: must be epoch seconds (got {_short(t)})", f"{f}.t")
+                raise ApiError(400, f"{f}.t: must be epoch seconds (got {shown(t)})", f"{f}.t")
             if t > now + MAX_FUTURE_S:
                 raise ApiError(400, f"{f}.t: {t:.0f} is {t - now:.0f} s ahead of the controller's "
                                     f"clock (at most {MAX_FUTURE_S:g} s); check the host's clock",
@@ -405,7 +399,7 @@ class RestApi:
                     continue
                 if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                         or not v >= 0):
-                    raise ApiError(400, f"{f}.{m}: must be a finite number >= 0 (got {_short(v)})",
+                    raise ApiError(400, f"{f}.{m}: must be a finite number >= 0 (got {shown(v)})",
                                    f"{f}.{m}")
                 samples.append(Sample(float(t), host_series(tenant, host, m), float(v)))
             batch.append((seq, float(t), samples if t >= oldest else []))
@@ -442,11 +436,11 @@ class RestApi:
         enforcer = self._need_enforcer()
         dry = req.GET.get("dry_run", "0")
         if dry not in ("0", "1", "true", "false"):
-            raise ApiError(400, f"dry_run: must be 0 or 1 (got {_short(dry)})", "dry_run")
+            raise ApiError(400, f"dry_run: must be 0 or 1 (got {shown(dry)})", "dry_run")
         try:
             watch_s = float(req.GET.get("watch_s", "0"))
         except ValueError:
-            raise ApiError(400, f"watch_s: not a number: {_short(req.GET['watch_s'])}", "watch_s") from None
+            raise ApiError(400, f"watch_s: not a number: {shown(req.GET['watch_s'])}", "watch_s") from None
         if not 0 <= watch_s <= 3600:
             raise ApiError(400, f"watch_s: must be 0-3600 seconds (got {watch_s:g})", "watch_s")
         body = self._json_body(req, MAX_PLAN_BYTES)
@@ -472,7 +466,7 @@ class RestApi:
         try:
             limit = int(req.GET.get("limit", "100"))
         except ValueError:
-            raise ApiError(400, f"limit: not an integer: {_short(req.GET['limit'])}", "limit") from None
+            raise ApiError(400, f"limit: not an integer: {shown(req.GET['limit'])}", "limit") from None
         if not 1 <= limit <= 1000:
             raise ApiError(400, f"limit: must be 1-1000 (got {limit})", "limit")
         return {"history": self._need_enforcer().audit(limit)}

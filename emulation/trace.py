@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from controller.plan import MAX_METER_MBPS
 from topologies import NetworkSpec
+from topologies.shown import shown
 
 
 class ReplayError(ValueError):
@@ -53,12 +55,7 @@ class ReplayMap:
         return [f.column for f in self.flows]
 
 
-MAX_DEMAND_MBPS = 10_000.0  # the largest rate a plan can guarantee (controller.plan.MAX_METER_MBPS)
-
-
-def _short(value, n: int = 60) -> str:
-    r = repr(value)
-    return r if len(r) <= n else r[:n] + "..."
+MAX_DEMAND_MBPS = MAX_METER_MBPS  # the largest rate a plan can guarantee
 
 
 def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
@@ -66,12 +63,12 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
         raise ReplayError(f"mapping: must be a mapping with 'scale' and 'flows' (got {type(data).__name__})")
     unknown = sorted(str(k) for k in set(data) - {"scale", "flows"})
     if unknown:
-        raise ReplayError(f"{_short(unknown[0])[1:-1]}: unknown field of the mapping "
+        raise ReplayError(f"{shown(unknown[0])[1:-1]}: unknown field of the mapping "
                           "(it has scale and flows)")
     scale = data.get("scale", 1.0)
     if (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale)
             or not scale > 0):
-        raise ReplayError(f"scale: must be a finite number > 0 (got {_short(scale)})")
+        raise ReplayError(f"scale: must be a finite number > 0 (got {shown(scale)})")
     flows = data.get("flows")
     if not isinstance(flows, list) or not flows:
         raise ReplayError(f"flows: must be a non-empty list (got {flows!r})")
@@ -80,15 +77,15 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
     for i, f in enumerate(flows):
         where = f"flows[{i}]"
         if not isinstance(f, dict):
-            raise ReplayError(f"{where}: must be a mapping (got {_short(f)})")
+            raise ReplayError(f"{where}: must be a mapping (got {shown(f)})")
         for k in ("column", "tenant", "app", "src", "dst"):
             if not isinstance(f.get(k), str) or not f[k]:
-                raise ReplayError(f"{where}.{k}: required, a non-empty string (got {_short(f.get(k))})")
+                raise ReplayError(f"{where}.{k}: required, a non-empty string (got {shown(f.get(k))})")
         unknown = sorted(str(k) for k in set(f) - {"column", "tenant", "app", "src", "dst"})
         if unknown:
-            raise ReplayError(f"{where}.{_short(unknown[0])[1:-1]}: unknown field")
+            raise ReplayError(f"{where}.{shown(unknown[0])[1:-1]}: unknown field")
         if columns is not None and f["column"] not in columns:
-            raise ReplayError(f"{where}.column: not a column of the trace (got {_short(f['column'])})")
+            raise ReplayError(f"{where}.column: not a column of the trace (got {shown(f['column'])})")
         try:
             tenant = spec.tenant(f["tenant"])
         except KeyError:
@@ -153,7 +150,7 @@ def parse_compress(text: str) -> tuple[float, float]:
             except ValueError:
                 raise ReplayError(f"compress: {p!r} is neither seconds nor a duration like 5min") from None
         if not (v > 0 and math.isfinite(v)):
-            raise ReplayError(f"compress: durations must be finite and > 0 (got {_short(text)})")
+            raise ReplayError(f"compress: durations must be finite and > 0 (got {shown(text)})")
         vals.append(v)
     if vals[1] < 0.2:
         raise ReplayError(f"compress: a step must last at least 0.2 s of wall time to be measured "

@@ -254,35 +254,13 @@ def cmd_shadow_run(a) -> int:
     return run_shadow(a)
 
 
-_UNREADABLE = object()
-
-
-def _read_plan_file(path: str):
-    """The decoded plan file (strict JSON, bounded), or ``_UNREADABLE`` after reporting why."""
-    from controller.plan import MAX_PLAN_BYTES
-    from topologies import jsonio
-
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_PLAN_BYTES + 1)
-        return jsonio.loads(raw, "plan", MAX_PLAN_BYTES)
-    except OSError as e:
-        error(f"netshadow plan: {path}: cannot be read: {e.strerror}")
-    except jsonio.JsonInputError as e:
-        error(f"netshadow plan: {path}: {e}")
-    return _UNREADABLE
-
-
 def cmd_plan_check(a) -> int:
-    from controller.plan import PlanError, parse_plan
+    from controller.plan import PlanError, load_plan
 
-    body = _read_plan_file(a.file)
-    if body is _UNREADABLE:
-        return EXIT_INVALID
     try:
-        plan = parse_plan(body, load_spec(a.spec))
+        plan = load_plan(a.file, load_spec(a.spec))
     except PlanError as e:
-        error(f"netshadow plan check: {a.file}: {e}")
+        error(f"netshadow plan check: {e}")
         return EXIT_INVALID
     print(f"{a.file}: ok - plan {plan.name!r}: {len(plan.allocations)} allocations "
           f"({plan.cost_mbps():g} Mbit/s), {len(plan.extra_policies)} policy additions, "
@@ -295,10 +273,13 @@ def cmd_plan_apply(a) -> int:
 
     import requests
 
+    from controller.plan import PlanError, read_plan_file
     from controller.rest import load_token
 
-    body = _read_plan_file(a.file)
-    if body is _UNREADABLE:
+    try:
+        body = read_plan_file(a.file)
+    except PlanError as e:
+        error(f"netshadow plan apply: {e}")
         return EXIT_INVALID
     token = load_token(a.token_file)
     headers = {"Authorization": f"Bearer {token}"} if token else {}

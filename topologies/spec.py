@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .shown import shown
+
 IFNAME_MAX = 15
 MAX_PREFIX_LEN = 3
 MAX_PORTS = 99
@@ -49,10 +51,7 @@ class SpecError(ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        shown = repr(value)
-        if len(shown) > 80:  # a 20 MB value must not become a 20 MB message
-            shown = shown[:80] + "..."
-        super().__init__(f"{source}: {field}: {reason} (got {shown})")
+        super().__init__(f"{source}: {field}: {reason} (got {shown(value)})")
 
 
 @dataclass(frozen=True)
