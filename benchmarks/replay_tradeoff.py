@@ -15,7 +15,7 @@ at run time, never written.
 
 The "hindsight" rows are a reference, not a policy: the last measurement times a constant per
 application, the constants chosen knowing the day to cost the least while violating at most a
-given number of steps (:func:`controller.policies.hindsight_multipliers`), for the budgets that
+given number of steps (:func:`emulation.policies.hindsight_multipliers`), for the budgets that
 the target "at most 0.2x reactive's violation-seconds" allows and a few more. They show what a
 violation target costs a forecaster as good as persistence with perfectly tuned margins. The
 "persistence" rows are the same constants tuned on the day before the replayed one (an online
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from controller.policies import HindsightPersistence, hindsight_multipliers  # noqa: E402
+from emulation.policies import HindsightPersistence, hindsight_multipliers  # noqa: E402
 from emulation.replay_ideal import simulate  # noqa: E402
 from emulation.replay_measures import summarise  # noqa: E402
 from netshadow.replaycmd import (  # noqa: E402
@@ -45,6 +45,7 @@ from netshadow.replaycmd import (  # noqa: E402
     make_policy,
     prepare,
 )
+from planner.core import PlannerSettings  # noqa: E402
 
 
 def floats(text: str) -> list[float]:
@@ -110,7 +111,8 @@ def main() -> int:
         model = make_forecaster(setup, "lstm", console, quantile=q)
         for h in a.headrooms:
             for corrupt in [None, "shift:2", "noise:0.3"] if a.corrupt else [None]:
-                p = make_policy("predictive", setup, model, corrupt, headroom=h, quantile=q)
+                p = make_policy("predictive", setup, model, corrupt,
+                                settings=PlannerSettings(quantile=q, headroom=h))
                 label = f"q {q:g}, headroom {h:g}" + (f", {corrupt}" if corrupt else "")
                 rows.append(("predictive", label, score(p)))
     # the frontier is among the online policies' settings (the oracle knows the future)

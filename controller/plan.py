@@ -24,6 +24,9 @@ MAX_REASONS, MAX_REASON_LEN = 50, 500
 MAX_EXTRA_POLICIES = 100
 MAX_PLAN_BYTES = 256 * 1024
 MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
+# the service objective of an allocation: a step violates it when the meters drop more than this
+# fraction of what the application offered
+VIOLATION_DROP = 0.01
 
 
 class PlanError(ValueError):

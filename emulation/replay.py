@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import requests
 
-from controller.policies import Policy, StepInput
 from controller.tenancy import app_number, meter_id, tenant_number
 from topologies import NetworkSpec
 
+from .policies import Policy, StepInput
 from .trace import ReplayMap
 
 _METER = re.compile(r"meter:(\d+) .*?byte_in_count:(\d+).*?\n0: packet_count:\d+ byte_count:(\d+)", re.S)

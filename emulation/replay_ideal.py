@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.policies import Policy, StepInput
-
+from .policies import Policy, StepInput
 from .replay import ReplayResult
 
 

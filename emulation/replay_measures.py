@@ -1,7 +1,7 @@
 """What a replay measured, summarised per policy (pure).
 
 * **violation-seconds**: for every application and step where the meters dropped more than
-  :data:`controller.policies.VIOLATION_DROP` of what was offered, the step's length in trace
+  :data:`controller.plan.VIOLATION_DROP` of what was offered, the step's length in trace
   seconds (summed over applications);
 * **dropped**: bytes the meters dropped;
 * **reserved**: the sum over steps of the rates in force times the step's length, in Mbit/s x
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.policies import VIOLATION_DROP
+from controller.plan import VIOLATION_DROP
 
 LATE_FRACTION = 0.1  # of a step: a rate confirmed later than this into its step was late
 

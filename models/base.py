@@ -71,12 +71,17 @@ class Forecaster(ABC):
         """Why a series' forecast is not the model's own (e.g. a fallback); '' when it is."""
         return ""
 
-    def predict(self, horizon: int) -> Forecast:
+    def predict(self, horizon: int, series: SeriesSet | None = None) -> Forecast:
+        """The ``horizon`` steps after ``series`` (default: the fitted data), without refitting:
+        a fitted model forecasts from newer data of the same series this way."""
         if self.series is None:
             raise RuntimeError("predict: call fit() first")
-        if horizon < 1:
-            raise ValueError(f"horizon: must be >= 1 (got {horizon!r})")
-        s = self.series
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon: must be an integer >= 1 (got {horizon!r})")
+        s = self.series if series is None else series
+        if s.names != self.series.names:
+            raise ValueError(f"series: {list(s.names)[:5]} are not the fitted series "
+                             f"{list(self.series.names)[:5]}")
         ext = np.vstack([s.values, np.full((horizon, s.values.shape[1]), np.nan)])
         meds, qss = [], []
         for h in range(1, horizon + 1):

@@ -39,6 +39,49 @@ class SeriesError(ValueError):
     """Invalid series input; the message names the series (or file), the time and the value."""
 
 
+# the metrics a tenant application's series measure, and the one unit each is kept in
+UNITS = {"bandwidth": "Mbit/s", "cpu": "cores", "memory": "MiB"}
+
+
+@dataclass(frozen=True, order=True)
+class SeriesKey:
+    """One tenant application's series: (tenant, application, metric), metric one of
+    :data:`UNITS`. ``name`` is the one spelling used everywhere a series is named by a string
+    (``SeriesSet.names``, ``Forecast`` series, the loop's records): ``tenant/app/metric``."""
+
+    tenant: str
+    app: str
+    metric: str = "bandwidth"
+
+    def __post_init__(self):
+        for fld in ("tenant", "app"):
+            v = getattr(self, fld)
+            if not isinstance(v, str) or not v or "/" in v:
+                raise SeriesError(f"{fld}: must be a non-empty name without '/' (got {v!r})")
+        if self.metric not in UNITS:
+            raise SeriesError(f"metric: must be one of {', '.join(UNITS)} (got {self.metric!r})")
+
+    @property
+    def name(self) -> str:
+        return f"{self.tenant}/{self.app}/{self.metric}"
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.metric]
+
+    @property
+    def app_key(self) -> tuple[str, str]:
+        """(tenant, app): how plans and the allocator name the application."""
+        return (self.tenant, self.app)
+
+    @classmethod
+    def parse(cls, name: str) -> SeriesKey:
+        parts = name.split("/") if isinstance(name, str) else []
+        if len(parts) != 3:
+            raise SeriesError(f"series: a name is tenant/app/metric (got {str(name)[:80]!r})")
+        return cls(*parts)
+
+
 @dataclass(frozen=True)
 class LoadReport:
     rows_read: int = 0

@@ -4,11 +4,12 @@ Every ``interval`` seconds: read the applications' offered load from the control
 (``GET /api/v1/series``, averaged over ``step`` -second buckets), score the last forecasts against
 it, refit or update the profiler model every ``retrain_every`` cycles, forecast far enough ahead
 to cover a shadow run plus an apply (as measured in earlier cycles), decide a plan
-(:class:`controller.loop.LoopCore`), optionally verify it in a shadow network, apply it
-(``POST /api/v1/plans``), and record the cycle. Each cycle is stored in SQLite (``--db``), so a
-restarted loop continues the numbering and its forecasts are scored from what it stored; the
-plan in force is read back from the controller. Status: ``GET /api/v1/loop`` and ``/metrics``
-on ``--status-port``.
+(:meth:`planner.core.Planner.decide`, the decision the replay benchmarks measure), optionally
+verify it in a shadow network, apply it (``POST /api/v1/plans``), and record the cycle. Each
+cycle is stored in SQLite (``--db``) with the planner's memory, so a restarted loop continues the
+numbering and scores its forecasts from what it stored; the plan in force is read back from the
+controller every cycle (a plan the controller rolled back is not taken for the one in force).
+Status: ``GET /api/v1/loop`` and ``/metrics`` on ``--status-port``.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ import signal
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import numpy as np
+import pandas as pd
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from controller.loop import LoopCore, LoopSettings
 from controller.plan import PlanError, parse_plan
+from controller.rest import RestServer
+from models.series import SeriesKey, SeriesSet
+from planner.core import Decision, Planner, PlannerError, PlannerSettings
+from planner.forecasters import ForecasterChoice, fit, forecast
 from topologies import NetworkSpec
 
 LOG = logging.getLogger("netshadow.loop")
@@ -47,7 +52,8 @@ class CycleStore:
         c.execute("PRAGMA journal_mode=WAL")
         c.execute("CREATE TABLE IF NOT EXISTS cycles (cycle INTEGER PRIMARY KEY, t REAL NOT NULL, "
                   "record TEXT NOT NULL)")
-        c.execute("CREATE TABLE IF NOT EXISTS pending (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        c.execute("CREATE TABLE IF NOT EXISTS planner (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                  "memory TEXT NOT NULL)")
         c.commit()
         self.conn = c
 
@@ -55,21 +61,16 @@ class CycleStore:
         row = self.conn.execute("SELECT record FROM cycles ORDER BY cycle DESC LIMIT 1").fetchone()
         return json.loads(row[0]) if row else None
 
-    def add(self, record: dict, pending: dict) -> None:
+    def add(self, record: dict, memory: dict) -> None:
+        """The cycle and the planner's memory after it, in one transaction."""
         with self.conn:
             self.conn.execute("INSERT INTO cycles VALUES (?, ?, ?)",
                               (record["cycle"], record["t"], json.dumps(record)))
-            self.conn.execute("DELETE FROM pending")
-            self.conn.executemany("INSERT INTO pending VALUES (?, ?)",
-                                  [(json.dumps([list(k), t]), json.dumps(v))
-                                   for (k, t), v in pending.items()])
+            self.conn.execute("INSERT OR REPLACE INTO planner VALUES (1, ?)", (json.dumps(memory),))
 
-    def pending(self) -> dict:
-        out = {}
-        for k, v in self.conn.execute("SELECT k, v FROM pending"):
-            key, t = json.loads(k)
-            out[(tuple(key), float(t))] = tuple(json.loads(v))
-        return out
+    def memory(self) -> dict | None:
+        row = self.conn.execute("SELECT memory FROM planner WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None
 
 
 class Metrics:
@@ -110,10 +111,10 @@ def fetch(url: str, spec: NetworkSpec, since: float, until: float, step_s: float
             if i is not None and v is not None:
                 col[i] = v / 1e6
         if np.isfinite(col).any():
-            keys.append((s["tenant"], s["app"]))
+            keys.append(SeriesKey(s["tenant"], s["app"]))
             cols.append(col)
     allowed = {(t.id, a) for t in spec.tenants for s, d, a in spec.allowed() if s in t.hosts}
-    pick = [i for i, k in enumerate(keys) if k in allowed]
+    pick = [i for i, k in enumerate(keys) if k.app_key in allowed]
     vals = np.stack([cols[i] for i in pick], axis=1) if pick else np.zeros((len(times), 0))
     # the newest buckets may not have reached the store yet (it writes once a second)
     while len(vals) and pick and np.isnan(vals[-1]).all():
@@ -121,40 +122,55 @@ def fetch(url: str, spec: NetworkSpec, since: float, until: float, step_s: float
     return [keys[i] for i in pick], times, vals
 
 
-def make_model(kind: str, keys, times, values, step_s: float, previous=None, retrain: bool = True,
-               quantile: float = 0.9, horizon: int = 6):
-    """A fitted forecaster over the series that serves ``quantile`` (with the default interval
-    quantiles) ``horizon`` steps ahead, and a note on what it is. A previous LSTM is updated only
-    if it serves both; otherwise a new one is trained."""
-    import pandas as pd
+def observed(keys: list[SeriesKey], times: np.ndarray, values: np.ndarray, step_s: float) -> SeriesSet:
+    """The measured series as the planner reads them (NaN: a bucket without a measurement)."""
+    return SeriesSet(pd.Timestamp(float(times[0]), unit="s", tz="UTC"), step_s,
+                     tuple(k.name for k in keys), values)
 
-    from models.baselines import Persistence, all_baselines
-    from models.forecast import DEFAULT_QUANTILES
-    from models.series import SeriesSet
 
-    quantiles = tuple(sorted(set(DEFAULT_QUANTILES) | {float(quantile)}))
+def model_input(series: SeriesSet) -> SeriesSet:
+    """What the forecaster trains on and forecasts from: gaps carry the last measurement
+    forward; a series' leading gap takes its first measurement (a 0 there would be a jump that
+    never happened, and would widen every interval learned from it)."""
+    filled = pd.DataFrame(series.values).ffill().bfill().fillna(0.0).to_numpy()
+    return SeriesSet(series.start, series.step_s, series.names, filled)
 
-    filled = pd.DataFrame(values).ffill().bfill().fillna(0.0).to_numpy()
-    names = tuple(f"{t}/{a}" for t, a in keys)
-    series = SeriesSet(pd.Timestamp(float(times[0]), unit="s", tz="UTC"), step_s, names, filled)
-    if kind == "lstm":
-        from models.lstm import LSTMForecaster
 
-        window = 12
-        if len(filled) < 6 * window:
-            return (Persistence(quantiles=quantiles).fit(series),
-                    f"persistence (lstm needs {6 * window} steps, have {len(filled)})")
-        if previous is not None and getattr(previous, "name", "") == "lstm" and \
-                previous.series is not None and previous.series.names == names and \
-                tuple(previous.quantiles) == quantiles and previous.horizon >= horizon:
-            m = previous.update(series, epochs=3) if retrain else previous.bind(series)
-            return m, "lstm (updated)" if retrain else "lstm"
-        return (LSTMForecaster(window=window, horizon=max(6, horizon), epochs=15, verbose=0, batch=128,
-                               quantiles=quantiles).fit(series), "lstm (trained)")
-    by = {b.name: b for b in all_baselines(quantiles=quantiles)}
-    if kind not in by:
-        raise LoopRunError(f"forecaster: must be lstm or one of {sorted(by)} (got {kind!r})")
-    return by[kind].fit(series), kind
+def current_plan(url: str, spec: NetworkSpec):
+    """The plan in force as the controller reports it (None: none, or one that does not parse)."""
+    r = requests.get(f"{url}/plans/current", timeout=10)
+    if r.status_code != 200:
+        raise LoopRunError(f"GET /plans/current: HTTP {r.status_code}: {r.text[:200]}")
+    data = r.json().get("plan")
+    if not data:
+        return None
+    try:
+        return parse_plan(data, spec)
+    except PlanError as e:
+        LOG.warning("the controller's current plan does not parse (%s); deciding as if none", e)
+        return None
+
+
+def decide_cycle(planner: Planner, choice: ForecasterChoice, model, keys: list[SeriesKey],
+                 times: np.ndarray, values: np.ndarray, step_s: float, current, now: float,
+                 name: str) -> Decision:
+    """One cycle's decision: the measured buckets as the planner's observation, the fitted
+    model's forecast of the ``choice.horizon`` steps after them, the plan in force."""
+    seen = observed(keys, times, values, step_s)
+    return planner.decide(now, seen, forecast(model, choice, model_input(seen)), current, name=name)
+
+
+def decision_record(d: Decision, keys: list[SeriesKey]) -> dict:
+    """The JSON view of a decision in a cycle record."""
+    return {"keys": [k.name for k in keys],
+            "forecast": {k.name: {"unit": k.unit, "median": list(d.forecast.get(k.name).median),
+                                  "upper": list(d.forecast.get(k.name).quantile(d.quantile)),
+                                  "model": d.forecast.get(k.name).model} for k in keys},
+            "quantile": d.quantile,
+            "scored": {k.name: {"mae_mbps": s.mae_mbps, "coverage": s.coverage, "n": s.n}
+                       for k, s in d.scored.items()},
+            "anomalies": list(d.anomalies), "fallback": [k.name for k in d.fallback],
+            "plan": d.plan.to_dict()}
 
 
 def _serve_status(host: str, port: int, state: dict, metrics: Metrics):
@@ -171,68 +187,79 @@ def _serve_status(host: str, port: int, state: dict, metrics: Metrics):
         start_response("404 Not Found", [("Content-Type", "application/json")])
         return [json.dumps({"error": f"path: no such endpoint {path!r}", "field": "path"}).encode()]
 
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *a):
-            pass
-
-    server = make_server(host, port, app, handler_class=Quiet)
-    threading.Thread(target=server.serve_forever, name="netshadow-loop-status", daemon=True).start()
-    return server
+    return RestServer(app, host, port, threads=2).start()
 
 
-def run_loop(spec: NetworkSpec, url: str, token: str | None, settings: LoopSettings, interval_s: float,
-             history_s: float, forecaster: str, retrain_every: int, verify: str, shadow_duration_s: float,
-             db_path: str, status_host: str, status_port: int, cycles: int | None = None,
-             watch_s: float = 0.0, shadow_prefix: str = "nsv") -> int:
-    store = CycleStore(db_path)
+@dataclass(frozen=True)
+class RunSettings:
+    """``netshadow run``'s settings (validated by the command before the loop starts)."""
+
+    planner: PlannerSettings
+    step_s: float = 10.0  # one forecast step: telemetry is averaged over buckets of this length
+    interval_s: float = 10.0  # between cycles
+    history_s: float = 3600.0  # of telemetry each cycle reads
+    forecaster: str = "lstm"
+    retrain_every: int = 10  # cycles
+    verify: str = "none"  # or "shadow"
+    shadow_duration_s: float = 5.0
+    shadow_prefix: str = "nsv"
+    watch_s: float = 0.0  # the controller's regression watch after each apply (0: off)
+    db_path: str = "netshadow-loop.db"
+    status_host: str = "127.0.0.1"
+    status_port: int = 8081
+    cycles: int | None = None  # stop after this many (None: until killed)
+
+
+def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) -> int:
+    settings = rs.planner
+    store = CycleStore(rs.db_path)
     last = store.last()
     cycle = (last["cycle"] + 1) if last else 1
-    core = LoopCore(spec, settings)
-    core.pending = store.pending()
-    current = requests.get(f"{url}/plans/current", timeout=10).json().get("plan")
-    if current:
+    planner = Planner(spec, settings)
+    memory = store.memory()
+    if memory:
         try:
-            core.committed(parse_plan(current, spec))
-        except PlanError as e:
-            LOG.warning("the controller's current plan does not parse (%s); starting without it", e)
+            planner.restore(memory)
+        except PlannerError as e:
+            LOG.warning("%s; scoring starts afresh", e)
     metrics = Metrics()
     state: dict = {"status": "starting", "cycle": cycle - 1, "settings": {
-        "step_s": settings.step_s, "interval_s": interval_s, "quantile": settings.quantile,
-        "anomaly_policy": settings.anomaly_policy, "forecaster": forecaster, "verify": verify},
+        "step_s": rs.step_s, "interval_s": rs.interval_s, "quantile": settings.quantile,
+        "anomaly_policy": settings.anomaly_policy, "forecaster": rs.forecaster, "verify": rs.verify},
         "resumed_from": last["cycle"] if last else None, "last": last}
-    server = _serve_status(status_host, status_port, state, metrics)
-    LOG.info("loop status on http://%s:%d/api/v1/loop; %s", status_host, server.server_port,
+    server = _serve_status(rs.status_host, rs.status_port, state, metrics)
+    LOG.info("loop status on http://%s:%d/api/v1/loop; %s", rs.status_host, server.port,
              f"resuming after cycle {last['cycle']}" if last else "first cycle")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     model, shadow = None, None
-    shadow_s, apply_s = (shadow_duration_s + 5.0 if verify == "shadow" else 0.0), 0.5
+    shadow_s, apply_s = (rs.shadow_duration_s + 5.0 if rs.verify == "shadow" else 0.0), 0.5
     done = 0
     try:
-        while not stop.is_set() and (cycles is None or done < cycles):
+        while not stop.is_set() and (rs.cycles is None or done < rs.cycles):
             t0 = time.time()
-            keys, times, values = fetch(url, spec, t0 - history_s, t0, settings.step_s)
+            keys, times, values = fetch(url, spec, t0 - rs.history_s, t0, rs.step_s)
             if len(keys) == 0 or np.isfinite(values).sum(axis=0).min() < 3:
                 state.update(status="waiting for telemetry", waiting_since=state.get("waiting_since", t0))
-                stop.wait(interval_s)
+                stop.wait(rs.interval_s)
                 continue
             state["status"] = "running"
-            retrain = model is None or (cycle % retrain_every == 0)
+            retrain = model is None or (cycle % rs.retrain_every == 0)
             # the forecast must cover a shadow run and an apply: the model is built for it
-            horizon = max(1, math.ceil((shadow_s + apply_s) / settings.step_s) + 1)
-            model, model_note = make_model(forecaster, keys, times, values, settings.step_s,
-                                           previous=model, retrain=retrain, quantile=settings.quantile,
-                                           horizon=horizon)
-            d = core.decide(t0, keys, times, values, model, horizon, name=f"loop-{cycle}")
+            horizon = max(1, math.ceil((shadow_s + apply_s) / rs.step_s) + 1)
+            choice = ForecasterChoice(rs.forecaster, settings.quantile, horizon)
+            model, model_note = fit(choice, model_input(observed(keys, times, values, rs.step_s)),
+                                    previous=model, retrain=retrain)
+            d = decide_cycle(planner, choice, model, keys, times, values, rs.step_s,
+                             current_plan(url, spec), t0, f"loop-{cycle}")
             record = {"cycle": cycle, "t": t0, "model": model_note, "horizon_steps": horizon,
-                      "keys": [f"{t}/{a}" for t, a in keys], "actual_last": values[-1].round(4).tolist(),
-                      "forecast": d.forecast, "scored": d.scored, "anomalies": list(d.anomalies),
-                      "fallback": list(d.fallback), "plan": d.plan.to_dict()}
+                      "actual_last": [None if not np.isfinite(x) else round(float(x), 4)
+                                      for x in values[-1]], **decision_record(d, keys)}
             verdict = None
-            if verify == "shadow":
+            if rs.verify == "shadow":
                 t1 = time.monotonic()
-                shadow, verdict = _verify(spec, shadow, shadow_prefix, d, keys, shadow_duration_s)
+                shadow, verdict = _verify(spec, shadow, rs.shadow_prefix, d, keys, rs.shadow_duration_s)
                 shadow_s = time.monotonic() - t1
                 record["shadow"] = {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
                                     "seconds": round(shadow_s, 2)}
@@ -240,25 +267,23 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, settings: LoopSetti
                 record["outcome"] = "rejected by the shadow network: " + "; ".join(verdict.reasons)
             else:
                 t2 = time.monotonic()
-                r = requests.post(f"{url}/plans", params={"watch_s": watch_s} if watch_s else None,
+                r = requests.post(f"{url}/plans", params={"watch_s": rs.watch_s} if rs.watch_s else None,
                                   json=d.plan.to_dict(), timeout=60,
                                   headers={"Authorization": f"Bearer {token}"} if token else {})
                 apply_s = time.monotonic() - t2
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
                 record["outcome"] = body.get("outcome") or f"HTTP {r.status_code}: {r.text[:200]}"
                 record["apply_s"] = round(apply_s, 3)
-                if r.status_code == 200 and str(record["outcome"]).startswith(("applied", "unchanged")):
-                    core.committed(d.plan)
-                elif r.status_code in (401, 403):
+                if r.status_code in (401, 403):
                     raise LoopRunError(f"POST /plans: HTTP {r.status_code}: the token was refused")
             record["seconds"] = round(time.time() - t0, 3)
-            store.add(record, core.pending)
+            store.add(record, planner.memory())
             _observe(metrics, record, d)
             state.update(cycle=cycle, last=record)
             LOG.info("cycle %d: %s; %s", cycle, model_note, record["outcome"])
             cycle += 1
             done += 1
-            stop.wait(max(0.0, interval_s - (time.time() - t0)))
+            stop.wait(max(0.0, rs.interval_s - (time.time() - t0)))
     finally:
         if shadow is not None:
             shadow.stop()
@@ -275,13 +300,11 @@ def _observe(m: Metrics, record: dict, d) -> None:
     m.outcomes.labels(str(record["outcome"]).split(":")[0]).inc()
     for a in d.plan.allocations:
         m.allocated.labels(a.tenant, a.app).set(a.rate_mbps)
-    for name, f in d.forecast.items():
-        t, a = name.split("/")
-        m.forecast.labels(t, a).set(max(f["upper"]))
-    for name, s in d.scored.items():
-        t, a = name.split("/")
-        m.mae.labels(t, a).set(s["mae_mbps"])
-        m.coverage.labels(t, a).set(s["coverage"])
+    for k, up in d.required_mbps.items():
+        m.forecast.labels(k.tenant, k.app).set(up)
+    for k, s in d.scored.items():
+        m.mae.labels(k.tenant, k.app).set(s.mae_mbps)
+        m.coverage.labels(k.tenant, k.app).set(s.coverage)
 
 
 def _verify(spec, shadow, prefix, d, keys, duration_s):
@@ -292,6 +315,6 @@ def _verify(spec, shadow, prefix, d, keys, duration_s):
         shadow = Shadow(spec, prefix=prefix).start(d.plan)
     else:
         shadow.apply(d.plan)
-    demands = [x for x in (demand_for(spec, t, a, d.forecast[f"{t}/{a}"]["upper"]) for t, a in keys)
-               if x is not None]
+    demands = [x for x in (demand_for(spec, k.tenant, k.app, d.forecast.get(k.name).quantile(d.quantile))
+                           for k in keys) if x is not None]
     return shadow, shadow.run(demands, duration_s)

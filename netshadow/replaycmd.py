@@ -12,18 +12,12 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from controller.allocator import AllocatorSettings
-from controller.policies import (
-    POLICIES,
-    OraclePolicy,
-    PredictivePolicy,
-    ReactivePolicy,
-    StaticPolicy,
-    noise,
-    shift_peaks,
-)
 from controller.reactive import ReactiveSettings
+from emulation.policies import POLICIES, OraclePolicy, ReactivePolicy, StaticPolicy
 from emulation.trace import ReplayError, ReplayMap, demand, load_mapping, parse_compress
+from planner.core import PlannerError, PlannerSettings
+from planner.forecasters import ForecasterChoice
+from planner.replay import PredictivePolicy, noise, shift_peaks
 from topologies import NetworkSpec
 
 
@@ -95,34 +89,29 @@ def describe_repairs(r) -> str:
     return "; ".join(parts)
 
 
+def forecaster_choice(kind: str, quantile: float = 0.9, epochs: int = 20,
+                      seed: int = 0) -> ForecasterChoice:
+    """What the predictive policy's model must serve: ``quantile`` one step ahead (each step's
+    plan is applied just before the step)."""
+    try:
+        return ForecasterChoice(kind, quantile=quantile, horizon=1, epochs=epochs, seed=seed)
+    except PlannerError as e:
+        raise ReplayError(str(e)) from None
+
+
 def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int = 20, seed: int = 0,
                     quantile: float = 0.9):
-    """The profiler model for the predictive policy, trained on the history before the window;
-    its quantiles are the default ones and ``quantile``, the one the predictive policy
-    allocates."""
-    from models.forecast import DEFAULT_QUANTILES
-    from models.series import SeriesSet
+    """The profiler model for the predictive policy (:func:`planner.forecasters.fit`, the factory
+    ``netshadow run`` uses too), trained on the history before the window."""
+    from models.series import SeriesKey, SeriesSet
+    from planner.forecasters import fit
 
-    if not isinstance(quantile, (int, float)) or not 0.5 < quantile < 1:
-        raise ReplayError(f"quantile: must be in (0.5, 1) (got {quantile!r})")
-    quantiles = tuple(sorted(set(DEFAULT_QUANTILES) | {float(quantile)}))
-    names = tuple(f"{f.tenant}/{f.app}" for f in setup.mapping.flows)
+    choice = forecaster_choice(kind, quantile, epochs, seed)
+    names = tuple(SeriesKey(f.tenant, f.app).name for f in setup.mapping.flows)
     hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
     t0 = time.monotonic()
-    if kind == "lstm":
-        from models.lstm import LSTMForecaster
-
-        window = min(48, max(8, setup.history.shape[0] // 6))
-        m = LSTMForecaster(window=window, horizon=2, epochs=epochs, seed=seed, verbose=0,
-                           batch=256, patience=4, quantiles=quantiles).fit(hist)
-    else:
-        from models.baselines import all_baselines
-
-        by = {b.name: b for b in all_baselines(quantiles=quantiles)}
-        if kind not in by:
-            raise ReplayError(f"forecaster: must be lstm or one of {sorted(by)} (got {kind!r})")
-        m = by[kind].fit(hist)
-    console.print(f"profiler: {m.name} fitted on {setup.history.shape[0]} steps of history in "
+    m, note = fit(choice, hist)
+    console.print(f"profiler: {note} fitted on {setup.history.shape[0]} steps of history in "
                   f"{time.monotonic() - t0:.1f} s")
     return m
 
@@ -151,23 +140,30 @@ def parse_corrupt(corrupt: str | None):
 
 
 def default_reactive_settings(setup: ReplaySetup, **changes) -> ReactiveSettings:
-    """The replay's threshold allocator: raise at 90 % use, lower after two steps under 50 %."""
-    return replace(ReactiveSettings(cooldown_s=2 * setup.step_trace_s, floor_mbps=0.5), **changes)
+    """The replay's threshold allocator: the planner's reactive reference (raise at 90 % use,
+    lower after two steps under 50 %), in the trace's seconds."""
+    return replace(PlannerSettings().reactive_for(setup.step_trace_s), **changes)
 
 
 def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | None = None,
-                headroom: float = 0.05, quantile: float = 0.9,
-                reactive_settings: ReactiveSettings | None = None):
+                headroom: float | None = None, quantile: float = 0.9,
+                reactive_settings: ReactiveSettings | None = None,
+                settings: PlannerSettings | None = None):
     """``quantile``: the forecast quantile the predictive policy allocates (the forecaster must
-    have it); ``reactive_settings``: the threshold allocator's (default: raise at 90 % use,
-    cooldown two steps)."""
+    serve it); ``settings``: the planner's (default: ``netshadow run``'s defaults at that
+    quantile); ``headroom``: the static and oracle policies' margin (default the planner's);
+    ``reactive_settings``: the threshold allocator's (default: the planner's reactive reference)."""
     keys = [f.key for f in setup.mapping.flows]
-    step = setup.step_trace_s
+    try:
+        settings = settings or PlannerSettings(quantile=quantile)
+    except PlannerError as e:
+        raise ReplayError(str(e)) from None
+    headroom = settings.headroom if headroom is None else headroom
     initial = setup.before
     reactive_settings = reactive_settings or default_reactive_settings(setup)
 
     def reactive():
-        return ReactivePolicy(keys, initial * 1.1, reactive_settings)
+        return ReactivePolicy(keys, initial * settings.reactive_start, reactive_settings)
     if name == "static":
         return StaticPolicy(keys, setup.demand, headroom)
     if name == "oracle":
@@ -175,11 +171,9 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
     if name == "reactive":
         return reactive()
     if name == "predictive":
-        damage = parse_corrupt(corrupt)
-        settings = AllocatorSettings(headroom=headroom, hold_s=step, release_fraction=0.05,
-                                     min_change=0.02)
-        return PredictivePolicy(keys, setup.spec, forecaster, setup.history, setup.start, step, settings,
-                                quantile=quantile, reactive=reactive(), corrupt=damage)
+        choice = forecaster_choice(getattr(forecaster, "name", "lstm"), settings.quantile)
+        return PredictivePolicy(keys, setup.spec, forecaster, choice, setup.history, setup.start,
+                                setup.step_trace_s, settings, corrupt=parse_corrupt(corrupt))
     raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
 
 

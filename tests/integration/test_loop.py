@@ -67,7 +67,7 @@ def test_loop_allocates_for_the_running_stream(lab, tmp_path):
     recs = cycles(db)
     assert [x["cycle"] for x in recs] == [1, 2, 3]
     assert all(x["outcome"].startswith(("applied", "unchanged")) for x in recs), recs[-1]["outcome"]
-    assert "red/video" in recs[-1]["keys"] and recs[-1]["scored"]["red/video"]["n"] >= 1
+    assert "red/video/bandwidth" in recs[-1]["keys"] and recs[-1]["scored"]["red/video/bandwidth"]["n"] >= 1
     plan = requests.get(f"{lab.ctl.url}/plans/current", timeout=5).json()["plan"]
     video = next(a for a in plan["allocations"] if (a["tenant"], a["app"]) == ("red", "video"))
     assert 10.0 <= video["rate_mbps"] <= 13.0  # the 10 Mbit/s stream, its forecast and headroom

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from controller.policies import OraclePolicy, ReactivePolicy
 from controller.reactive import ReactiveSettings
+from emulation.policies import OraclePolicy, ReactivePolicy
 from emulation.replay import replay
 from emulation.replay_measures import summarise
 from emulation.replay_report import write_report

@@ -1,0 +1,368 @@
+"""The one decision (pure): the measured series, a forecast and the plan in force in; a plan out.
+
+``netshadow run``, the replay's predictive policy and the demo all call :meth:`Planner.decide`,
+so the figures the benchmarks measure are the figures of the policy that is deployed. One call:
+
+1. **what happened since the last call** - every newly measured step is scored against the
+   forecast made for it (absolute error of the median, whether the allocated quantile covered
+   it) and against persistence (repeating the step before); the newest step is checked against
+   the rate that was in force during it (``current``, read back from the controller by the
+   caller): demand above it by more than :data:`controller.plan.VIOLATION_DROP` is a violation;
+2. **anomalies** - the newest step is scored against the interval forecast for it (how far above
+   the allocated quantile, in interval widths); above ``anomaly_threshold`` it is an anomalous
+   surge, handled by ``anomaly_policy``: ``allocate`` (treat it like any demand), ``cap``
+   (allocate at most ``cap_factor`` times what the application had) or ``alert`` (keep what it
+   had; only report). A surge held back by ``cap`` or ``alert`` is not chased by the reactive
+   fallback either. ``allocate`` is the default: on the bundled demo trace no step is anomalous,
+   and on the Abilene day ``cap`` held back six surges that were real demand (39 violating steps
+   against 37, idealised replay) - hold surges back where they are floods, not demand;
+3. **requirement** - the largest value of the allocated quantile over the forecast's horizon
+   (the caller makes the horizon cover what happens before the plan can next change: one step in
+   a replay, a shadow run plus an apply in ``netshadow run``);
+4. **allocation** - :func:`controller.allocator.allocate` (headroom, hysteresis, link capacities,
+   alternative paths);
+5. **trust** - an application whose forecasts let it down lately gets at least what the reactive
+   threshold allocator (:func:`controller.reactive.react`, advanced one step per call on the
+   measured load) would give it, until the forecasts are good again. Let down means, over the
+   last ``trust_window`` steps: a violation, or the allocated quantile covering fewer than
+   ``min_coverage`` of them; or, over the last ``2 * trust_window`` scored steps (at least
+   ``trust_window``), median forecasts further off than persistence.
+
+Settings are in steps, so one set serves a 10-second loop and a half-hour trace alike. Rates are
+Mbit/s (L2, as meters count them), times epoch seconds (trace seconds in a replay).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from controller.allocator import AllocatorSettings, AllocatorState, allocate
+from controller.plan import VIOLATION_DROP, Plan
+from controller.reactive import ReactiveSettings, ReactiveState, react
+from models.anomaly import interval_score
+from models.forecast import Forecast
+from models.series import SeriesKey, SeriesSet
+from topologies import NetworkSpec
+
+ANOMALY_POLICIES = ("cap", "alert", "allocate")
+
+
+class PlannerError(ValueError):
+    """An invalid planner setting or input; the message names it and its value."""
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """How the planner turns forecasts into plans (see the module docstring)."""
+
+    quantile: float = 0.9  # the forecast quantile allocated: the risk knob
+    headroom: float = 0.05  # on top of the allocated quantile
+    hold_steps: float = 1.0  # an allocation shrinks only after its requirement stayed lower this long
+    release_fraction: float = 0.05  # ... and at least this much lower
+    min_change: float = 0.02  # smaller changes are not made
+    anomaly_policy: str = "allocate"  # cap and alert hold surges back (see the module docstring)
+    anomaly_threshold: float = 1.0  # interval widths above the allocated quantile
+    cap_factor: float = 1.25
+    trust_window: int = 4  # steps
+    min_coverage: float = 0.0  # 0: off (see the module docstring)
+    reactive_start: float = 1.1  # the reactive reference starts at this times the first measurement
+    reactive: ReactiveSettings = ReactiveSettings(cooldown_s=2.0, floor_mbps=0.5)  # cooldown in steps
+
+    def __post_init__(self):
+        def need(fld, ok, what):
+            if not ok:
+                raise PlannerError(f"{fld}: must be {what} (got {getattr(self, fld)!r})")
+        need("quantile", _num(self.quantile) and 0.5 <= self.quantile < 1, "in [0.5, 1)")
+        need("headroom", _num(self.headroom) and 0 <= self.headroom <= 10, "in [0, 10]")
+        need("hold_steps", _num(self.hold_steps) and 0 <= self.hold_steps <= 10_000, "in [0, 10000]")
+        need("release_fraction", _num(self.release_fraction) and 0 <= self.release_fraction < 1,
+             "in [0, 1)")
+        need("min_change", _num(self.min_change) and 0 <= self.min_change < 1, "in [0, 1)")
+        need("anomaly_policy", self.anomaly_policy in ANOMALY_POLICIES,
+             f"one of {', '.join(ANOMALY_POLICIES)}")
+        need("anomaly_threshold", _num(self.anomaly_threshold) and self.anomaly_threshold > 0, "> 0")
+        need("cap_factor", _num(self.cap_factor) and 1 <= self.cap_factor <= 100, "in [1, 100]")
+        need("trust_window", isinstance(self.trust_window, int) and 1 <= self.trust_window <= 1000,
+             "an integer in [1, 1000]")
+        need("min_coverage", _num(self.min_coverage) and 0 <= self.min_coverage <= 1, "in [0, 1]")
+        need("reactive_start", _num(self.reactive_start) and 0 < self.reactive_start <= 100,
+             "in (0, 100]")
+
+    def allocator(self, step_s: float) -> AllocatorSettings:
+        return AllocatorSettings(headroom=self.headroom, hold_s=self.hold_steps * step_s,
+                                 release_fraction=self.release_fraction, min_change=self.min_change)
+
+    def reactive_for(self, step_s: float) -> ReactiveSettings:
+        return replace(self.reactive, cooldown_s=self.reactive.cooldown_s * step_s)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Score:
+    """How an application's recent forecasts did, over the trust window."""
+
+    mae_mbps: float  # of the median
+    coverage: float  # share of steps at or under the allocated quantile
+    n: int  # scored steps
+
+
+@dataclass(frozen=True)
+class Decision:
+    plan: Plan  # what to apply: valid from ``now`` over the forecast's horizon
+    forecast: Forecast  # the evidence: what the plan was made from
+    quantile: float  # the forecast quantile allocated
+    required_mbps: dict[SeriesKey, float]  # the largest allocated-quantile value over the horizon
+    anomalies: tuple[str, ...]
+    fallback: tuple[SeriesKey, ...]  # applications given at least the reactive rate
+    scored: dict[SeriesKey, Score]
+
+    @property
+    def horizon(self) -> int:
+        return len(self.forecast.series[0].times) if self.forecast.series else 0
+
+    def rates(self, keys: list[SeriesKey]) -> list[float]:
+        """The plan's rate for each key, Mbit/s (0 for one it does not allocate)."""
+        out = []
+        for k in keys:
+            a = self.plan.allocation(*k.app_key)
+            out.append(a.rate_mbps if a is not None else 0.0)
+        return out
+
+
+@dataclass
+class Planner:
+    """The planner's memory between calls: the forecasts made for steps not yet scored, the rates
+    in force during recent steps, the allocator's and the reactive reference's state."""
+
+    spec: NetworkSpec
+    settings: PlannerSettings = field(default_factory=PlannerSettings)
+    forecasts: dict[tuple[SeriesKey, float], tuple[float, float, float]] = field(default_factory=dict)
+    in_force: dict[tuple[SeriesKey, float], float] = field(default_factory=dict)
+    last_seen: float | None = None  # time of the newest step the previous call saw
+    alloc_state: AllocatorState = field(default_factory=AllocatorState)
+    reactive_state: ReactiveState = field(default_factory=ReactiveState)
+    reactive_plan: Plan | None = None
+    reactive_initial: dict[tuple[str, str], float] | None = None
+    decided: Plan | None = None  # the last plan decided (with its fallback raises) ...
+    allocated: Plan | None = None  # ... and the allocator's plan it came from
+
+    def _basis(self, current: Plan | None) -> Plan | None:
+        """The plan hysteresis starts from: the one in force, except that an application whose
+        rate in force is still the reactive fallback's raise of the last decision starts from the
+        allocator's own rate (a fallback is temporary; it does not become the allocation)."""
+        if current is None or self.decided is None or self.allocated is None:
+            return current
+        allocs = []
+        for a in current.allocations:
+            mine, raw = self.decided.allocation(a.tenant, a.app), self.allocated.allocation(a.tenant, a.app)
+            same = mine is not None and raw is not None and abs(mine.rate_mbps - a.rate_mbps) < 1e-6
+            allocs.append(raw if same else a)
+        return replace(current, allocations=tuple(allocs))
+
+    # ------------------------------------------------------------------ inputs
+    def _keys(self, observed: SeriesSet, forecast: Forecast) -> list[SeriesKey]:
+        keys = []
+        for name in observed.names:
+            try:
+                k = SeriesKey.parse(name)
+            except ValueError as e:
+                raise PlannerError(f"observed: {e}") from None
+            if k.metric != "bandwidth":
+                continue
+            try:
+                f = forecast.get(name)
+            except KeyError:
+                raise PlannerError(f"forecast: has no series {name!r}") from None
+            try:
+                f.quantile(self.settings.quantile)
+            except KeyError:
+                served = [q for q, _ in f.quantiles]
+                raise PlannerError(f"quantile: {self.settings.quantile:g} is not among the quantiles "
+                                   f"the forecast of {name} carries {served}; build the forecaster "
+                                   "with it") from None
+            keys.append(k)
+        if not keys:
+            raise PlannerError(f"observed: no bandwidth series among {list(observed.names)[:5]}")
+        if abs(forecast.step_s - observed.step_s) > 1e-9 * observed.step_s:
+            raise PlannerError(f"forecast: step {forecast.step_s:g} s is not the observed series' "
+                               f"{observed.step_s:g} s")
+        return keys
+
+    # ------------------------------------------------------------------ 1. what happened
+    def _window(self, times, col, k: SeriesKey, rows: range):
+        """Per step in ``rows`` with a forecast: (model error, persistence error, covered)."""
+        out = []
+        for i in rows:
+            f = self.forecasts.get((k, times[i]))
+            if f is None or not np.isfinite(col[i]):
+                continue
+            prev = col[i - 1] if i > 0 and np.isfinite(col[i - 1]) else None
+            out.append((abs(col[i] - f[0]), None if prev is None else abs(col[i] - prev),
+                        bool(col[i] <= f[2] + 1e-9)))
+        return out
+
+    def _trust(self, times, col, k: SeriesKey) -> tuple[bool, str, Score | None]:
+        st, n = self.settings, len(times)
+        tw = st.trust_window
+        recent = range(max(0, n - tw), n)
+        violated = [i for i in recent if (k, times[i]) in self.in_force and np.isfinite(col[i])
+                    and col[i] * (1 - VIOLATION_DROP) > self.in_force[(k, times[i])] + 1e-9]
+        scored = self._window(times, col, k, recent)
+        score = None
+        if scored:
+            score = Score(round(float(np.mean([e for e, _, _ in scored])), 4),
+                          round(sum(c for _, _, c in scored) / len(scored), 3), len(scored))
+        if violated:
+            return True, f"demand above the rate in force in {len(violated)} of the last {tw} steps", score
+        if score is not None and score.n >= tw and score.coverage < st.min_coverage:
+            return True, f"the {st.quantile:g} quantile covered {score.coverage:.0%} of the last {tw} " \
+                         "steps", score
+        wide = [(e, p) for e, p, _ in self._window(times, col, k, range(max(0, n - 2 * tw), n))
+                if p is not None]
+        if len(wide) >= tw and np.mean([e for e, _ in wide]) > np.mean([p for _, p in wide]):
+            return True, f"forecasts were further off than persistence over {len(wide)} steps", score
+        return False, "", score
+
+    # ------------------------------------------------------------------ the decision
+    def decide(self, now: float, observed: SeriesSet, forecast: Forecast,
+               current: Plan | None, name: str | None = None) -> Decision:
+        """``observed``: the measured series (names :class:`SeriesKey` names, bandwidth in
+        Mbit/s, NaN where a step was not measured), its last row the newest complete step;
+        ``forecast``: of the steps after it, with the allocated quantile; ``current``: the plan in
+        force, as read back (None: nothing is)."""
+        st = self.settings
+        keys = self._keys(observed, forecast)
+        step = observed.step_s
+        t0 = observed.start.timestamp()
+        times = [round(t0 + i * step, 6) for i in range(observed.rows)]
+        cols = {k: np.asarray(observed.values[:, observed.names.index(k.name)], dtype=float)
+                for k in keys}
+        newest = times[-1]
+        fresh = self.last_seen is None or newest > self.last_seen
+        # the rate in force during the newest step is what the caller read back now
+        if fresh and current is not None:
+            for k in keys:
+                a = current.allocation(*k.app_key)
+                if a is not None:
+                    self.in_force[(k, newest)] = a.rate_mbps
+        usage = dict(zip(keys, self._latest(cols, keys)))
+        trust = {k: self._trust(times, cols[k], k) for k in keys}
+        surge = {k: self._surge(k, newest, cols[k][-1]) for k in keys}
+        # 3. the requirement over the horizon
+        required, med = {}, {}
+        for k in keys:
+            f = forecast.get(k.name)
+            required[k] = max(0.0, max(f.quantile(st.quantile)))
+            med[k] = f
+        # 2. anomalies
+        anomalies, held = [], set()  # held: capped or kept by the anomaly policy
+        for k in keys:
+            if surge[k] <= st.anomaly_threshold:
+                continue
+            a = current.allocation(*k.app_key) if current is not None else None
+            had = a.rate_mbps if a is not None else None
+            what = f"{k.tenant}/{k.app}: {usage[k]:.2f} Mbit/s is {surge[k]:.1f} interval widths " \
+                   "above its forecast"
+            if st.anomaly_policy in ("cap", "alert") and had is not None:
+                held.add(k)
+            if st.anomaly_policy == "cap" and had is not None:
+                required[k] = min(max(required[k], usage[k]), had * st.cap_factor)
+                usage[k] = min(usage[k], required[k])
+                what += f"; capped at {required[k]:.2f} ({st.cap_factor:g} x {had:.2f})"
+            elif st.anomaly_policy == "alert" and had is not None:
+                required[k], usage[k] = had, min(usage[k], had)
+                what += f"; alert only, keeps {had:.2f}"
+            else:
+                what += "; allocated"
+            anomalies.append(what)
+        # 4. allocation
+        plan = allocate(self.spec, {k.app_key: required[k] for k in keys},
+                        {k.app_key: usage[k] for k in keys}, self._basis(current), now,
+                        self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}")
+        self.allocated = plan
+        # 5. trust: the reactive reference moves one step per newly measured step
+        if self.reactive_initial is None:
+            self.reactive_initial = {k.app_key: u * st.reactive_start
+                                     for k, u in zip(keys, self._latest(cols, keys))}
+        elif fresh:
+            measured = {k.app_key: float(u) for k, u in zip(keys, self._latest(cols, keys))}
+            self.reactive_plan = react(measured, self.reactive_plan, now,
+                                       self.reactive_state, st.reactive_for(step),
+                                       initial_mbps=self.reactive_initial)
+        allocs = {(a.tenant, a.app): a for a in plan.allocations}
+        fallback, why = [], []
+        for k in keys:
+            bad, reason, _ = trust[k]
+            if not bad or k in held or k.app_key not in allocs or self.reactive_plan is None:
+                continue  # a surge the anomaly policy holds is not chased by the fallback
+            ref = self.reactive_plan.allocation(*k.app_key)
+            if ref is not None and ref.rate_mbps > allocs[k.app_key].rate_mbps:
+                allocs[k.app_key] = replace(allocs[k.app_key], rate_mbps=round(ref.rate_mbps, 3))
+            fallback.append(k)
+            why.append(f"{k.tenant}/{k.app}: {reason}; at least the reactive rate")
+        horizon = len(forecast.get(keys[0].name).times)
+        plan = Plan(plan.name, tuple(allocs[(a.tenant, a.app)] for a in plan.allocations),
+                    plan.extra_policies, plan.cpu_quotas, valid_from=now,
+                    valid_until=now + horizon * step,
+                    reasons=plan.reasons + tuple(anomalies) + tuple(why))
+        self.decided = plan
+        self._remember(keys, forecast, newest, step, times[0])
+        self.last_seen = newest if self.last_seen is None else max(self.last_seen, newest)
+        return Decision(plan, forecast, st.quantile, required, tuple(anomalies), tuple(fallback),
+                        {k: trust[k][2] for k in keys if trust[k][2] is not None})
+
+    @staticmethod
+    def _latest(cols, keys) -> list[float]:
+        """Per key, the newest measured value (0 if none)."""
+        out = []
+        for k in keys:
+            finite = np.flatnonzero(np.isfinite(cols[k]))
+            out.append(float(cols[k][finite[-1]]) if len(finite) else 0.0)
+        return out
+
+    def _surge(self, k: SeriesKey, t: float, actual: float) -> float:
+        """``actual`` at ``t`` in interval widths above the forecast for it (0 if none)."""
+        f = self.forecasts.get((k, t))
+        if f is None or not np.isfinite(actual):
+            return 0.0
+        return float(interval_score(actual, f[1], f[2], above_only=True))
+
+    def _remember(self, keys, forecast: Forecast, newest: float, step: float, oldest: float) -> None:
+        """Keep the forecast for each step of the horizon (a newer forecast of a step replaces an
+        older one) and forget what is older than the observed window and the trust windows."""
+        lo_q = None
+        for k in keys:
+            f = forecast.get(k.name)
+            lows = [q for q, _ in f.quantiles if q < 0.5]
+            lo_q = lows[0] if lows else 0.5
+            lo, up = f.quantile(lo_q), f.quantile(self.settings.quantile)
+            for h in range(len(f.times)):
+                self.forecasts[(k, round(newest + (h + 1) * step, 6))] = (float(f.median[h]),
+                                                                          float(lo[h]), float(up[h]))
+        keep = min(oldest, newest - 2 * self.settings.trust_window * step)
+        self.forecasts = {kt: v for kt, v in self.forecasts.items() if kt[1] >= keep}
+        self.in_force = {kt: v for kt, v in self.in_force.items() if kt[1] >= keep}
+
+    # ------------------------------------------------------------------ persistence
+    def memory(self) -> dict:
+        """What a restarted planner needs to go on scoring (JSON-able)."""
+        return {"forecasts": [[k.name, t, list(v)] for (k, t), v in self.forecasts.items()],
+                "in_force": [[k.name, t, v] for (k, t), v in self.in_force.items()],
+                "last_seen": self.last_seen}
+
+    def restore(self, memory: dict) -> None:
+        try:
+            self.forecasts = {(SeriesKey.parse(n), float(t)): tuple(float(x) for x in v)
+                              for n, t, v in memory.get("forecasts", [])}
+            self.in_force = {(SeriesKey.parse(n), float(t)): float(v)
+                             for n, t, v in memory.get("in_force", [])}
+            ls = memory.get("last_seen")
+            self.last_seen = float(ls) if ls is not None else None
+        except (TypeError, ValueError) as e:
+            raise PlannerError(f"memory: the stored planner state does not parse: {e}") from None

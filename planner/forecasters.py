@@ -1,0 +1,102 @@
+"""The one forecaster factory: a model by name, built to serve the quantile and horizon asked of it.
+
+``netshadow run``, ``netshadow replay`` and the demo build their forecasters here, so they train
+the same model the same way. Every setting is honoured or refused with a :class:`PlannerError`
+naming it: a name that is no forecaster, a quantile outside (0.5, 1), a horizon outside
+1..:data:`MAX_HORIZON`. Quantiles: the default interval (:data:`models.forecast.DEFAULT_QUANTILES`)
+plus the one the planner allocates.
+
+The LSTM's input window follows the history it is trained on (a sixth of it, 8 to 48 steps); with
+less than :data:`MIN_LSTM_ROWS` steps it is not trained and persistence forecasts instead, which
+the returned note says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.base import Forecaster
+from models.forecast import DEFAULT_QUANTILES, Forecast
+from models.series import SeriesSet
+
+from .core import PlannerError
+
+BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters")
+FORECASTERS = ("lstm", *BASELINES)
+MAX_HORIZON = 1000
+MIN_WINDOW, MAX_WINDOW = 8, 48
+MIN_LSTM_ROWS = 6 * MIN_WINDOW
+
+
+@dataclass(frozen=True)
+class ForecasterChoice:
+    """What a forecaster must serve; checked on construction."""
+
+    name: str
+    quantile: float = 0.9
+    horizon: int = 1
+    epochs: int = 20
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.name not in FORECASTERS:
+            raise PlannerError(f"forecaster: must be one of {', '.join(FORECASTERS)} (got {self.name!r})")
+        q = self.quantile
+        if not isinstance(q, (int, float)) or isinstance(q, bool) or not 0.5 < q < 1:
+            raise PlannerError(f"quantile: must be in (0.5, 1) (got {q!r})")
+        h = self.horizon
+        if not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= MAX_HORIZON:
+            raise PlannerError(f"horizon: must be an integer in 1..{MAX_HORIZON} steps (got {h!r})")
+        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+            raise PlannerError(f"epochs: must be an integer in 1..1000 (got {self.epochs!r})")
+
+    @property
+    def quantiles(self) -> tuple[float, ...]:
+        return tuple(sorted(set(DEFAULT_QUANTILES) | {float(self.quantile)}))
+
+
+def serves(model: Forecaster, choice: ForecasterChoice) -> bool:
+    """Whether ``model`` serves ``choice``'s quantiles and horizon."""
+    limit = getattr(model, "horizon", None)
+    return tuple(model.quantiles) == choice.quantiles and (limit is None or limit >= choice.horizon)
+
+
+def fit(choice: ForecasterChoice, series: SeriesSet, previous: Forecaster | None = None,
+        retrain: bool = True) -> tuple[Forecaster, str]:
+    """A model of ``choice`` fitted on ``series`` and a note on what it is. A ``previous`` LSTM
+    over the same series that serves ``choice`` is updated (``retrain``) or reused on the new data;
+    otherwise a new one is trained."""
+    from models.baselines import Persistence, all_baselines
+
+    q = choice.quantiles
+    if choice.name != "lstm":
+        by = {b.name: b for b in all_baselines(quantiles=q)}
+        return by[choice.name].fit(series), choice.name
+    if series.rows < MIN_LSTM_ROWS:
+        return (Persistence(quantiles=q).fit(series),
+                f"persistence (the lstm needs {MIN_LSTM_ROWS} steps of history, have {series.rows})")
+    from models.lstm import LSTMForecaster
+
+    if previous is not None and getattr(previous, "name", "") == "lstm" and \
+            previous.series is not None and previous.series.names == series.names and \
+            serves(previous, choice):
+        if retrain:
+            return previous.update(series, epochs=3), "lstm (updated)"
+        return previous.bind(series), "lstm"
+    window = min(MAX_WINDOW, max(MIN_WINDOW, series.rows // 6))
+    m = LSTMForecaster(window=window, horizon=max(2, choice.horizon), epochs=choice.epochs,
+                       seed=choice.seed, verbose=0, batch=256, patience=4, quantiles=q)
+    return m.fit(series), "lstm (trained)"
+
+
+def forecast(model: Forecaster, choice: ForecasterChoice, series: SeriesSet) -> Forecast:
+    """The ``choice.horizon`` steps after ``series`` from a fitted ``model`` (no refit), refused
+    when the model cannot serve them."""
+    if not serves(model, choice):
+        limit = getattr(model, "horizon", None)
+        if tuple(model.quantiles) != choice.quantiles:
+            raise PlannerError(f"quantile: {choice.quantile:g} is not served by the {model.name} "
+                               f"model, which has {list(model.quantiles)}")
+        raise PlannerError(f"horizon: {choice.horizon} steps are needed, the {model.name} model "
+                           f"predicts at most {limit}")
+    return model.predict(choice.horizon, series)
