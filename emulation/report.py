@@ -15,8 +15,13 @@ class FlowResult:
     protocol: str
     offered_mbps: float  # L2, what the generator really sent (mean over the run)
     delivered_mbps: float  # L2, what the receiver got
-    loss: float  # fraction of sent packets not received (UDP); NaN for TCP
+    loss: float | None  # fraction of sent packets not received (UDP); None for TCP
     guaranteed_mbps: float | None  # the plan's rate for this application, if any
+    # the longest silence in the arriving stream, kernel-timed (UDP); None for TCP
+    max_gap_s: float | None = None
+    # fraction of sent packets the plan's meter dropped (UDP with a meter); None otherwise
+    meter_dropped: float | None = None
+    meter_passed_mbps: float | None = None  # L2, what left the meter (its counters, UDP)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class ShadowReport:
     violations: tuple[str, ...]  # policy conformance failures
     verdict: str  # pass | fail
     reasons: tuple[str, ...]
+    attempts: int = 1  # runs made: a run whose streams stalled is measured again
+    # what in the reported run was the host's doing, not the plan's: stalls (the run is measured
+    # again while a stream stalls) and loss outside the meter (empty: a clean run)
+    disturbances: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)

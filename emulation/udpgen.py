@@ -9,7 +9,10 @@ once, and sends it on a reused ``AF_PACKET`` socket, pacing to the target L2 rat
 ARP is needed. It reports what it *actually* sent: packets, L2 bytes, seconds.
 
 ``recv`` counts what arrives on a UDP port: packets, bytes, the highest sequence number seen and
-the number of distinct sequence numbers, so loss = sent - received is exact. It answers scan
+the number of distinct sequence numbers, so loss = sent - received is exact. It also reports the
+longest silence in the arriving stream (``max_gap_s``), timed by the kernel's receive timestamps
+(``SO_TIMESTAMPNS``), so a receiver that was itself descheduled does not count: a gap means the
+sender or the datapath stalled, and a meter's bucket overflowed meanwhile. It answers scan
 probes (datagrams starting ``netshadow-probe``) like :mod:`emulation.probe`'s echo server, so a
 port under load stays probeable.
 """
@@ -25,6 +28,10 @@ import time
 
 HEADER = 14 + 20 + 8  # Ethernet + IPv4 + UDP
 MAGIC = b"NSHD"
+# Linux <asm-generic/socket.h>; the socket module does not name it. The control message carries
+# a struct timespec (two native longs: seconds, nanoseconds).
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
 
 
 def craft(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dport: int,
@@ -87,21 +94,33 @@ def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float,
             "l2_bps": sent_bytes * 8 / took if took > 0 else 0.0}
 
 
-def recv(port: int, seconds: float, idle_s: float = 2.0) -> dict:
+def _arrival(ancdata, fallback: float) -> float:
+    """The kernel's receive time (epoch seconds) from a datagram's control messages."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return sec + nsec / 1e9
+    return fallback
+
+
+def recv(port: int, seconds: float, idle_s: float = 2.0, ready=None) -> dict:
     """Count what arrives for ``seconds``, or until nothing came for ``idle_s`` after the first
-    datagram."""
+    datagram. ``ready`` is called once the port is bound (default: print ``ready``)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.bind(("0.0.0.0", port))
     s.settimeout(0.2)
-    print("ready", flush=True)
+    (ready or (lambda: print("ready", flush=True)))()
     seqs = set()
     n = nbytes = 0
     first = last = None
+    arrived = None  # kernel time of the previous data datagram
+    max_gap = 0.0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            data, addr = s.recvfrom(65535)
+            data, anc, _, addr = s.recvmsg(65535, 64)
         except TimeoutError:
             if last is not None and time.monotonic() - last > idle_s:
                 break
@@ -110,6 +129,10 @@ def recv(port: int, seconds: float, idle_s: float = 2.0) -> dict:
             s.sendto(data, addr)  # a scan probe to this port: answer it like the probe server
             continue
         now = time.monotonic()
+        at = _arrival(anc, time.time())
+        if arrived is not None:
+            max_gap = max(max_gap, at - arrived)
+        arrived = at
         first = first or now
         last = now
         n += 1
@@ -118,7 +141,7 @@ def recv(port: int, seconds: float, idle_s: float = 2.0) -> dict:
             seqs.add(struct.unpack_from("!Q", data, 4)[0])
     s.close()
     return {"packets": n, "l2_bytes": nbytes, "distinct": len(seqs),
-            "seconds": (last - first) if first and last else 0.0}
+            "seconds": (last - first) if first and last else 0.0, "max_gap_s": round(max_gap, 6)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -262,6 +262,8 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                 shadow, verdict = _verify(spec, shadow, rs.shadow_prefix, d, keys, rs.shadow_duration_s)
                 shadow_s = time.monotonic() - t1
                 record["shadow"] = {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
+                                    "attempts": verdict.attempts,
+                                    "disturbances": list(verdict.disturbances),
                                     "seconds": round(shadow_s, 2)}
             if verdict is not None and verdict.verdict != "pass":
                 record["outcome"] = "rejected by the shadow network: " + "; ".join(verdict.reasons)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from rich.console import Console
@@ -60,7 +59,7 @@ def run_shadow(a) -> int:
             t.add_column(col, no_wrap=True)
         for f in r.flows:
             t.add_row(f"{f.tenant}/{f.app}", f"{f.src}>{f.dst} {f.protocol}", f"{f.offered_mbps:.2f}",
-                      f"{f.delivered_mbps:.2f}", "-" if math.isnan(f.loss) else f"{f.loss:.1%}",
+                      f"{f.delivered_mbps:.2f}", "-" if f.loss is None else f"{f.loss:.1%}",
                       "-" if f.guaranteed_mbps is None else f"{f.guaranteed_mbps:g}")
         console.print(t)
         for line in r.bottlenecks:
@@ -69,6 +68,10 @@ def run_shadow(a) -> int:
             console.print(f"  [red]policy violation[/]: {line}")
         for line in r.reasons:
             console.print(f"  reason: {line}")
+        if r.attempts > 1:
+            console.print(f"  measured {r.attempts} times: the earlier runs were disturbed")
+        for line in r.disturbances:
+            console.print(f"  [yellow]disturbed[/]: {line}")
         p95 = [p.rtt_p95_ms for p in r.paths if p.rtt_p95_ms is not None]
         if p95:
             console.print(f"  probes: {len(r.paths)} paths, worst p95 RTT {max(p95):.2f} ms")
