@@ -138,6 +138,11 @@ class NetshadowApp(app_manager.OSKenApp):
             except Exception:  # noqa: BLE001 - logged with traceback, counted, loop goes on
                 LOG.exception("poll cycle failed")
                 self.metrics.errors.labels("poll").inc()
+            try:
+                self.enforcer.tick()  # a due regression watch is checked here
+            except Exception:  # noqa: BLE001 - logged with traceback, counted, loop goes on
+                LOG.exception("regression watch failed")
+                self.metrics.errors.labels("enforcer").inc()
 
     def _poll_once(self) -> None:
         ready = [d for d, sw in self.core.switches.items()
@@ -281,11 +286,11 @@ class NetshadowApp(app_manager.OSKenApp):
             self.poll.set_rules(compiled.rules)
 
     def _send_one(self, dpid: int, m) -> int | None:
-        """Send one core message (or a meter config request) to a switch; its xid."""
+        """Send one core message to a switch; its xid."""
         dp = self.datapaths.get(dpid)
         if dp is None:
             return None
-        msg = ofmsg.stats_request(dp, "meter_config") if m == "meter_config" else to_openflow(dp, m)
+        msg = to_openflow(dp, m)
         dp.send_msg(msg)
         return msg.xid
 
@@ -294,8 +299,8 @@ class NetshadowApp(app_manager.OSKenApp):
     def meter_config_reply(self, ev):
         body = self._assemble(ev)
         if body is not None:
-            self.enforcer.meter_config(ev.msg.datapath.id,
-                                       {c.meter_id: c.bands[0].rate for c in body if c.bands})
+            self.enforcer.meters_read(ev.msg.datapath.id,
+                                      {c.meter_id: c.bands[0].rate for c in body if c.bands})
 
     def _resync(self, dpid: int) -> bool:
         dp = self.datapaths.get(dpid)

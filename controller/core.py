@@ -60,6 +60,13 @@ class ProbeMeters:
 
 
 @dataclass(frozen=True)
+class ReadMeters:
+    """Ask the switch for its meter configuration (the reply: meter id -> rate in kbit/s)."""
+
+    dpid: int
+
+
+@dataclass(frozen=True)
 class ModifyMeter:
     """Change a meter's band in place (OFPMC_MODIFY): traffic through it is not interrupted."""
 
@@ -85,7 +92,7 @@ class DeleteFlow:
 
 
 Message = (ClearFlows | ClearMeters | AddMeter | ModifyMeter | DeleteMeter | AddFlow | ModifyFlow
-           | DeleteFlow | Barrier | ProbeMeters)
+           | DeleteFlow | Barrier | ProbeMeters | ReadMeters)
 
 
 Phase = dict[int, list[Message]]

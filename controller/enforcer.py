@@ -1,25 +1,42 @@
-"""Plan enforcement: send only the changes, confirm them, roll back when anything fails.
+"""Plan enforcement's driver: performs what :mod:`controller.enforcement` decides.
 
-``PlanEnforcer.apply`` is called from a REST thread. It diffs the plan against what is installed
-(:func:`controller.core.diff_networks`), sends each switch its changes ending with a barrier, waits
-for every barrier reply, checks that no OpenFlow error arrived meanwhile, and reads the meters
-back (meter config statistics) to compare them with the plan. Only then is the plan recorded as
-installed. If any step fails, the reverse diff (new -> previous) is sent and confirmed the same
-way, so the switches hold the previous plan's flows and meters again. Every apply, dry run and
-rollback is written to the audit log (who, when, the diff, the outcome).
+``PlanEnforcer.apply`` is called from a REST thread. It prepares the plan (what would change,
+:meth:`controller.core.ControllerCore.prepare_plan`), starts a
+:class:`~controller.enforcement.Transaction` and performs its steps: messages go out through
+``send``, tc classes through ``shape``. The os-ken shim reports barrier replies, OpenFlow errors
+and meter configuration replies (:meth:`barrier`, :meth:`error`, :meth:`meters_read`); they are
+fed to the transaction under a lock and the steps they produce are queued for the applying
+thread, so the OpenFlow thread never blocks and never sends. The applying thread wakes at least
+every ``TICK_S`` to tell the transaction the time, which is how a switch that never answers
+fails the step after ``timeout_s``. Only an ``applied`` outcome records the plan as installed;
+every apply, dry run and rollback is written to the audit log (who, when, the diff, the outcome).
 
-The os-ken specifics (sending, replies) come in through the ``send`` callable and the
-``barrier``/``error``/``meter_config`` notifications, so the shim stays thin.
+The regression watch (``watch_s`` > 0) is a :class:`~controller.enforcement.RegressionWatch`
+checked on :meth:`tick`, which the controller's poll thread calls every cycle: once due, it reads
+each guaranteed application's delivered rate before and after from the store and, if one fell,
+runs a rollback transaction to the previous plan.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from .core import Barrier, ControllerCore, Message, diff_networks
+from .core import Barrier, ControllerCore, Message
+from .enforcement import (
+    Done,
+    Outcome,
+    RegressionWatch,
+    Result,
+    Send,
+    Shape,
+    Step,
+    Transaction,
+    rollback,
+)
 from .tenancy import app_number, meter_id, tenant_number
 
 LOG = logging.getLogger("netshadow.enforcer")
@@ -34,108 +51,109 @@ class ApplyError(RuntimeError):
 
 
 class PlanEnforcer:
+    TICK_S = 0.05  # how often a waiting apply tells its transaction the time
+    EARLY_MAX = 10_000  # barrier replies remembered before their sender registered them
+
     def __init__(self, core: ControllerCore, send: Callable[[int, Message], int | None],
                  store=None, wall_clock=time.time, timeout_s: float = 5.0,
                  on_commit: Callable[[object], None] | None = None,
-                 shape: Callable[[object], str | None] | None = None):
+                 shape: Callable[[object], str | None] | None = None,
+                 clock=time.monotonic):
         """``send(dpid, message)`` sends one message and returns its xid (None if the switch is
         gone)."""
         self.core = core
         self.send = send
         self.store = store
         self.wall_clock = wall_clock
+        self.clock = clock
         self.timeout_s = timeout_s
         self.on_commit = on_commit  # told the compiled network whenever the installed plan changes
         # applies a compiled network's tc classes (switches without meters); why it failed, or None
         self.shape = shape or (lambda compiled: None)
         self.history: list[dict] = []  # used when there is no store
-        self._lock = threading.Lock()
-        self._waiting: dict[int, threading.Event] = {}
-        self._early: set[int] = set()  # barrier replies that arrived before their waiter
-        self._barrier_lock = threading.Lock()
-        self._errors: list[str] = []
-        self._meter_replies: dict[int, dict[int, int]] = {}
-        self._meter_event = threading.Event()
-        self._meter_expected: set[int] = set()
+        self._plan_lock = threading.Lock()  # one apply (or watch rollback) at a time
+        self._mu = threading.Condition()  # guards the transaction, its queue and the xids below
+        self._tx: Transaction | None = None
+        self._queue: collections.deque[Step] = collections.deque()
+        self._registered: set[int] = set()  # barrier xids the transaction knows
+        self._early: set[int] = set()  # replies that beat their registration
+        self._watch: tuple | None = None  # (RegressionWatch, plan, previous, old compiled, new)
 
     # ------------------------------------------------------------------ notifications (shim)
+    def _feed(self, fn) -> None:
+        with self._mu:
+            if self._tx is not None:
+                self._queue.extend(fn(self._tx, self.clock()))
+                self._mu.notify_all()
+
     def barrier(self, xid: int) -> None:
-        with self._barrier_lock:
-            ev = self._waiting.get(xid)
-            if ev is None:  # not registered yet: the reply can beat the sender's bookkeeping
-                if len(self._early) > 10_000:
+        with self._mu:
+            if self._tx is None or xid not in self._registered:
+                if len(self._early) > self.EARLY_MAX:
                     self._early.clear()
                 self._early.add(xid)
                 return
-        ev.set()
+        self._feed(lambda tx, now: tx.barrier_replied(xid, now))
 
     def error(self, dpid: int, text: str) -> None:
-        self._errors.append(f"switch {dpid:#x}: {text}")
+        self._feed(lambda tx, now: tx.error(dpid, text, now))
 
-    def meter_config(self, dpid: int, rates: dict[int, int]) -> None:
-        self._meter_replies[dpid] = rates
-        if self._meter_expected <= set(self._meter_replies):
-            self._meter_event.set()
+    def meters_read(self, dpid: int, rates_kbps: dict[int, int]) -> None:
+        self._feed(lambda tx, now: tx.meters_read(dpid, rates_kbps, now))
+
+    # ------------------------------------------------------------------ running a transaction
+    def _run(self, tx: Transaction) -> Result:
+        with self._mu:
+            self._tx = tx
+            self._registered.clear()
+            self._queue = collections.deque(tx.start(self.clock()))
+        try:
+            while True:
+                with self._mu:
+                    while not self._queue:
+                        self._mu.wait(self.TICK_S)
+                        if not self._queue:
+                            self._queue.extend(tx.tick(self.clock()))
+                    step = self._queue.popleft()
+                if isinstance(step, Done):
+                    return step.result
+                if isinstance(step, Shape):
+                    why = self.shape(step.compiled)
+                    self._feed(lambda t, now, why=why: t.shaped(why, now))
+                elif isinstance(step, Send):
+                    self._send(tx, step)
+        finally:
+            with self._mu:
+                self._tx = None
+                self._queue.clear()
+                self._registered.clear()
+
+    def _send(self, tx: Transaction, step: Send) -> None:
+        if not tx.current(step):
+            return  # a message of a phase the transaction has turned away from
+        xid = self.send(step.dpid, step.message)
+        if not isinstance(step.message, Barrier):
+            if xid is None:
+                self._feed(lambda t, now: t.not_connected(step, now))
+            return
+        with self._mu:
+            self._queue.extend(tx.barrier_sent(step, xid, self.clock()))
+            if xid is not None:
+                self._registered.add(xid)
+                if xid in self._early:
+                    self._early.discard(xid)
+                    self._queue.extend(tx.barrier_replied(xid, self.clock()))
+
+    def _transaction(self, old, new) -> Transaction:
+        return Transaction(old, new, frozenset(s.dpid for s in self.core.spec.switches),
+                           frozenset(self.core.meterless), self.timeout_s)
 
     # ------------------------------------------------------------------ apply
-    def _send_confirm(self, phases: list[dict[int, list[Message]]]) -> str | None:
-        """Send phase after phase, each confirmed by its barriers; returns why it failed, or None."""
-        for phase in phases:
-            why = self._send_phase(phase)
-            if why is not None:
-                return why
-        return None
-
-    def _send_phase(self, msgs: dict[int, list[Message]]) -> str | None:
-        events = []
-        for dpid, lst in msgs.items():
-            for m in lst:
-                xid = self.send(dpid, m)
-                if xid is None:
-                    return f"switch {dpid:#x} is not connected"
-                if isinstance(m, Barrier):
-                    ev = threading.Event()
-                    with self._barrier_lock:
-                        self._waiting[xid] = ev
-                        if xid in self._early:
-                            self._early.discard(xid)
-                            ev.set()
-                    events.append((dpid, xid, ev))
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            for dpid, _, ev in events:
-                if not ev.wait(max(0.0, deadline - time.monotonic())):
-                    return f"switch {dpid:#x} did not confirm within {self.timeout_s} s"
-        finally:
-            for _, xid, _ in events:
-                self._waiting.pop(xid, None)
-        time.sleep(0.05)  # an error for the last message arrives just before the barrier reply
-        return self._errors[0] if self._errors else None
-
-    def _read_back(self, compiled) -> str | None:
-        want = {d: {m.meter_id: m.rate_kbps for m in ms} for d, ms in compiled.meters.items() if ms}
-        dpids = {s.dpid for s in self.core.spec.switches} - self.core.meterless
-        self._meter_replies = {}
-        self._meter_expected = dpids
-        self._meter_event.clear()
-        for d in dpids:
-            if self.send(d, "meter_config") is None:
-                return f"switch {d:#x} is not connected"
-        if not self._meter_event.wait(self.timeout_s):
-            return "meter read-back timed out"
-        for d in dpids:
-            got = self._meter_replies.get(d, {})
-            if got != want.get(d, {}):
-                return f"switch {d:#x}: meters read back {got}, expected {want.get(d, {})}"
-        return None
-
     def apply(self, plan, actor: str, dry_run: bool = False, watch_s: float = 0.0) -> dict:
-        """Apply ``plan``. With ``watch_s`` > 0 (and a store), the delivered throughput of every
-        application the plan guarantees is compared, ``watch_s`` after the apply, with the
-        ``watch_s`` before it (delivered = admitted at the ingress switch minus what the
-        application's meters dropped); if any fell by more than ``REGRESSION_TOLERANCE``, the previous
-        plan is restored automatically and the audit log says why."""
-        if not self._lock.acquire(blocking=False):
+        """Apply ``plan``; returns ``{"plan", "dry_run", "diff", "outcome", "reason", ...}`` with
+        ``outcome`` one of :class:`~controller.enforcement.Outcome`'s values. With ``watch_s``
+        > 0 (and a store) the regression watch is armed (see the module docstring)."""
+        if not self._plan_lock.acquire(blocking=False):
             raise ApplyError(409, "another plan is being applied")
         try:
             if not dry_run and not self.core.all_ready():
@@ -143,102 +161,88 @@ class PlanEnforcer:
             previous = self.core.plan
             old_compiled = self.core.compiled
             new, msgs, summary = self.core.prepare_plan(plan)
-            result = {"plan": plan.name, "dry_run": dry_run, "diff": summary}
             if dry_run:
-                result["outcome"] = "dry run"
+                result = Result(Outcome.DRY_RUN)
             elif not msgs and new.shapes == old_compiled.shapes:
                 self._commit(plan, new)
-                result["outcome"] = "unchanged"
+                result = Result(Outcome.UNCHANGED)
             else:
-                self._errors = []
-                why = self._send_confirm(msgs) or self.shape(new) or self._read_back(new)
-                if why is None:
+                result = self._run(self._transaction(old_compiled, new))
+                if result.outcome is Outcome.APPLIED:
                     self._commit(plan, new)
-                    result["outcome"] = "applied"
-                    if watch_s > 0 and self.store is not None:
-                        self._watch(plan, previous, old_compiled, new, watch_s)
-                        result["watch_s"] = watch_s
-                else:
-                    back, _ = diff_networks(new, old_compiled)
-                    self._errors = []
-                    again = (self._send_confirm(back) or self.shape(old_compiled)
-                             or self._read_back(old_compiled))
-                    result["outcome"] = f"rolled back: {why}"
-                    if again:
-                        result["outcome"] += f"; rollback also failed: {again}"
-                    result["restored"] = previous.name if previous else None
-            self._record(plan, actor, result)
+            out = {"plan": plan.name, "dry_run": dry_run, "diff": summary,
+                   "outcome": result.outcome.value, "reason": result.reason}
+            if result.outcome in (Outcome.ROLLED_BACK, Outcome.ROLLBACK_FAILED):
+                out["restored"] = previous.name if previous else None
+            if result.outcome is Outcome.APPLIED and watch_s > 0 and self.store is not None:
+                keys = tuple((a.tenant, a.app) for a in plan.allocations)
+                self._watch = (RegressionWatch(plan.name, keys, self.wall_clock(), watch_s),
+                               plan, previous, old_compiled, new)
+                out["watch_s"] = watch_s
+            self._record(plan, actor, "dry_run" if dry_run else "apply", summary, result)
+            return out
+        finally:
+            self._plan_lock.release()
+
+    # ------------------------------------------------------------------ regression watch
+    def tick(self) -> Result | None:
+        """Check a due regression watch (called every poll cycle); the rollback's result if it
+        rolled back, else None."""
+        armed = self._watch
+        if armed is None or not armed[0].due(self.wall_clock()):
+            return None
+        if not self._plan_lock.acquire(blocking=False):
+            return None  # an apply is running: the next tick checks again
+        try:
+            watch, plan, previous, old_compiled, new = armed
+            self._watch = None
+            if self.core.plan is not plan:
+                LOG.info("regression watch for plan %s: superseded, nothing to check", plan.name)
+                return None
+            worse = watch.regressions({k: (self._delivered(k, *watch.before),
+                                           self._delivered(k, *watch.after)) for k in watch.keys})
+            if not worse:
+                LOG.info("regression watch for plan %s: no application got worse", plan.name)
+                return None
+            tx = rollback(new, old_compiled, frozenset(s.dpid for s in self.core.spec.switches),
+                          frozenset(self.core.meterless), "regression: " + "; ".join(worse),
+                          self.timeout_s)
+            result = self._run(tx)
+            if result.outcome is Outcome.ROLLED_BACK:
+                self._commit(previous, old_compiled)
+            _, summary = tx.summary()
+            self._record(plan, "regression-watch", "rollback", summary, result)
             return result
         finally:
-            self._lock.release()
-
-    REGRESSION_TOLERANCE = 0.05
-    SETTLE_S = 1.0
-
-    def _watch(self, plan, previous, old_compiled, new, watch_s: float) -> None:
-        t_apply = self.wall_clock()
-        keys = [(a.tenant, a.app) for a in plan.allocations]
-        delay = self.SETTLE_S + watch_s + 2.0  # + the store's flush interval
-        timer = threading.Timer(delay, self._check_regression,
-                                args=(plan, previous, old_compiled, new, t_apply, watch_s, keys))
-        timer.daemon = True
-        timer.start()
+            self._plan_lock.release()
 
     def _mean(self, name: str, lo: float, hi: float) -> float | None:
         pts = [v for _, v in self.store.query([name], lo, hi)[name] if v is not None]
         return sum(pts) / len(pts) if pts else None
 
-    def _check_regression(self, plan, previous, old_compiled, new, t_apply, watch_s, keys) -> None:
-        with self._lock:
-            if self.core.plan is not plan:
-                LOG.info("regression watch for plan %s: superseded, nothing to check", plan.name)
-                return
-            worse = []
-            names = self.store.series_names()
-            for tenant, app in keys:
-                # admitted at ingress (counted before any meter) minus what the app's meters dropped
-                mid = meter_id(tenant_number(self.core.spec, tenant), app_number(self.core.spec, tenant, app))
-                drops = [n for n in names if n.startswith("meter/") and n.endswith(f"/{mid}/drop_bps")]
+    def _delivered(self, key: tuple[str, str], lo: float, hi: float) -> float | None:
+        """Admitted at the ingress switch (counted before any meter) minus what the
+        application's meters dropped, bit/s, mean over [lo, hi]."""
+        tenant, app = key
+        offered = self._mean(f"app/{tenant}/{app}/fwd/bps", lo, hi)
+        if offered is None:
+            return None
+        mid = meter_id(tenant_number(self.core.spec, tenant), app_number(self.core.spec, tenant, app))
+        drops = [n for n in self.store.series_names()
+                 if n.startswith("meter/") and n.endswith(f"/{mid}/drop_bps")]
+        return offered - sum(self._mean(n, lo, hi) or 0.0 for n in drops)
 
-                def delivered(lo, hi, tenant=tenant, app=app, drops=drops):
-                    offered = self._mean(f"app/{tenant}/{app}/fwd/bps", lo, hi)
-                    if offered is None:
-                        return None
-                    return offered - sum(self._mean(n, lo, hi) or 0.0 for n in drops)
-
-                before = delivered(t_apply - watch_s, t_apply)
-                after = delivered(t_apply + self.SETTLE_S, t_apply + self.SETTLE_S + watch_s)
-                LOG.info("regression watch for plan %s: %s/%s %s bit/s before, %s after", plan.name,
-                         tenant, app, before, after)
-                if before and after is not None and after < (1 - self.REGRESSION_TOLERANCE) * before:
-                    worse.append(f"{tenant}/{app} delivered {after / 1e6:.2f} Mbit/s after the apply, "
-                                 f"{before / 1e6:.2f} before")
-            if not worse:
-                return
-            back, summary = diff_networks(new, old_compiled)
-            self._errors = []
-            failed = self._send_confirm(back) or self.shape(old_compiled) or self._read_back(old_compiled)
-            if failed is None:
-                self._commit(previous, old_compiled)
-            outcome = f"rolled back: regression: {'; '.join(worse)}"
-            if failed:
-                outcome += f"; rollback failed: {failed}"
-            self._record(plan, "regression-watch",
-                         {"dry_run": False, "diff": summary, "outcome": outcome}, action="rollback")
-
+    # ------------------------------------------------------------------ records
     def _commit(self, plan, compiled) -> None:
         self.core.commit_plan(plan, compiled)
         if self.on_commit is not None:
             self.on_commit(compiled)
 
-    def _record(self, plan, actor: str, result: dict, action: str | None = None) -> None:
-        entry = {"t": self.wall_clock(), "actor": actor,
-                 "action": action or ("dry_run" if result["dry_run"] else "apply"),
-                 "plan": plan.to_dict(),
-                 "detail": result["diff"], "outcome": result["outcome"]}
+    def _record(self, plan, actor: str, action: str, detail: dict, result: Result) -> None:
+        entry = {"t": self.wall_clock(), "actor": actor, "action": action, "plan": plan.to_dict(),
+                 "detail": detail, "outcome": result.text()}
         if self.store is not None:
-            self.store.record_audit(entry["t"], actor, entry["action"], entry["plan"], entry["detail"],
-                                    entry["outcome"])
+            self.store.record_audit(entry["t"], actor, action, entry["plan"], detail, entry["outcome"])
         else:
             self.history.insert(0, entry)
             del self.history[1000:]  # bounded without a store

@@ -14,6 +14,7 @@ from .core import (
     ModifyFlow,
     ModifyMeter,
     ProbeMeters,
+    ReadMeters,
 )
 
 
@@ -29,6 +30,8 @@ def to_openflow(datapath, msg: Message):
         return parser.OFPBarrierRequest(datapath)
     if isinstance(msg, ProbeMeters):
         return parser.OFPMeterFeaturesStatsRequest(datapath, 0)
+    if isinstance(msg, ReadMeters):
+        return parser.OFPMeterConfigStatsRequest(datapath, 0, ofp.OFPM_ALL)
     if isinstance(msg, ClearMeters):
         return parser.OFPMeterMod(datapath, command=ofp.OFPMC_DELETE, flags=0, meter_id=ofp.OFPM_ALL)
     if isinstance(msg, DeleteMeter):
@@ -82,8 +85,6 @@ def stats_request(datapath, kind: str):
         return parser.OFPPortStatsRequest(datapath, 0, ofp.OFPP_ANY)
     if kind == "meter":
         return parser.OFPMeterStatsRequest(datapath, 0, ofp.OFPM_ALL)
-    if kind == "meter_config":
-        return parser.OFPMeterConfigStatsRequest(datapath, 0, ofp.OFPM_ALL)
     raise ValueError(f"kind: unknown statistics kind {kind!r}")
 
 

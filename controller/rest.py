@@ -38,6 +38,7 @@ from topologies.shown import shown
 
 from .cookies import Cookie
 from .core import ControllerCore
+from .enforcement import Outcome
 from .plan import MAX_EPOCH_S, MAX_PLAN_BYTES
 from .telemetry.samples import Sample, host_series, parse_series
 
@@ -452,7 +453,7 @@ class RestApi:
             result = enforcer.apply(plan, actor="api", dry_run=dry in ("1", "true"), watch_s=watch_s)
         except ApplyError as e:
             raise ApiError(e.status, str(e), "plan") from None
-        if result["outcome"].startswith("rolled back"):
+        if result["outcome"] in (Outcome.ROLLED_BACK.value, Outcome.ROLLBACK_FAILED.value):
             return self._json(result, 409)
         return result
 

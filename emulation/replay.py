@@ -100,7 +100,7 @@ def _post(url: str, token: str, plan) -> float:
     r = requests.post(f"{url}/plans", json=plan.to_dict(), timeout=30,
                       headers={"Authorization": f"Bearer {token}"})
     took = time.monotonic() - t0
-    if r.status_code != 200 or not str(r.json().get("outcome", "")).startswith(("applied", "unchanged")):
+    if r.status_code != 200 or r.json().get("outcome") not in ("applied", "unchanged"):
         raise ReplayRunError(f"plan {plan.name}: HTTP {r.status_code}: {r.text[:300]}")
     return took
 

@@ -266,7 +266,8 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                                     "disturbances": list(verdict.disturbances),
                                     "seconds": round(shadow_s, 2)}
             if verdict is not None and verdict.verdict != "pass":
-                record["outcome"] = "rejected by the shadow network: " + "; ".join(verdict.reasons)
+                record["outcome"] = "rejected by the shadow network"
+                record["reason"] = "; ".join(verdict.reasons)
             else:
                 t2 = time.monotonic()
                 r = requests.post(f"{url}/plans", params={"watch_s": rs.watch_s} if rs.watch_s else None,
@@ -274,7 +275,11 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                                   headers={"Authorization": f"Bearer {token}"} if token else {})
                 apply_s = time.monotonic() - t2
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                record["outcome"] = body.get("outcome") or f"HTTP {r.status_code}: {r.text[:200]}"
+                if body.get("outcome"):
+                    record["outcome"], record["reason"] = body["outcome"], body.get("reason")
+                else:
+                    record["outcome"] = "controller error"
+                    record["reason"] = body.get("error") or f"HTTP {r.status_code}: {r.text[:200]}"
                 record["apply_s"] = round(apply_s, 3)
                 if r.status_code in (401, 403):
                     raise LoopRunError(f"POST /plans: HTTP {r.status_code}: the token was refused")
@@ -282,7 +287,8 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
             store.add(record, planner.memory())
             _observe(metrics, record, d)
             state.update(cycle=cycle, last=record)
-            LOG.info("cycle %d: %s; %s", cycle, model_note, record["outcome"])
+            LOG.info("cycle %d: %s; %s%s", cycle, model_note, record["outcome"],
+                     f": {record['reason']}" if record.get("reason") else "")
             cycle += 1
             done += 1
             stop.wait(max(0.0, rs.interval_s - (time.time() - t0)))
@@ -299,7 +305,7 @@ def _observe(m: Metrics, record: dict, d) -> None:
     m.cycle_seconds.set(record["seconds"])
     m.horizon.set(record["horizon_steps"])
     m.anomalies.inc(len(d.anomalies))
-    m.outcomes.labels(str(record["outcome"]).split(":")[0]).inc()
+    m.outcomes.labels(record["outcome"]).inc()
     for a in d.plan.allocations:
         m.allocated.labels(a.tenant, a.app).set(a.rate_mbps)
     for k, up in d.required_mbps.items():

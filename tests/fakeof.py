@@ -107,3 +107,69 @@ def arp_request(spec: NetworkSpec, src: str, target_ip: str) -> dict:
     hs = spec.host(src)
     return {"eth_src": hs.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "eth_type": 0x0806,
             "arp_spa": hs.ip, "arp_tpa": target_ip}
+
+
+class FakeSwitches:
+    """The switch side of the OpenFlow channel, for the enforcement machine's unit tests.
+
+    It keeps each switch's flows and meters, executes the core's messages in order and queues
+    what a switch answers, in order: an error for a message it rejects (``reject(dpid, message)``
+    returns the error text, or None), a barrier reply, a meter configuration reply. A switch in
+    ``gone`` is not connected (sending returns no xid); one in ``silent`` never answers;
+    ``meter_lies[dpid]`` is a meter table it reports instead of its own.
+    """
+
+    def __init__(self, compiled=None):
+        self.flows: dict[int, dict[tuple, FlowRule]] = {}
+        self.meters: dict[int, dict[int, int]] = {}
+        if compiled is not None:
+            for dpid, rules in compiled.rules.items():
+                self.flows[dpid] = {r.key: r for r in rules}
+            for dpid, ms in compiled.meters.items():
+                self.meters[dpid] = {m.meter_id: m.rate_kbps for m in ms}
+        self.replies: list[tuple] = []  # ("error", dpid, text) | ("barrier", xid) | ("meters", dpid, rates)
+        self.reject = lambda dpid, message: None
+        self.gone: set[int] = set()
+        self.silent: set[int] = set()
+        self.meter_lies: dict[int, dict[int, int]] = {}
+        self.sent: list[tuple[int, object]] = []
+        self._xid = 0
+
+    def send(self, dpid: int, m) -> int | None:
+        from controller import core
+
+        if dpid in self.gone:
+            return None
+        self._xid += 1
+        self.sent.append((dpid, m))
+        if dpid in self.silent:
+            return self._xid
+        why = self.reject(dpid, m)
+        if why is not None:
+            self.replies.append(("error", dpid, why))
+            return self._xid
+        flows, meters = self.flows.setdefault(dpid, {}), self.meters.setdefault(dpid, {})
+        if isinstance(m, (core.AddFlow, core.ModifyFlow)):
+            flows[m.rule.key] = m.rule
+        elif isinstance(m, core.DeleteFlow):
+            flows.pop(m.rule.key, None)
+        elif isinstance(m, (core.AddMeter, core.ModifyMeter)):
+            meters[m.meter.meter_id] = m.meter.rate_kbps
+        elif isinstance(m, core.DeleteMeter):
+            meters.pop(m.meter_id, None)
+        elif isinstance(m, core.Barrier):
+            self.replies.append(("barrier", self._xid))
+        elif isinstance(m, core.ReadMeters):
+            self.replies.append(("meters", dpid, dict(self.meter_lies.get(dpid, meters))))
+        return self._xid
+
+    def state(self) -> tuple[dict, dict]:
+        """Flows (rule keys per switch) and meters (id -> rate per switch), empty switches left out."""
+        return ({d: set(f) for d, f in self.flows.items() if f},
+                {d: dict(m) for d, m in self.meters.items() if m})
+
+
+def installed(compiled) -> tuple[dict, dict]:
+    """What :meth:`FakeSwitches.state` shows once ``compiled`` is installed."""
+    return ({d: {r.key for r in rs} for d, rs in compiled.rules.items() if rs},
+            {d: {m.meter_id: m.rate_kbps for m in ms} for d, ms in compiled.meters.items() if ms})

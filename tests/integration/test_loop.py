@@ -66,7 +66,7 @@ def test_loop_allocates_for_the_running_stream(lab, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     recs = cycles(db)
     assert [x["cycle"] for x in recs] == [1, 2, 3]
-    assert all(x["outcome"].startswith(("applied", "unchanged")) for x in recs), recs[-1]["outcome"]
+    assert all(x["outcome"] in ("applied", "unchanged") for x in recs), recs[-1]
     assert "red/video/bandwidth" in recs[-1]["keys"] and recs[-1]["scored"]["red/video/bandwidth"]["n"] >= 1
     plan = requests.get(f"{lab.ctl.url}/plans/current", timeout=5).json()["plan"]
     video = next(a for a in plan["allocations"] if (a["tenant"], a["app"]) == ("red", "video"))
@@ -111,7 +111,7 @@ def test_plan_verified_in_a_shadow_network_first(lab, tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         (rec,) = cycles(db)
         assert rec["shadow"]["verdict"] == "pass", rec["shadow"]
-        assert rec["outcome"].startswith(("applied", "unchanged"))
+        assert rec["outcome"] in ("applied", "unchanged"), rec
         assert rec["horizon_steps"] >= 3  # covers the shadow run plus the apply
     finally:
         assert cleanup.find("ntm").empty()

@@ -113,7 +113,7 @@ def test_plan_failing_half_way_is_rolled_back(lab):
     lab.expected_log_errors.append("OpenFlow error type=12 code=1")  # OFPMMFC_METER_EXISTS
     code, res = post(lab, plan)
     assert code == 409 and res["outcome"].startswith("rolled back"), res
-    assert "type=12 code=1" in res["outcome"]
+    assert "type=12 code=1" in res["reason"]
     assert res["restored"] == "video-20"
     assert dump(lab, "dump-flows") == before_flows
     assert meters(lab) == before_meters  # the clashing meter is gone too

@@ -4,6 +4,7 @@ place, removed again with the plan - and Mininet's own link shaping on that port
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -31,6 +32,17 @@ def classes(lab):
     return out
 
 
+def qdisc_drops(lab) -> int:
+    """Packets every qdisc on s1's ports has dropped so far (HTB root and leaves)."""
+    total = 0
+    for i in range(1, 8):
+        r = subprocess.run(["tc", "-s", "qdisc", "show", "dev", f"{lab.lab.prefix}s1-eth{i}"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            total += sum(int(n) for n in re.findall(r"dropped (\d+)", r.stdout))
+    return total
+
+
 def test_probe_reports_meters_and_the_fallback(lab):
     state = requests.get(f"{lab.ctl.url}/plans/current", timeout=5).json()
     # the real switches all answer the meter features request with meter support
@@ -48,16 +60,23 @@ def test_htb_class_limits_a_50_mbit_stream_and_is_removed_with_the_plan(lab):
     dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", lab.lab.prefix + "s1"],
                           capture_output=True, text=True, check=True).stdout
     assert "meter=" not in dump
+    dropped = qdisc_drops(lab)
     sent, got = stream(lab, 50, 6)
     assert sent["l2_bps"] == pytest.approx(50e6, rel=0.02)
     delivered = got["l2_bytes"] * 8 / sent["seconds"]
     assert delivered == pytest.approx(20e6, rel=0.05)
+    # the class dropped (most of) the excess: the counter sees what HTB drops
+    assert qdisc_drops(lab) - dropped >= 0.5 * (sent["packets"] - got["distinct"])
 
     code, res = post(lab, video(30))  # in place
     assert code == 200 and res["outcome"] == "applied", res
     assert [c["rate_kbps"] for c in res["diff"]["tc_classes_modified"]] == [30_000]
+    dropped = qdisc_drops(lab)
     sent, got = stream(lab, 15, 6)
-    assert got["distinct"] == sent["packets"]  # below the rate: nothing lost
+    # below the rate the class drops nothing; the receiver gets it all but what a busy host
+    # itself may lose in front of the userspace datapath
+    assert qdisc_drops(lab) == dropped
+    assert got["distinct"] >= 0.99 * sent["packets"]
 
     code, res = post(lab, {"name": "none", "allocations": []})
     assert code == 200 and res["outcome"] == "applied", res

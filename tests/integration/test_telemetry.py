@@ -134,9 +134,11 @@ def test_switch_reconnect_leaves_no_negative_or_spiked_rate(lab):
     pts = [(t, v) for t, v in pts if run.started - 1 <= t <= end + 3]
     values = [v for _, v in pts if v is not None]
     assert values and min(values) >= 0
-    # no spike: a mishandled counter reset would show the whole count in one interval (many
-    # times the rate); a paced sender starved of CPU for a moment may catch up by a few percent
-    assert max(values) <= 1.5 * run.l2_bps, max(values)
+    # no spike: a mishandled counter reset would show the whole count in one interval (the
+    # stream ran for several seconds before the cut: several times the rate); a paced sender
+    # starved of CPU for a moment catches up on its schedule, so one interval of a busy machine
+    # may carry up to about twice the rate
+    assert max(values) <= 3 * run.l2_bps, max(values)
     # polling resumes by itself: after the first value past the reconnect, no gap (a late reply
     # on a busy machine defers a sample, it does not make a gap)
     resumed = next(t for t, v in pts if t > reconnected and v is not None)

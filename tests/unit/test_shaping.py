@@ -81,7 +81,7 @@ def test_tc_read_back_parsing_and_filters():
 def test_a_barrier_reply_that_beats_its_waiter_still_confirms():
     """The reply to a barrier can arrive on the OpenFlow thread before the sender has registered
     its wait; the apply must still be confirmed, not time out."""
-    from controller.core import Barrier
+    from controller.core import Barrier, ReadMeters
     from controller.enforcer import PlanEnforcer
 
     spec = load_spec(bundled("default"))
@@ -97,9 +97,8 @@ def test_a_barrier_reply_that_beats_its_waiter_still_confirms():
         xid = next(xids)
         if isinstance(m, Barrier):
             enf.barrier(xid)  # answered before send() returns
-        elif m == "meter_config":
-            enf.meter_config(dpid, {m_.meter_id: m_.rate_kbps
-                                    for m_ in core_new.meters.get(dpid, ())})
+        elif isinstance(m, ReadMeters):
+            enf.meters_read(dpid, {m_.meter_id: m_.rate_kbps for m_ in core_new.meters.get(dpid, ())})
         return xid
 
     enf = PlanEnforcer(core, send, timeout_s=0.5)
