@@ -70,24 +70,51 @@ def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
     and DSCP marks too."""
     if plan is not None:
         spec = plan.effective_spec(spec)
-    wiring = wire(spec)
-    dpid = {s.name: s.dpid for s in spec.switches}
-    rules: dict[int, list[FlowRule]] = defaultdict(list)
-    meters: dict[int, dict[int, MeterRule]] = defaultdict(dict)
-
-    # table-miss deny in both tables, trunk admission in table 0
-    for s in spec.switches:
-        deny = Cookie(app=APP_DENY).encode()
-        rules[s.dpid].append(FlowRule.make(s.dpid, TABLE_ACL, PRIO_DENY, {}, [], deny))
-        rules[s.dpid].append(FlowRule.make(s.dpid, TABLE_FWD, PRIO_DENY, {}, [], deny))
-        for port in wiring.trunk_ports(s.name):
-            rules[s.dpid].append(FlowRule.make(s.dpid, TABLE_ACL, PRIO_TRUNK, {"in_port": port},
-                                               [("goto", TABLE_FWD)], Cookie().encode()))
-
-    pairs = [(a, b) for t in spec.tenants for i, a in enumerate(t.hosts) for b in t.hosts[i + 1:]]
+    b = _Builder(spec, wire(spec), {s.name: s.dpid for s in spec.switches})
+    b.base()
+    pairs = [(x, y) for t in spec.tenants for i, x in enumerate(t.hosts) for y in t.hosts[i + 1:]]
     paths = Router(spec).place_pairs(pairs)
-
     for t in spec.tenants:
+        b.members(t, paths)
+        b.admission(t, plan)
+    if plan is not None:
+        for alloc in plan.allocations:
+            if alloc.path:
+                b.application_path(alloc)
+    return CompiledNetwork(b.deduplicated(), paths,
+                           {d: tuple(m.values()) for d, m in b.meters.items()})
+
+
+@dataclass
+class _Builder:
+    """The rules and meters of one compiled network, added section by section."""
+
+    spec: NetworkSpec
+    wiring: object
+    dpid: dict[str, int]
+    rules: dict[int, list[FlowRule]] = field(default_factory=lambda: defaultdict(list))
+    meters: dict[int, dict[int, MeterRule]] = field(default_factory=lambda: defaultdict(dict))
+
+    def add(self, switch: str, table: int, priority: int, match: dict, actions: list, cookie: int,
+            meter: int | None = None, stage: int = 0) -> None:
+        d = self.dpid[switch]
+        self.rules[d].append(FlowRule.make(d, table, priority, match, actions, cookie, meter,
+                                           stage=stage))
+
+    def base(self) -> None:
+        """Table-miss deny in both tables, trunk admission in table 0."""
+        deny = Cookie(app=APP_DENY).encode()
+        for s in self.spec.switches:
+            self.add(s.name, TABLE_ACL, PRIO_DENY, {}, [], deny)
+            self.add(s.name, TABLE_FWD, PRIO_DENY, {}, [], deny)
+            for port in self.wiring.trunk_ports(s.name):
+                self.add(s.name, TABLE_ACL, PRIO_TRUNK, {"in_port": port}, [("goto", TABLE_FWD)],
+                         Cookie().encode())
+
+    def members(self, t, paths) -> None:
+        """Between a tenant's members: ARP (and ICMP when the tenant allows it) admitted at the
+        edge, IPv4 and ARP forwarded along each pair's path."""
+        spec, wiring = self.spec, self.wiring
         tn = tenant_number(spec, t.id)
         for src in t.hosts:
             hs = spec.host(src)
@@ -97,29 +124,28 @@ def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
                 if dst == src:
                     continue
                 hd = spec.host(dst)
-                # admission of ARP (and of ICMP when the tenant allows it) between tenant members
-                rules[dpid[sw]].append(FlowRule.make(
-                    dpid[sw], TABLE_ACL, PRIO_ARP,
-                    {**edge, "eth_type": ETH_ARP, "arp_spa": hs.ip, "arp_tpa": hd.ip},
-                    [("goto", TABLE_FWD)], Cookie(tn, APP_ARP).encode()))
+                self.add(sw, TABLE_ACL, PRIO_ARP,
+                         {**edge, "eth_type": ETH_ARP, "arp_spa": hs.ip, "arp_tpa": hd.ip},
+                         [("goto", TABLE_FWD)], Cookie(tn, APP_ARP).encode())
                 if t.allow_icmp:
-                    rules[dpid[sw]].append(FlowRule.make(
-                        dpid[sw], TABLE_ACL, PRIO_ICMP,
-                        {**edge, "eth_type": ETH_IP, "ipv4_src": hs.ip, "ipv4_dst": hd.ip,
-                         "ip_proto": IPPROTO["icmp"]},
-                        [("goto", TABLE_FWD)], Cookie(tn, APP_ICMP).encode()))
-                # forwarding along the pair's path, IPv4 and ARP
+                    self.add(sw, TABLE_ACL, PRIO_ICMP,
+                             {**edge, "eth_type": ETH_IP, "ipv4_src": hs.ip, "ipv4_dst": hd.ip,
+                              "ip_proto": IPPROTO["icmp"]},
+                             [("goto", TABLE_FWD)], Cookie(tn, APP_ICMP).encode())
                 path = paths[(src, dst)]
                 for i, hop in enumerate(path):
                     out = (wiring.host_port[dst][1] if i == len(path) - 1
                            else wiring.neighbour_port(hop, path[i + 1]))
                     for eth, m in ((ETH_IP, {"ipv4_src": hs.ip, "ipv4_dst": hd.ip}),
                                    (ETH_ARP, {"arp_spa": hs.ip, "arp_tpa": hd.ip})):
-                        rules[dpid[hop]].append(FlowRule.make(
-                            dpid[hop], TABLE_FWD, PRIO_FWD, {"eth_type": eth, **m},
-                            [("output", out)], Cookie(tn).encode()))
+                        self.add(hop, TABLE_FWD, PRIO_FWD, {"eth_type": eth, **m},
+                                 [("output", out)], Cookie(tn).encode())
 
-        # application admission from the policies
+    def admission(self, t, plan) -> None:
+        """Application admission from the policies, both directions; a plan's allocation adds
+        its meter at the client's switch (and its DSCP mark)."""
+        spec, wiring = self.spec, self.wiring
+        tn = tenant_number(spec, t.id)
         for src, dst, app in sorted({x for x in spec.allowed() if x[0] in t.hosts}):
             a = t.app(app)
             an = app_number(spec, t.id, app)
@@ -132,56 +158,55 @@ def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
             mid = None
             if alloc is not None:
                 mid = meter_id(tn, an)
-                meters[dpid[sw_s]][mid] = MeterRule(dpid[sw_s], mid, int(round(alloc.rate_mbps * 1000)),
-                                                    int(round(alloc.burst)))
+                d = self.dpid[sw_s]
+                self.meters[d][mid] = MeterRule(d, mid, int(round(alloc.rate_mbps * 1000)),
+                                                int(round(alloc.burst)))
                 if alloc.dscp is not None:
                     actions.insert(0, ("set_dscp", alloc.dscp))
-            rules[dpid[sw_s]].append(FlowRule.make(
-                dpid[sw_s], TABLE_ACL, PRIO_APP,
-                {"in_port": port_s, "eth_src": hs.mac, "eth_type": ETH_IP, "ipv4_src": hs.ip,
-                 "ipv4_dst": hd.ip, "ip_proto": proto, f"{a.protocol}_dst": a.port},
-                actions, Cookie(tn, an, DIR_FORWARD).encode(), mid))
-            rules[dpid[sw_d]].append(FlowRule.make(
-                dpid[sw_d], TABLE_ACL, PRIO_APP,
-                {"in_port": port_d, "eth_src": hd.mac, "eth_type": ETH_IP, "ipv4_src": hd.ip,
-                 "ipv4_dst": hs.ip, "ip_proto": proto, f"{a.protocol}_src": a.port},
-                [("goto", TABLE_FWD)], Cookie(tn, an, DIR_REVERSE).encode()))
+            self.add(sw_s, TABLE_ACL, PRIO_APP,
+                     {"in_port": port_s, "eth_src": hs.mac, "eth_type": ETH_IP, "ipv4_src": hs.ip,
+                      "ipv4_dst": hd.ip, "ip_proto": proto, f"{a.protocol}_dst": a.port},
+                     actions, Cookie(tn, an, DIR_FORWARD).encode(), mid)
+            self.add(sw_d, TABLE_ACL, PRIO_APP,
+                     {"in_port": port_d, "eth_src": hd.mac, "eth_type": ETH_IP, "ipv4_src": hd.ip,
+                      "ipv4_dst": hs.ip, "ip_proto": proto, f"{a.protocol}_src": a.port},
+                     [("goto", TABLE_FWD)], Cookie(tn, an, DIR_REVERSE).encode())
 
-    # per-application paths from the plan, for the pairs whose switches the path joins
-    if plan is not None:
-        for alloc in plan.allocations:
-            if not alloc.path:
+    def application_path(self, alloc) -> None:
+        """A plan's own path for one application, for the pairs whose switches it joins; staged
+        so that the last hop goes in first (make before break)."""
+        spec, wiring = self.spec, self.wiring
+        t = spec.tenant(alloc.tenant)
+        a = t.app(alloc.app)
+        tn, an = tenant_number(spec, t.id), app_number(spec, t.id, a.name)
+        proto = IPPROTO[a.protocol]
+        for src, dst, app in sorted(spec.allowed()):
+            if app != a.name or src not in t.hosts:
                 continue
-            t = spec.tenant(alloc.tenant)
-            a = t.app(alloc.app)
-            tn, an = tenant_number(spec, t.id), app_number(spec, t.id, a.name)
-            proto = IPPROTO[a.protocol]
-            for src, dst, app in sorted(spec.allowed()):
-                if app != a.name or src not in t.hosts:
-                    continue
-                hs, hd = spec.host(src), spec.host(dst)
-                if (hs.switch, hd.switch) != (alloc.path[0], alloc.path[-1]):
-                    continue
-                for path, s_host, d_host, port_field, direction in (
-                        (alloc.path, hs, hd, f"{a.protocol}_dst", DIR_FORWARD),
-                        (tuple(reversed(alloc.path)), hd, hs, f"{a.protocol}_src", DIR_REVERSE)):
-                    for i, hop in enumerate(path):
-                        out = (wiring.host_port[d_host.name][1] if i == len(path) - 1
-                               else wiring.neighbour_port(hop, path[i + 1]))
-                        rules[dpid[hop]].append(FlowRule.make(
-                            dpid[hop], TABLE_FWD, PRIO_APP_FWD,
-                            {"eth_type": ETH_IP, "ipv4_src": s_host.ip, "ipv4_dst": d_host.ip,
-                             "ip_proto": proto, port_field: a.port},
-                            [("output", out)], Cookie(tn, an, direction).encode(),
-                            stage=len(path) - 1 - i))
+            hs, hd = spec.host(src), spec.host(dst)
+            if (hs.switch, hd.switch) != (alloc.path[0], alloc.path[-1]):
+                continue
+            for path, s_host, d_host, port_field, direction in (
+                    (alloc.path, hs, hd, f"{a.protocol}_dst", DIR_FORWARD),
+                    (tuple(reversed(alloc.path)), hd, hs, f"{a.protocol}_src", DIR_REVERSE)):
+                for i, hop in enumerate(path):
+                    out = (wiring.host_port[d_host.name][1] if i == len(path) - 1
+                           else wiring.neighbour_port(hop, path[i + 1]))
+                    self.add(hop, TABLE_FWD, PRIO_APP_FWD,
+                             {"eth_type": ETH_IP, "ipv4_src": s_host.ip, "ipv4_dst": d_host.ip,
+                              "ip_proto": proto, port_field: a.port},
+                             [("output", out)], Cookie(tn, an, direction).encode(),
+                             stage=len(path) - 1 - i)
 
-    # one entry per key: a later duplicate (same table, priority, match) would overwrite on the switch
-    final: dict[int, tuple[FlowRule, ...]] = {}
-    for d, lst in rules.items():
-        seen: dict[tuple, FlowRule] = {}
-        for r in lst:
-            if r.key in seen and seen[r.key] != r:
-                raise ValueError(f"rules: conflicting entries for {r.key}")
-            seen[r.key] = r
-        final[d] = tuple(seen.values())
-    return CompiledNetwork(final, paths, {d: tuple(m.values()) for d, m in meters.items()})
+    def deduplicated(self) -> dict[int, tuple[FlowRule, ...]]:
+        """One entry per key: a later duplicate (same table, priority, match) would overwrite
+        on the switch, so a conflicting one is an error."""
+        final: dict[int, tuple[FlowRule, ...]] = {}
+        for d, lst in self.rules.items():
+            seen: dict[tuple, FlowRule] = {}
+            for r in lst:
+                if r.key in seen and seen[r.key] != r:
+                    raise ValueError(f"rules: conflicting entries for {r.key}")
+                seen[r.key] = r
+            final[d] = tuple(seen.values())
+        return final

@@ -111,99 +111,36 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
     """Run ``policy`` over ``demand`` (T, N) on the running ``lab`` (an :class:`emulation.lab.Lab`
     whose controller answers at ``url``)."""
     T, N = demand.shape
-    keys = [f.key for f in mapping.flows]
     total = T * step_wall_s
-    reader = MeterReader(spec, lab.prefix, mapping)
     procs: list[subprocess.Popen] = []
-    res = ReplayResult(policy.name, step_trace_s, step_wall_s, keys, demand,
+    res = ReplayResult(policy.name, step_trace_s, step_wall_s, [f.key for f in mapping.flows], demand,
                        np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N)), np.zeros((T, N)))
     try:
-        receivers, senders, probers = [], [], []
-        for f in mapping.flows:
-            port = spec.tenant(f.tenant).app(f.app).port
-            rx = lab.host(f.dst).popen([sys.executable, "-u", "-m", "emulation.udpgen", "recv", "--port",
-                                        str(port), "--seconds", str(total + 15), "--idle-s", str(total + 15)],
-                                       stdout=subprocess.PIPE, text=True)
-            procs.append(rx)
-            receivers.append(rx)
-        for rx in receivers:
-            if rx.stdout.readline().strip() != "ready":
-                raise ReplayRunError("a receiver did not start")
+        _start_receivers(lab, spec, mapping, total, procs)
         # the first step's plan is in force before any traffic
         first = policy.decide(StepInput(0, 0.0, np.zeros((0, N)), np.zeros((0, N))))
         res.apply_s.append(_post(url, token, policy.plan(first, 0)))
         res.allocated[0] = first
-        for j, f in enumerate(mapping.flows):
-            hs, hd = spec.host(f.src), spec.host(f.dst)
-            port = spec.tenant(f.tenant).app(f.app).port
-            rates = ",".join(f"{x:.4f}" for x in demand[:, j])
-            tx = lab.host(f.src).popen(
-                [sys.executable, "-u", "-m", "emulation.udpgen", "send",
-                 "--iface", f"{lab.prefix}{f.src}-eth0",
-                 "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
-                 "--dport", str(port), "--rate-mbps", rates, "--seconds", str(total),
-                 "--frame-bytes", str(frame_bytes), "--wait-start"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            procs.append(tx)
-            senders.append(tx)
-        for tx in senders:
-            if tx.stdout.readline().strip() != "ready":
-                raise ReplayRunError("a sender did not start")
+        senders = _start_senders(lab, spec, mapping, demand, total, frame_bytes, procs)
         t0 = time.time() + 0.5
         for tx in senders:
             tx.stdin.write(f"{t0}\n")
             tx.stdin.flush()
-        for f in mapping.flows:
-            port = spec.tenant(f.tenant).app(f.app).port
-            pr = lab.host(f.src).popen([sys.executable, "-m", "emulation.probe", "rtt", "--ip",
-                                        spec.host(f.dst).ip, "--port", str(port), "--interval", "0.2",
-                                        "--seconds", str(total)], stdout=subprocess.PIPE, text=True)
-            procs.append(pr)
-            probers.append(pr)
+        probers = _start_probers(lab, spec, mapping, total, procs)
         _sleep_until(t0)
-        last, opened = reader.read()
-        acc, acc_s = np.zeros((N, 2)), 0.0  # bytes (in, dropped) and seconds of the open window
+        win = _Windows(MeterReader(spec, lab.prefix, mapping), res)
         lead = actuation_lead([], step_wall_s)
         work: list[float] = []  # seconds each read + decide + apply round took
-        offered, dropped = [], []
-
-        def segment():
-            nonlocal last, opened, acc, acc_s
-            now, closed = reader.read()
-            acc += np.maximum(now - last, 0.0)
-            acc_s += closed - opened
-            last, opened = now, closed
-
-        def reopen():
-            # OVS resets a meter's counters when the meter is modified: a window's next segment
-            # starts from a read taken after the apply was confirmed
-            nonlocal last, opened
-            last, opened = reader.read()
-
-        def close(t):
-            nonlocal acc, acc_s
-            d, window = acc, max(acc_s, 1e-3)
-            acc, acc_s = np.zeros((N, 2)), 0.0
-            res.in_bytes[t], res.drop_bytes[t] = d[:, 0], d[:, 1]
-            res.offered[t] = d[:, 0] * 8 / window / 1e6
-            offered.append(res.offered[t])
-            dropped.append(np.where(d[:, 0] > 0, d[:, 1] / np.maximum(d[:, 0], 1), 0.0))
-
         for t in range(1, T + 1):
             if t == T:
                 _sleep_until(t0 + t * step_wall_s)
-                segment()
-                close(t - 1)
+                win.segment()
+                win.close(t - 1)
                 break
             _sleep_until(t0 + t * step_wall_s - lead)
             began = time.monotonic()
-            segment()
-            # the decision sees step t-1 as measured so far
-            partial = acc[:, 0] * 8 / max(acc_s, 1e-3) / 1e6
-            part_drop = np.where(acc[:, 0] > 0, acc[:, 1] / np.maximum(acc[:, 0], 1), 0.0)
-            s = StepInput(t, t * step_trace_s, np.array(offered + [partial]),
-                          np.array(dropped + [part_drop]))
-            rates = policy.decide(s)
+            win.segment()
+            rates = policy.decide(win.step_input(t, t * step_trace_s))  # step t-1 as measured so far
             res.allocated[t] = rates
             prev = res.allocated[t - 1]
             # raises land before the step begins, decreases just after it: the previous step's
@@ -211,15 +148,15 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             res.apply_s.append(_post(url, token, policy.plan(np.maximum(prev, rates), t)))
             res.late_s.append(time.time() - (t0 + t * step_wall_s))
             work.append(time.monotonic() - began)
-            reopen()
+            win.reopen()
             _sleep_until(t0 + t * step_wall_s)
-            segment()
-            close(t - 1)  # the window of step t-1 ends at its boundary
+            win.segment()
+            win.close(t - 1)  # the window of step t-1 ends at its boundary
             if (rates < prev).any():
                 _sleep_until(t0 + t * step_wall_s + BOUNDARY_S)
-                segment()
+                win.segment()
                 _post(url, token, policy.plan(rates, t))
-                reopen()
+                win.reopen()
             lead = actuation_lead(work, step_wall_s)
             if progress is not None:
                 progress(t)
@@ -237,6 +174,95 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
+
+
+class _Windows:
+    """Each step's measurement window from the meters' counters: segments between reads are
+    summed until the window closes at its step boundary."""
+
+    def __init__(self, reader: MeterReader, res: ReplayResult):
+        self.reader, self.res = reader, res
+        n = len(res.keys)
+        self.last, self.opened = reader.read()
+        self.acc, self.acc_s = np.zeros((n, 2)), 0.0  # bytes (in, dropped), seconds of the open window
+        self.offered: list[np.ndarray] = []  # per closed step, Mbit/s
+        self.dropped: list[np.ndarray] = []  # per closed step, fraction dropped
+
+    def segment(self) -> None:
+        now, closed = self.reader.read()
+        self.acc += np.maximum(now - self.last, 0.0)
+        self.acc_s += closed - self.opened
+        self.last, self.opened = now, closed
+
+    def reopen(self) -> None:
+        # OVS resets a meter's counters when the meter is modified: a window's next segment
+        # starts from a read taken after the apply was confirmed
+        self.last, self.opened = self.reader.read()
+
+    def close(self, t: int) -> None:
+        d, window = self.acc, max(self.acc_s, 1e-3)
+        self.acc, self.acc_s = np.zeros_like(self.acc), 0.0
+        self.res.in_bytes[t], self.res.drop_bytes[t] = d[:, 0], d[:, 1]
+        self.res.offered[t] = d[:, 0] * 8 / window / 1e6
+        self.offered.append(self.res.offered[t])
+        self.dropped.append(np.where(d[:, 0] > 0, d[:, 1] / np.maximum(d[:, 0], 1), 0.0))
+
+    def step_input(self, t: int, t_trace_s: float) -> StepInput:
+        """What the policy sees at boundary ``t``: the closed steps and the open one so far."""
+        partial = self.acc[:, 0] * 8 / max(self.acc_s, 1e-3) / 1e6
+        part_drop = np.where(self.acc[:, 0] > 0, self.acc[:, 1] / np.maximum(self.acc[:, 0], 1), 0.0)
+        return StepInput(t, t_trace_s, np.array(self.offered + [partial]),
+                         np.array(self.dropped + [part_drop]))
+
+
+def _start_receivers(lab, spec: NetworkSpec, mapping: ReplayMap, total: float, procs: list) -> None:
+    receivers = []
+    for f in mapping.flows:
+        port = spec.tenant(f.tenant).app(f.app).port
+        rx = lab.host(f.dst).popen([sys.executable, "-u", "-m", "emulation.udpgen", "recv", "--port",
+                                    str(port), "--seconds", str(total + 15), "--idle-s", str(total + 15)],
+                                   stdout=subprocess.PIPE, text=True)
+        procs.append(rx)
+        receivers.append(rx)
+    for rx in receivers:
+        if rx.stdout.readline().strip() != "ready":
+            raise ReplayRunError("a receiver did not start")
+
+
+def _start_senders(lab, spec: NetworkSpec, mapping: ReplayMap, demand: np.ndarray, total: float,
+                   frame_bytes: int, procs: list) -> list[subprocess.Popen]:
+    """Every flow's sender, each waiting for the common start time on its stdin."""
+    senders = []
+    for j, f in enumerate(mapping.flows):
+        hs, hd = spec.host(f.src), spec.host(f.dst)
+        port = spec.tenant(f.tenant).app(f.app).port
+        rates = ",".join(f"{x:.4f}" for x in demand[:, j])
+        tx = lab.host(f.src).popen(
+            [sys.executable, "-u", "-m", "emulation.udpgen", "send",
+             "--iface", f"{lab.prefix}{f.src}-eth0",
+             "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
+             "--dport", str(port), "--rate-mbps", rates, "--seconds", str(total),
+             "--frame-bytes", str(frame_bytes), "--wait-start"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(tx)
+        senders.append(tx)
+    for tx in senders:
+        if tx.stdout.readline().strip() != "ready":
+            raise ReplayRunError("a sender did not start")
+    return senders
+
+
+def _start_probers(lab, spec: NetworkSpec, mapping: ReplayMap, total: float,
+                   procs: list) -> list[subprocess.Popen]:
+    probers = []
+    for f in mapping.flows:
+        port = spec.tenant(f.tenant).app(f.app).port
+        pr = lab.host(f.src).popen([sys.executable, "-m", "emulation.probe", "rtt", "--ip",
+                                    spec.host(f.dst).ip, "--port", str(port), "--interval", "0.2",
+                                    "--seconds", str(total)], stdout=subprocess.PIPE, text=True)
+        procs.append(pr)
+        probers.append(pr)
+    return probers
 
 
 def actuation_lead(work_s: list[float], step_wall_s: float, window: int = 20) -> float:

@@ -281,19 +281,31 @@ def _host_list(ctx: _Ctx, fld: str, value: Any, members: tuple[str, ...]) -> tup
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
-    """Validate decoded YAML/JSON ``data`` into a :class:`NetworkSpec` or raise :class:`SpecError`."""
+    """Validate decoded YAML/JSON ``data`` into a :class:`NetworkSpec` or raise :class:`SpecError`
+    (section by section, in the order of the document: the first bad field is the one named)."""
     ctx = _Ctx(source)
     top = ctx.mapping("", data, {"name", "description", "switches", "links", "hosts", "tenants"},
                       {"name", "switches", "hosts", "tenants"})
     name = ctx.string("name", top["name"])
     if "description" in top:
         ctx.string("description", top["description"])
+    seen_nodes: dict[str, str] = {}  # node name -> the field that named it first
+    switches = _switches(ctx, top["switches"], seen_nodes)
+    ports = {s.name: 0 for s in switches}  # per switch, counted by links and hosts
+    links = _links(ctx, top.get("links", []), ports)
+    hosts = _hosts(ctx, top["hosts"], seen_nodes, ports)
+    for sw, n in ports.items():
+        if n > MAX_PORTS:
+            raise ctx.fail("links", sw, f"switch has {n} ports; at most {MAX_PORTS} are supported")
+    _check_connected(ctx, switches, links)
+    tenants = _tenants(ctx, top["tenants"], {h.name for h in hosts})
+    return NetworkSpec(name, tuple(switches), tuple(links), tuple(hosts), tuple(tenants), source)
 
-    # switches
+
+def _switches(ctx: _Ctx, raw_list: Any, seen_nodes: dict[str, str]) -> list[Switch]:
     switches: list[Switch] = []
-    seen_nodes: dict[str, str] = {}
     seen_dpids: set[int] = set()
-    for i, raw in enumerate(ctx.seq("switches", top["switches"])):
+    for i, raw in enumerate(ctx.seq("switches", raw_list)):
         f = f"switches[{i}]"
         m = ctx.mapping(f, raw, {"name", "dpid"}, {"name"})
         sname = ctx.node_name(f"{f}.name", m["name"])
@@ -305,19 +317,19 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
             raise ctx.fail(f"{f}.dpid", dpid, "is used by another switch")
         seen_dpids.add(dpid)
         switches.append(Switch(sname, dpid))
-    switch_names = {s.name for s in switches}
+    return switches
 
-    # links
+
+def _links(ctx: _Ctx, raw_list: Any, ports: dict[str, int]) -> list[Link]:
     links: list[Link] = []
     seen_pairs: set[frozenset] = set()
-    ports = {s: 0 for s in switch_names}
-    for i, raw in enumerate(ctx.seq("links", top.get("links", []), nonempty=False)):
+    for i, raw in enumerate(ctx.seq("links", raw_list, nonempty=False)):
         f = f"links[{i}]"
         m = ctx.mapping(f, raw, {"a", "b", "capacity_mbps"}, {"a", "b", "capacity_mbps"})
         a = ctx.string(f"{f}.a", m["a"])
         b = ctx.string(f"{f}.b", m["b"])
         for end, v in (("a", a), ("b", b)):
-            if v not in switch_names:
+            if v not in ports:
                 raise ctx.fail(f"{f}.{end}", v, "is not a switch of this spec")
         if a == b:
             raise ctx.fail(f"{f}.b", b, "a link must join two different switches")
@@ -329,13 +341,15 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
         ports[a] += 1
         ports[b] += 1
         links.append(Link(a, b, cap))
+    return links
 
-    # hosts
+
+def _hosts(ctx: _Ctx, raw_list: Any, seen_nodes: dict[str, str], ports: dict[str, int]) -> list[Host]:
     hosts: list[Host] = []
     seen_ips: dict[str, str] = {}
     seen_macs: dict[str, str] = {}
     network: ipaddress.IPv4Network | None = None
-    for i, raw in enumerate(ctx.seq("hosts", top["hosts"])):
+    for i, raw in enumerate(ctx.seq("hosts", raw_list)):
         f = f"hosts[{i}]"
         m = ctx.mapping(f, raw, {"name", "switch", "ip", "mac", "link_mbps", "cpu"},
                         {"name", "switch", "ip"})
@@ -344,27 +358,20 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
             raise ctx.fail(f"{f}.name", hname, f"duplicates the name of {seen_nodes[hname]}")
         seen_nodes[hname] = f
         sw = ctx.string(f"{f}.switch", m["switch"])
-        if sw not in switch_names:
+        if sw not in ports:
             raise ctx.fail(f"{f}.switch", sw, "is not a switch of this spec")
         ports[sw] += 1
-        ip_text = ctx.string(f"{f}.ip", m["ip"])
-        try:
-            iface = ipaddress.IPv4Interface(ip_text if "/" in ip_text else ip_text + "/24")
-        except ValueError:
-            raise ctx.fail(f"{f}.ip", ip_text, "is not an IPv4 address (a.b.c.d or a.b.c.d/len)") from None
+        iface = _host_address(ctx, f, m["ip"])
         ip = str(iface.ip)
-        if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
-            raise ctx.fail(f"{f}.ip", ip_text, "is the network or broadcast address of its subnet")
         if network is None:
             network = iface.network
         elif iface.network != network:
-            raise ctx.fail(f"{f}.ip", ip_text, f"all hosts must share one subnet ({network})")
+            raise ctx.fail(f"{f}.ip", m["ip"], f"all hosts must share one subnet ({network})")
         if ip in seen_ips:
             raise ctx.fail(f"{f}.ip", ip, f"is also the address of {seen_ips[ip]}")
         seen_ips[ip] = hname
         default_mac = "02:00:" + ":".join(f"{b:02x}" for b in iface.ip.packed)  # locally administered
-        mac = ctx.string(f"{f}.mac", m.get("mac", default_mac))
-        mac = mac.lower()
+        mac = ctx.string(f"{f}.mac", m.get("mac", default_mac)).lower()
         if not MAC_RE.match(mac):
             raise ctx.fail(f"{f}.mac", mac, "is not a MAC address (xx:xx:xx:xx:xx:xx)")
         if int(mac[:2], 16) & 1:
@@ -375,40 +382,53 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
         link_mbps = ctx.number(f"{f}.link_mbps", m.get("link_mbps", 100), 0, MAX_LINK_MBPS)
         cpu = ctx.number(f"{f}.cpu", m["cpu"], 0, 1) if "cpu" in m else None
         hosts.append(Host(hname, sw, ip, iface.network.prefixlen, mac, link_mbps, cpu))
-    host_names = {h.name for h in hosts}
+    return hosts
 
-    for sw, n in ports.items():
-        if n > MAX_PORTS:
-            raise ctx.fail("links", sw, f"switch has {n} ports; at most {MAX_PORTS} are supported")
 
-    # the switch graph must be connected, or some host pairs could never talk
-    if switches:
-        adj: dict[str, set[str]] = {s.name: set() for s in switches}
-        for lk in links:
-            adj[lk.a].add(lk.b)
-            adj[lk.b].add(lk.a)
-        start = switches[0].name
-        reached, todo = {start}, [start]
-        while todo:
-            for nxt in adj[todo.pop()]:
-                if nxt not in reached:
-                    reached.add(nxt)
-                    todo.append(nxt)
-        for s in switches:
-            if s.name not in reached:
-                raise ctx.fail("links", s.name, f"switch cannot be reached from {start}")
+def _host_address(ctx: _Ctx, f: str, raw: Any) -> ipaddress.IPv4Interface:
+    ip_text = ctx.string(f"{f}.ip", raw)
+    try:
+        iface = ipaddress.IPv4Interface(ip_text if "/" in ip_text else ip_text + "/24")
+    except ValueError:
+        raise ctx.fail(f"{f}.ip", ip_text, "is not an IPv4 address (a.b.c.d or a.b.c.d/len)") from None
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+        raise ctx.fail(f"{f}.ip", ip_text, "is the network or broadcast address of its subnet")
+    return iface
 
-    # tenants
+
+def _check_connected(ctx: _Ctx, switches: list[Switch], links: list[Link]) -> None:
+    """The switch graph must be connected, or some host pairs could never talk."""
+    if not switches:
+        return
+    adj: dict[str, set[str]] = {s.name: set() for s in switches}
+    for lk in links:
+        adj[lk.a].add(lk.b)
+        adj[lk.b].add(lk.a)
+    start = switches[0].name
+    reached, todo = {start}, [start]
+    while todo:
+        for nxt in adj[todo.pop()]:
+            if nxt not in reached:
+                reached.add(nxt)
+                todo.append(nxt)
+    for s in switches:
+        if s.name not in reached:
+            raise ctx.fail("links", s.name, f"switch cannot be reached from {start}")
+
+
+_NAME_RULE = "must be 1-16 characters: a lower-case letter, then lower-case letters, digits or '_'"
+
+
+def _tenants(ctx: _Ctx, raw_list: Any, host_names: set[str]) -> list[Tenant]:
     tenants: list[Tenant] = []
-    owner: dict[str, str] = {}
-    for i, raw in enumerate(ctx.seq("tenants", top["tenants"])):
+    owner: dict[str, str] = {}  # host -> the tenant it belongs to
+    for i, raw in enumerate(ctx.seq("tenants", raw_list)):
         f = f"tenants[{i}]"
         m = ctx.mapping(f, raw, {"id", "hosts", "applications", "policies", "allow_icmp", "priority"},
                         {"id", "hosts"})
         tid = ctx.string(f"{f}.id", m["id"])
         if not TENANT_RE.match(tid):
-            raise ctx.fail(f"{f}.id", tid, "must be 1-16 characters: a lower-case letter, then "
-                                           "lower-case letters, digits or '_'")
+            raise ctx.fail(f"{f}.id", tid, _NAME_RULE)
         if any(t.id == tid for t in tenants):
             raise ctx.fail(f"{f}.id", tid, "is the id of another tenant")
         members: list[str] = []
@@ -420,54 +440,63 @@ def parse_spec(data: Any, source: str = "<spec>") -> NetworkSpec:
                 raise ctx.fail(f"{f}.hosts[{j}]", hn, f"already belongs to tenant {owner[hn]!r}")
             owner[hn] = tid
             members.append(hn)
-        apps: list[Application] = []
-        for j, rawapp in enumerate(ctx.seq(f"{f}.applications", m.get("applications", []), False)):
-            af = f"{f}.applications[{j}]"
-            am = ctx.mapping(af, rawapp, {"name", "protocol", "port"}, {"name", "protocol", "port"})
-            aname = ctx.string(f"{af}.name", am["name"])
-            if not TENANT_RE.match(aname):
-                raise ctx.fail(f"{af}.name", aname, "must be 1-16 characters: a lower-case letter, "
-                                                    "then lower-case letters, digits or '_'")
-            if any(a.name == aname for a in apps):
-                raise ctx.fail(f"{af}.name", aname, "names another application of this tenant")
-            proto = ctx.string(f"{af}.protocol", am["protocol"])
-            if proto not in PROTOCOLS:
-                raise ctx.fail(f"{af}.protocol", proto, f"must be one of {list(PROTOCOLS)}")
-            port = ctx.integer(f"{af}.port", am["port"], 1, 65535)
-            if any(a.protocol == proto and a.port == port for a in apps):
-                raise ctx.fail(f"{af}.port", port, f"another application already uses {proto}/{port}")
-            apps.append(Application(aname, proto, port))
-        if len(apps) > MAX_APPS:
-            raise ctx.fail(f"{f}.applications", len(apps), f"at most {MAX_APPS} applications")
-        app_names = {a.name for a in apps}
-        policies: list[Policy] = []
-        for j, rawpol in enumerate(ctx.seq(f"{f}.policies", m.get("policies", []), False)):
-            pf = f"{f}.policies[{j}]"
-            pm = ctx.mapping(pf, rawpol, {"from", "to", "apps"}, {"from", "to", "apps"})
-            srcs = _host_list(ctx, f"{pf}.from", pm["from"], tuple(members))
-            dsts = _host_list(ctx, f"{pf}.to", pm["to"], tuple(members))
-            if pm["apps"] == ANY:
-                papps = tuple(a.name for a in apps)
-            else:
-                papps = []
-                for k, an in enumerate(ctx.seq(f"{pf}.apps", pm["apps"])):
-                    an = ctx.string(f"{pf}.apps[{k}]", an)
-                    if an not in app_names:
-                        raise ctx.fail(f"{pf}.apps[{k}]", an, "is not an application of this tenant")
-                    papps.append(an)
-                papps = tuple(papps)
-            policies.append(Policy(srcs, dsts, papps))
+        apps = _applications(ctx, f, m.get("applications", []))
+        policies = _policies(ctx, f, m.get("policies", []), tuple(members), apps)
         allow_icmp = ctx.boolean(f"{f}.allow_icmp", m.get("allow_icmp", True))
         priority = ctx.integer(f"{f}.priority", m.get("priority", 1), 1, 100)
         tenants.append(Tenant(tid, tuple(members), tuple(apps), tuple(policies), allow_icmp, priority))
     if len(tenants) > MAX_TENANTS:
         raise ctx.fail("tenants", len(tenants), f"at most {MAX_TENANTS} tenants")
-
     allowed = sum(len(p.sources) * len(p.destinations) * len(p.apps) for t in tenants for p in t.policies)
     if allowed > MAX_ALLOWED:
         raise ctx.fail("tenants", allowed, f"the policies allow {allowed} (source, destination, "
                                            f"application) combinations; at most {MAX_ALLOWED}")
-    return NetworkSpec(name, tuple(switches), tuple(links), tuple(hosts), tuple(tenants), source)
+    return tenants
+
+
+def _applications(ctx: _Ctx, f: str, raw_list: Any) -> list[Application]:
+    apps: list[Application] = []
+    for j, rawapp in enumerate(ctx.seq(f"{f}.applications", raw_list, False)):
+        af = f"{f}.applications[{j}]"
+        am = ctx.mapping(af, rawapp, {"name", "protocol", "port"}, {"name", "protocol", "port"})
+        aname = ctx.string(f"{af}.name", am["name"])
+        if not TENANT_RE.match(aname):
+            raise ctx.fail(f"{af}.name", aname, _NAME_RULE)
+        if any(a.name == aname for a in apps):
+            raise ctx.fail(f"{af}.name", aname, "names another application of this tenant")
+        proto = ctx.string(f"{af}.protocol", am["protocol"])
+        if proto not in PROTOCOLS:
+            raise ctx.fail(f"{af}.protocol", proto, f"must be one of {list(PROTOCOLS)}")
+        port = ctx.integer(f"{af}.port", am["port"], 1, 65535)
+        if any(a.protocol == proto and a.port == port for a in apps):
+            raise ctx.fail(f"{af}.port", port, f"another application already uses {proto}/{port}")
+        apps.append(Application(aname, proto, port))
+    if len(apps) > MAX_APPS:
+        raise ctx.fail(f"{f}.applications", len(apps), f"at most {MAX_APPS} applications")
+    return apps
+
+
+def _policies(ctx: _Ctx, f: str, raw_list: Any, members: tuple[str, ...],
+              apps: list[Application]) -> list[Policy]:
+    app_names = {a.name for a in apps}
+    policies: list[Policy] = []
+    for j, rawpol in enumerate(ctx.seq(f"{f}.policies", raw_list, False)):
+        pf = f"{f}.policies[{j}]"
+        pm = ctx.mapping(pf, rawpol, {"from", "to", "apps"}, {"from", "to", "apps"})
+        srcs = _host_list(ctx, f"{pf}.from", pm["from"], members)
+        dsts = _host_list(ctx, f"{pf}.to", pm["to"], members)
+        if pm["apps"] == ANY:
+            papps = tuple(a.name for a in apps)
+        else:
+            named = []
+            for k, an in enumerate(ctx.seq(f"{pf}.apps", pm["apps"])):
+                an = ctx.string(f"{pf}.apps[{k}]", an)
+                if an not in app_names:
+                    raise ctx.fail(f"{pf}.apps[{k}]", an, "is not an application of this tenant")
+                named.append(an)
+            papps = tuple(named)
+        policies.append(Policy(srcs, dsts, papps))
+    return policies
 
 
 def load_spec(path: str | Path) -> NetworkSpec:

@@ -1,0 +1,58 @@
+"""`netshadow replay`: a demand trace under allocation policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import error
+from .common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, POLICY_NAMES, spec_arg
+
+
+def cmd_replay(a) -> int:
+    from emulation.replay import ReplayRunError
+    from emulation.trace import ReplayError
+
+    from ..replaycmd import run_replay
+
+    policies = list(POLICY_NAMES) if a.policy in (None, [], ["all"]) else a.policy
+    try:
+        doc = run_replay(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days, a.forecaster,
+                         a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
+                         f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
+                         quantile=a.quantile, ideal=a.ideal)
+    except ReplayError as e:
+        error(f"netshadow replay: {e}")
+        return EXIT_INVALID
+    except ReplayRunError as e:
+        error(f"netshadow replay: {e}")
+        return EXIT_FAIL
+    return EXIT_OK if doc else EXIT_FAIL
+
+
+def register(sub) -> None:
+    p = sub.add_parser("replay", help="drive the lab with a demand trace under allocation policies "
+                                      "and compare them")
+    p.add_argument("--spec", type=spec_arg, required=True)
+    p.add_argument("--trace", required=True, help="wide CSV: a time column, one column per series")
+    p.add_argument("--map", required=True, help="YAML/JSON mapping of trace columns to tenant "
+                                                "applications and host pairs (see docs/replay.md)")
+    p.add_argument("--compress", required=True, metavar="STEP=SECONDS",
+                   help="replay each trace step of STEP seconds in SECONDS, e.g. 300=1")
+    p.add_argument("--policy", action="append", choices=(*POLICY_NAMES, "all"),
+                   help="repeat for several (default: all four)")
+    p.add_argument("--start", help="first replayed step (default: the last --days of the trace)")
+    p.add_argument("--days", type=float, default=1.0, help="how much trace to replay (default 1 day)")
+    p.add_argument("--forecaster", default="lstm",
+                   help="the predictive policy's model: lstm (default) or a baseline name")
+    p.add_argument("--quantile", type=float, default=0.9,
+                   help="forecast quantile the predictive policy allocates (default 0.9; higher "
+                        "buys fewer violations with more reserve - see benchmarks/replay_tradeoff.py)")
+    p.add_argument("--corrupt", help="damage the forecasts on purpose: shift[:STEPS] or noise[:SIGMA]")
+    p.add_argument("--ideal", action="store_true",
+                   help="without the lab: every application offers exactly its demand and the excess "
+                        "over its rate is dropped (seconds, no root; stricter than the lab)")
+    p.add_argument("--prefix", default="nsr", help="name prefix of the lab's objects")
+    p.add_argument("--workdir", default="out/replay", help="logs")
+    p.add_argument("--json", help="write every step's measurements and the summary here")
+    p.add_argument("--report", help="write index.html, PNG plots and replay.json into this directory")
+    p.set_defaults(func=cmd_replay)

@@ -1,0 +1,82 @@
+"""`netshadow run`: the closed loop against a running controller."""
+
+from __future__ import annotations
+
+import logging
+
+from topologies import load_spec
+
+from ..errors import error
+from .common import EXIT_FAIL, EXIT_INVALID, spec_arg
+
+
+def cmd_run(a) -> int:
+    from controller.rest import load_token
+    from planner.core import PlannerError, PlannerSettings
+    from planner.forecasters import ForecasterChoice
+
+    from ..loop import LoopRunError, RunSettings, run_loop
+
+    spec = load_spec(a.spec)
+    for fld, v, lo in (("--step", a.step, 0.5), ("--interval", a.interval, 0.5), ("--history", a.history, 10),
+                       ("--retrain-every", a.retrain_every, 1), ("--shadow-duration", a.shadow_duration, 1),
+                       ("--hold", 0 if a.hold is None else a.hold, 0), ("--watch", a.watch, 0)):
+        if not v >= lo:
+            error(f"netshadow run: {fld}: must be >= {lo:g} (got {v:g})")
+            return EXIT_INVALID
+    try:
+        token = load_token(a.token_file)
+        hold = PlannerSettings.hold_steps if a.hold is None else a.hold / a.step
+        planner = PlannerSettings(quantile=a.quantile, headroom=a.headroom, hold_steps=hold,
+                                  anomaly_policy=a.anomaly_policy)
+        ForecasterChoice(a.forecaster, a.quantile)  # refused now, not at the first cycle
+        rs = RunSettings(planner, step_s=a.step, interval_s=a.interval, history_s=a.history,
+                         forecaster=a.forecaster, retrain_every=a.retrain_every, verify=a.verify,
+                         shadow_duration_s=a.shadow_duration, shadow_prefix=a.shadow_prefix,
+                         watch_s=a.watch, db_path=a.db, status_host=a.status_host,
+                         status_port=a.status_port, cycles=a.cycles)
+    except (OSError, ValueError, PlannerError) as e:
+        error(f"netshadow run: {e}")
+        return EXIT_INVALID
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return run_loop(spec, a.controller.rstrip("/") + "/api/v1", token, rs)
+    except (LoopRunError, PlannerError) as e:
+        error(f"netshadow run: {e}")
+        return EXIT_FAIL
+    except OSError as e:  # the controller is unreachable, the status port is taken
+        error(f"netshadow run: {e.__class__.__name__}: {e}")
+        return EXIT_FAIL
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="the closed loop: telemetry -> forecast -> (shadow) -> plan -> "
+                                   "feedback, against a running controller")
+    p.add_argument("--spec", type=spec_arg, required=True)
+    p.add_argument("--controller", default="http://127.0.0.1:8080")
+    p.add_argument("--token-file", help="REST token file (else $NETSHADOW_API_TOKEN[_FILE])")
+    p.add_argument("--step", type=float, default=10.0, help="seconds per forecast step (default 10)")
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between cycles (default 10)")
+    p.add_argument("--history", type=float, default=3600.0, help="seconds of telemetry each cycle reads")
+    p.add_argument("--forecaster", default="lstm", help="lstm (default) or a baseline: persistence, "
+                   "seasonal_naive, moving_average, holt_winters")
+    p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
+    p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")
+    p.add_argument("--headroom", type=float, default=0.05, help="on top of the forecast (default 0.05)")
+    p.add_argument("--hold", type=float, default=None, help="seconds a lower requirement must last "
+                                                            "before an allocation shrinks (default: "
+                                                            "one step)")
+    p.add_argument("--anomaly-policy", choices=("cap", "alert", "allocate"), default="allocate",
+                   help="what an anomalous surge gets: allocate (default; like any demand), cap "
+                        "(at most 1.25x what it had) or alert (keeps what it had)")
+    p.add_argument("--verify", choices=("none", "shadow"), default="none",
+                   help="run each plan in a shadow network before applying it")
+    p.add_argument("--shadow-duration", type=float, default=5.0, help="seconds of shadow traffic")
+    p.add_argument("--shadow-prefix", default="nsv")
+    p.add_argument("--watch", type=float, default=0.0,
+                   help="regression watch after each apply, seconds (0: off)")
+    p.add_argument("--db", default="netshadow-loop.db", help="where cycles are recorded")
+    p.add_argument("--status-host", default="127.0.0.1")
+    p.add_argument("--status-port", type=int, default=8081, help="GET /api/v1/loop and /metrics")
+    p.add_argument("--cycles", type=int, help="stop after this many cycles (default: run until killed)")
+    p.set_defaults(func=cmd_run)
