@@ -265,76 +265,19 @@ class Shadow:
         return out
 
     def _run_once(self, demands: list[FlowDemand], duration_s: float, probe: bool):
-        spec = self.spec
-        lab = self.lab
         procs: list[subprocess.Popen] = []
-        receivers, senders, tcp = [], [], []
-        py = sys.executable
         t_start = time.time()
         try:
-            # flow receivers first; they also answer UDP scan probes on their port
-            busy = {(d.dst, d.port) for d in demands if d.protocol == "udp"}
-            for d in demands:
-                if d.protocol == "udp":
-                    rx = lab.host(d.dst).popen([py, "-u", "-m", "emulation.udpgen", "recv", "--port",
-                                                str(d.port), "--seconds", str(duration_s + 15)],
-                                               stdout=subprocess.PIPE, text=True)
-                    receivers.append((d, rx))
-                    procs.append(rx)
-            for _, rx in receivers:
-                rx.stdout.readline()
-            if probe:  # UDP echo servers on every other application port, for the scan
-                udp_ports = [p for proto, p in app_ports(spec) if proto == "udp"]
-                for h in spec.hosts:
-                    free = ",".join(str(p) for p in udp_ports if (h.name, p) not in busy)
-                    srv = lab.host(h.name).popen([py, "-u", "-m", "emulation.probe", "serve",
-                                                  "--udp", free], stdout=subprocess.PIPE, text=True)
-                    procs.append(srv)
-                    srv.stdout.readline()
+            receivers = self._start_receivers(demands, duration_s, probe, procs)
             meters_before = self._meter_counts(demands)
-            for d in demands:
-                if d.protocol == "udp":
-                    hs, hd = spec.host(d.src), spec.host(d.dst)
-                    tx = lab.host(d.src).popen(
-                        [py, "-m", "emulation.udpgen", "send", "--iface", self._host_iface(d.src),
-                         "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
-                         "--sport", str(d.port), "--dport", str(d.port),
-                         "--rate-mbps", ",".join(f"{r:.6f}" for r in d.rates_mbps),
-                         "--seconds", str(duration_s), "--frame-bytes", str(self.frame_bytes)],
-                        stdout=subprocess.PIPE, text=True)
-                    senders.append((d, tx))
-                    procs.append(tx)
-                else:
-                    srv = lab.host(d.dst).popen(["iperf3", "-s", "-1", "-p", str(d.port)],
-                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    procs.append(srv)
-                    wait_listening(lab.host(d.dst), d.port)
-                    mean = float(np.mean(d.rates_mbps))
-                    cl = lab.host(d.src).popen(
-                        ["iperf3", "-c", spec.host(d.dst).ip, "-p", str(d.port), "-b", f"{mean:.3f}M",
-                         "-t", str(duration_s), "--json"], stdout=subprocess.PIPE, text=True)
-                    tcp.append((d, cl))
-                    procs.append(cl)
+            senders, tcp = self._start_senders(demands, duration_s, procs)
             paths = self._probe() if probe else []
-            measured, counts = {}, []
+            counts = []
             for d, tx in senders:
                 s = json.loads(tx.communicate(timeout=duration_s + 30)[0])
-                rx = next(r for dd, r in receivers if dd is d)
-                counts.append((d, s, json.loads(rx.communicate(timeout=30)[0])))
+                counts.append((d, s, json.loads(receivers[id(d)].communicate(timeout=30)[0])))
             meters_after = self._meter_counts(demands)  # every receiver has gone idle: all counted
-            for d, s, r in counts:
-                loss = 1 - r["distinct"] / s["packets"] if s["packets"] else None
-                dropped = passed = None
-                key = (d.tenant, d.app)
-                if key in meters_after and s["packets"] and s["seconds"]:
-                    was = meters_before.get(key, MeterCounters(0, 0))
-                    n_in = meters_after[key].packets_in - was.packets_in
-                    n_drop = meters_after[key].packets_dropped - was.packets_dropped
-                    dropped = n_drop / s["packets"]
-                    passed = (n_in - n_drop) * (s["l2_bytes"] / s["packets"]) * 8 / s["seconds"] / 1e6
-                measured[id(d)] = self._flow(d, s["l2_bps"] / 1e6, r["l2_bytes"] * 8 / s["seconds"] / 1e6
-                                             if s["seconds"] else 0.0, loss, r["max_gap_s"], dropped,
-                                             passed)
+            measured = {id(d): self._udp_flow(d, s, r, meters_before, meters_after) for d, s, r in counts}
             for d, cl in tcp:
                 out = json.loads(cl.communicate(timeout=duration_s + 30)[0] or "{}")
                 end = out.get("end", {})
@@ -350,6 +293,76 @@ class Shadow:
         self._wait_stored(t_start + duration_s)  # the shadow controller's last polls reach its store
         links = self._links(demands, t_start + 1, t_start + duration_s)
         return flows, links, paths
+
+    def _start_receivers(self, demands: list[FlowDemand], duration_s: float, probe: bool,
+                         procs: list) -> dict[int, subprocess.Popen]:
+        """The UDP flows' receivers (they also answer scan probes on their port) and, for the
+        scan, UDP echo servers on every other application port; each one ready."""
+        spec, lab, py = self.spec, self.lab, sys.executable
+        receivers = {}
+        for d in demands:
+            if d.protocol == "udp":
+                rx = lab.host(d.dst).popen([py, "-u", "-m", "emulation.udpgen", "recv", "--port",
+                                            str(d.port), "--seconds", str(duration_s + 15)],
+                                           stdout=subprocess.PIPE, text=True)
+                receivers[id(d)] = rx
+                procs.append(rx)
+        for rx in receivers.values():
+            rx.stdout.readline()
+        if probe:
+            busy = {(d.dst, d.port) for d in demands if d.protocol == "udp"}
+            udp_ports = [p for proto, p in app_ports(spec) if proto == "udp"]
+            for h in spec.hosts:
+                free = ",".join(str(p) for p in udp_ports if (h.name, p) not in busy)
+                srv = lab.host(h.name).popen([py, "-u", "-m", "emulation.probe", "serve",
+                                              "--udp", free], stdout=subprocess.PIPE, text=True)
+                procs.append(srv)
+                srv.stdout.readline()
+        return receivers
+
+    def _start_senders(self, demands: list[FlowDemand], duration_s: float, procs: list):
+        """UDP senders on the forecast schedule; TCP flows as iperf3 at the schedule's mean."""
+        spec, lab, py = self.spec, self.lab, sys.executable
+        senders, tcp = [], []
+        for d in demands:
+            if d.protocol == "udp":
+                hs, hd = spec.host(d.src), spec.host(d.dst)
+                tx = lab.host(d.src).popen(
+                    [py, "-m", "emulation.udpgen", "send", "--iface", self._host_iface(d.src),
+                     "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
+                     "--sport", str(d.port), "--dport", str(d.port),
+                     "--rate-mbps", ",".join(f"{r:.6f}" for r in d.rates_mbps),
+                     "--seconds", str(duration_s), "--frame-bytes", str(self.frame_bytes)],
+                    stdout=subprocess.PIPE, text=True)
+                senders.append((d, tx))
+                procs.append(tx)
+            else:
+                srv = lab.host(d.dst).popen(["iperf3", "-s", "-1", "-p", str(d.port)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(srv)
+                wait_listening(lab.host(d.dst), d.port)
+                mean = float(np.mean(d.rates_mbps))
+                cl = lab.host(d.src).popen(
+                    ["iperf3", "-c", spec.host(d.dst).ip, "-p", str(d.port), "-b", f"{mean:.3f}M",
+                     "-t", str(duration_s), "--json"], stdout=subprocess.PIPE, text=True)
+                tcp.append((d, cl))
+                procs.append(cl)
+        return senders, tcp
+
+    def _udp_flow(self, d: FlowDemand, s: dict, r: dict, meters_before: dict,
+                  meters_after: dict) -> FlowResult:
+        """A UDP flow from its sender's and receiver's reports and its meter's counters."""
+        loss = 1 - r["distinct"] / s["packets"] if s["packets"] else None
+        dropped = passed = None
+        key = (d.tenant, d.app)
+        if key in meters_after and s["packets"] and s["seconds"]:
+            was = meters_before.get(key, MeterCounters(0, 0))
+            n_in = meters_after[key].packets_in - was.packets_in
+            n_drop = meters_after[key].packets_dropped - was.packets_dropped
+            dropped = n_drop / s["packets"]
+            passed = (n_in - n_drop) * (s["l2_bytes"] / s["packets"]) * 8 / s["seconds"] / 1e6
+        delivered = r["l2_bytes"] * 8 / s["seconds"] / 1e6 if s["seconds"] else 0.0
+        return self._flow(d, s["l2_bps"] / 1e6, delivered, loss, r["max_gap_s"], dropped, passed)
 
     def _flow(self, d: FlowDemand, offered: float, delivered: float, loss: float | None,
               max_gap_s: float | None, meter_dropped: float | None,

@@ -319,7 +319,7 @@ def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, 
                     local_ip: str | None, prefix: str, workdir: Path, console: Console | None = None) -> dict:
     """Rewrite ``pcap`` onto one tenant application and replay it in a fresh lab; what was sent and
     what the application's admission rules counted."""
-    from emulation.pcap import admitted, replay, rewrite
+    from emulation.pcap import admitted, admitted_settled, replay, rewrite
     from topologies import load_spec
 
     console = console or Console(width=max(110, Console().width))
@@ -331,8 +331,7 @@ def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, 
     with LabSession(spec_path, prefix, workdir, console) as s:
         before = admitted(s.lab, spec, tenant, app, src, dst)
         sent = replay(s.lab, rw, src, dst, speed)
-        time.sleep(1.0)
-        after = admitted(s.lab, spec, tenant, app, src, dst)
+        after = admitted_settled(s.lab, spec, tenant, app, src, dst)
     result = {"rewritten": {"forward": rw.forward_packets, "reverse": rw.reverse_packets,
                             "skipped": rw.skipped, "local_ip": rw.local_ip},
               "sent": sent, "admitted": {"forward": after[0] - before[0], "reverse": after[1] - before[1]}}
