@@ -188,6 +188,23 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
     name = data.get("name", "plan")
     if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN or not name.isprintable():
         raise PlanError("name", name, f"must be a printable string of 1-{MAX_NAME_LEN} characters")
+    allocs = _allocations(data, spec)
+    _access_links(spec, allocs)
+    extras = _extra_policies(data, spec)
+    quotas = _cpu_quotas(data, spec)
+    vf, vu = _time(data, "valid_from"), _time(data, "valid_until")
+    if vf is not None and vu is not None and vu <= vf:
+        raise PlanError("valid_until", vu, f"must be after valid_from {vf}")
+    reasons = _list(data, "reasons")
+    if len(reasons) > MAX_REASONS:
+        raise PlanError("reasons", len(reasons), f"at most {MAX_REASONS} entries")
+    for i, r in enumerate(reasons):
+        if not isinstance(r, str) or len(r) > MAX_REASON_LEN:
+            raise PlanError(f"reasons[{i}]", r, f"must be a string of at most {MAX_REASON_LEN} characters")
+    return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), vf, vu, tuple(reasons))
+
+
+def _allocations(data: dict, spec: NetworkSpec) -> list[Allocation]:
     tenants = {t.id: t for t in spec.tenants}
     capacity = max([lk.capacity_mbps for lk in spec.links] + [h.link_mbps for h in spec.hosts])
     allocs: list[Allocation] = []
@@ -219,7 +236,11 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
             raise PlanError(f"{f}.app", a["app"], "is allocated twice")
         path = _path(f"{f}.path", a.get("path"), spec, t, a["app"]) if "path" in a else None
         allocs.append(Allocation(t.id, a["app"], rate, burst, dscp, path))
-    _access_links(spec, allocs)
+    return allocs
+
+
+def _extra_policies(data: dict, spec: NetworkSpec) -> list[ExtraPolicy]:
+    tenants = {t.id: t for t in spec.tenants}
     extras: list[ExtraPolicy] = []
     if len(_list(data, "extra_policies")) > MAX_EXTRA_POLICIES:
         raise PlanError("extra_policies", len(data["extra_policies"]), f"at most {MAX_EXTRA_POLICIES}")
@@ -243,6 +264,10 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
                 raise PlanError(f"{f}.{key}", v, f"must be a non-empty list of {list(allowed)}")
             lists.append(tuple(v))
         extras.append(ExtraPolicy(t.id, *lists))
+    return extras
+
+
+def _cpu_quotas(data: dict, spec: NetworkSpec) -> list[tuple[str, float]]:
     quotas = []
     cq = data.get("cpu_quotas", {})
     if cq is None:
@@ -255,16 +280,7 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
         except KeyError:
             raise PlanError(f"cpu_quotas.{h}", h, "is not a host of the spec") from None
         quotas.append((h, _num(f"cpu_quotas.{h}", q, 0, 1)))
-    vf, vu = _time(data, "valid_from"), _time(data, "valid_until")
-    if vf is not None and vu is not None and vu <= vf:
-        raise PlanError("valid_until", vu, f"must be after valid_from {vf}")
-    reasons = _list(data, "reasons")
-    if len(reasons) > MAX_REASONS:
-        raise PlanError("reasons", len(reasons), f"at most {MAX_REASONS} entries")
-    for i, r in enumerate(reasons):
-        if not isinstance(r, str) or len(r) > MAX_REASON_LEN:
-            raise PlanError(f"reasons[{i}]", r, f"must be a string of at most {MAX_REASON_LEN} characters")
-    return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), vf, vu, tuple(reasons))
+    return quotas
 
 
 def read_plan_file(path: str) -> Any:

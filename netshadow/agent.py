@@ -36,6 +36,7 @@ import signal
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -221,21 +222,45 @@ class Agent:
             self.stop_event.wait(self.interval_s)
 
 
-def main(a) -> int:
-    from controller.rest import load_token
+@dataclass(frozen=True)
+class AgentSettings:
+    """One agent's settings, checked once: ``ValueError`` naming the flag and the value."""
 
-    token = load_token(a.token_file)
-    reader = HostReader(a.netns_pid, a.cgroup)
-    spool_path = Path(a.spool or f"/var/lib/netshadow/agent-{a.host}.db")
+    controller: str  # REST base URL
+    host: str  # this host's name in the spec
+    interval_s: float = 1.0
+    spool: Path | None = None  # default /var/lib/netshadow/agent-HOST.db
+    netns_pid: int | None = None
+    cgroup: str | None = None
+    token: str | None = None
+
+    def __post_init__(self):
+        if not self.controller.startswith(("http://", "https://")):
+            raise ValueError(f"--controller: must be an http(s):// URL (got {self.controller[:80]!r})")
+        if not self.host:
+            raise ValueError("--host: must not be empty")
+        if not self.interval_s > 0:
+            raise ValueError(f"--interval: must be > 0 s (got {self.interval_s})")
+        if self.netns_pid is not None and not Path(f"/proc/{self.netns_pid}").exists():
+            raise ValueError(f"--netns-pid: no process {self.netns_pid}")
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool or Path(f"/var/lib/netshadow/agent-{self.host}.db")
+
+
+def main(s: AgentSettings) -> int:
+    reader = HostReader(s.netns_pid, s.cgroup)
+    spool_path = s.spool_path
     spool_path.parent.mkdir(parents=True, exist_ok=True)
-    agent = Agent(a.controller, a.host, Spool(spool_path), reader, a.interval, token)
+    agent = Agent(s.controller, s.host, Spool(spool_path), reader, s.interval_s, s.token)
 
     def stop(signum, frame):
         agent.stop_event.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    LOG.info("agent for host %s -> %s every %.1f s (spool %s)", a.host, agent.url, a.interval,
+    LOG.info("agent for host %s -> %s every %.1f s (spool %s)", s.host, agent.url, s.interval_s,
              spool_path)
     agent.run()
     agent.spool.close()

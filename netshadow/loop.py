@@ -269,20 +269,7 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                 record["outcome"] = "rejected by the shadow network"
                 record["reason"] = "; ".join(verdict.reasons)
             else:
-                t2 = time.monotonic()
-                r = requests.post(f"{url}/plans", params={"watch_s": rs.watch_s} if rs.watch_s else None,
-                                  json=d.plan.to_dict(), timeout=60,
-                                  headers={"Authorization": f"Bearer {token}"} if token else {})
-                apply_s = time.monotonic() - t2
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
-                if body.get("outcome"):
-                    record["outcome"], record["reason"] = body["outcome"], body.get("reason")
-                else:
-                    record["outcome"] = "controller error"
-                    record["reason"] = body.get("error") or f"HTTP {r.status_code}: {r.text[:200]}"
-                record["apply_s"] = round(apply_s, 3)
-                if r.status_code in (401, 403):
-                    raise LoopRunError(f"POST /plans: HTTP {r.status_code}: the token was refused")
+                apply_s = _apply(url, token, d.plan, rs.watch_s, record)
             record["seconds"] = round(time.time() - t0, 3)
             store.add(record, planner.memory())
             _observe(metrics, record, d)
@@ -298,6 +285,26 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
         server.shutdown()
         state["status"] = "stopped"
     return 0
+
+
+def _apply(url: str, token: str | None, plan, watch_s: float, record: dict) -> float:
+    """POST the plan; the controller's typed outcome and its reason go into ``record``. Returns
+    the seconds the apply took (the next horizon must cover it)."""
+    t = time.monotonic()
+    r = requests.post(f"{url}/plans", params={"watch_s": watch_s} if watch_s else None,
+                      json=plan.to_dict(), timeout=60,
+                      headers={"Authorization": f"Bearer {token}"} if token else {})
+    took = time.monotonic() - t
+    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if body.get("outcome"):
+        record["outcome"], record["reason"] = body["outcome"], body.get("reason")
+    else:
+        record["outcome"] = "controller error"
+        record["reason"] = body.get("error") or f"HTTP {r.status_code}: {r.text[:200]}"
+    record["apply_s"] = round(took, 3)
+    if r.status_code in (401, 403):
+        raise LoopRunError(f"POST /plans: HTTP {r.status_code}: the token was refused")
+    return took
 
 
 def _observe(m: Metrics, record: dict, d) -> None:

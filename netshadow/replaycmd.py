@@ -275,44 +275,71 @@ class LabSession:
         return False
 
 
-def run_replay(spec_path: str, trace: str, mapping: str, compress: str, policies: list[str],
-               start: str | None, days: float, forecaster: str, corrupt: str | None, prefix: str,
-               workdir: Path, json_out: str | None, report_dir: str | None, title: str,
-               description: str = "", console: Console | None = None, quantile: float = 0.9,
-               ideal: bool = False) -> dict:
+@dataclass(frozen=True)
+class ReplaySettings:
+    """One ``netshadow replay`` run, checked once: a bad value raises :class:`ReplayError`
+    naming the field (the trace, the mapping and the window are checked by :func:`prepare`)."""
+
+    spec_path: str
+    trace: str
+    mapping: str
+    compress: str
+    policies: tuple[str, ...]
+    start: str | None = None
+    days: float = 1.0
+    forecaster: str = "lstm"
+    corrupt: str | None = None
+    prefix: str = "nsr"
+    workdir: Path = Path("out/replay")
+    json_out: str | None = None
+    report_dir: str | None = None
+    title: str = "netshadow replay"
+    description: str = ""
+    quantile: float = 0.9
+    ideal: bool = False
+
+    def __post_init__(self):
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown or not self.policies:
+            raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} "
+                              f"(got {unknown[0] if unknown else 'none'!r})")
+        parse_corrupt(self.corrupt)
+        if "predictive" in self.policies:
+            forecaster_choice(self.forecaster, self.quantile)  # refused now, not after training
+
+
+def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
     """Replay in the lab, or with ``ideal`` without it (:mod:`emulation.replay_ideal`)."""
     from topologies import load_spec
 
     console = console or Console(width=max(110, Console().width))
-    setup = prepare(load_spec(spec_path), trace, mapping, compress, start, days)
-    parse_corrupt(corrupt)  # refused now, not after the forecaster has trained
-    unknown = [p for p in policies if p not in POLICIES]
-    if unknown:
-        raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {unknown[0]!r})")
+    policies = list(rs.policies)
+    setup = prepare(load_spec(rs.spec_path), rs.trace, rs.mapping, rs.compress, rs.start, rs.days)
     if setup.repairs is not None and describe_repairs(setup.repairs):
-        console.print(f"trace {trace}: repaired while loading: {describe_repairs(setup.repairs)}")
-    console.print(f"trace {trace}: replaying {setup.demand.shape[0]} steps of {setup.step_trace_s:g} s "
+        console.print(f"trace {rs.trace}: repaired while loading: {describe_repairs(setup.repairs)}")
+    console.print(f"trace {rs.trace}: replaying {setup.demand.shape[0]} steps of {setup.step_trace_s:g} s "
                   f"({setup.times[0]} to {setup.times[-1]}) "
-                  f"{'idealised' if ideal else f'at {setup.step_wall_s:g} s per step'}, "
+                  f"{'idealised' if rs.ideal else f'at {setup.step_wall_s:g} s per step'}, "
                   f"{len(setup.mapping.flows)} applications, policies {', '.join(policies)}")
-    model = (make_forecaster(setup, forecaster, console, quantile=quantile)
+    model = (make_forecaster(setup, rs.forecaster, console, quantile=rs.quantile)
              if "predictive" in policies else None)
-    if ideal:
+    title = rs.title
+    if rs.ideal:
         from emulation.replay_ideal import simulate
 
         keys = [f.key for f in setup.mapping.flows]
-        results = {name: simulate(make_policy(name, setup, model, corrupt, quantile=quantile),
+        results = {name: simulate(make_policy(name, setup, model, rs.corrupt, quantile=rs.quantile),
                                   setup.demand, setup.step_trace_s, keys) for name in policies}
         title += " (idealised, without the lab)"
     else:
-        with LabSession(spec_path, prefix, workdir, console) as s:
-            results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, corrupt,
-                              quantile)
-    meta = {"spec": spec_path, "trace": str(trace), "mapping": str(mapping), "compress": compress,
-            "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
-            "forecaster": forecaster, "quantile": quantile, "corrupt": corrupt, "ideal": ideal,
-            "description": description}
-    return report(results, setup, console, json_out, report_dir, title, meta)
+        with LabSession(rs.spec_path, rs.prefix, rs.workdir, console) as s:
+            results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, rs.corrupt,
+                              rs.quantile)
+    meta = {"spec": rs.spec_path, "trace": str(rs.trace), "mapping": str(rs.mapping),
+            "compress": rs.compress, "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
+            "forecaster": rs.forecaster, "quantile": rs.quantile, "corrupt": rs.corrupt,
+            "ideal": rs.ideal, "description": rs.description}
+    return report(results, setup, console, rs.json_out, rs.report_dir, title, meta)
 
 
 def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, dst: str, speed: float,

@@ -9,15 +9,18 @@ from .common import EXIT_INVALID
 
 
 def cmd_agent(a) -> int:
+    from controller.rest import load_token
+
+    from ..agent import AgentSettings
     from ..agent import main as agent_main
 
-    if a.netns_pid is not None and not Path(f"/proc/{a.netns_pid}").exists():
-        error(f"netshadow agent: --netns-pid: no process {a.netns_pid}")
+    try:
+        s = AgentSettings(a.controller, a.host, a.interval, Path(a.spool) if a.spool else None,
+                          a.netns_pid, a.cgroup, load_token(a.token_file))
+    except (OSError, ValueError) as e:
+        error(f"netshadow agent: {e}")
         return EXIT_INVALID
-    if a.interval <= 0:
-        error(f"netshadow agent: --interval: must be > 0 s (got {a.interval})")
-        return EXIT_INVALID
-    return agent_main(a)
+    return agent_main(s)
 
 
 def register(sub) -> None:

@@ -9,52 +9,63 @@ from topologies import bundled, load_spec
 from ..errors import error
 from .common import EXIT_FAIL, EXIT_INVALID, EXIT_OK, port_arg, spec_arg
 
+# the command's flags by settings field, so an error names what the user typed
+FLAGS = {"of_port": "--of-port", "rest_port": "--rest-port", "poll_interval_s": "--poll-interval",
+         "retention_s": "--retention-days", "no_meters": "--no-meters"}
 
-def cmd_controller(a) -> int:
-    from controller.launcher import run_controller
+
+def settings(a):
+    """The frozen, validated :class:`controller.launcher.ControllerSettings` of the arguments
+    (``ValueError`` naming the flag); the store and the plan file are checked here too."""
+    from controller.launcher import ControllerSettings
+    from controller.plan import PlanError, load_plan
     from controller.rest import load_token
-    from emulation.controller_proc import port_free
 
     spec = load_spec(a.spec)
-    for what, host, port in (("--of-port", a.of_host, a.of_port), ("--rest-port", a.rest_host, a.rest_port)):
-        if not port_free(host, port):
-            error(f"netshadow controller: {what}: {host}:{port} is already in use")
-            return EXIT_FAIL
     try:
         token = load_token(a.token_file)
     except (OSError, ValueError) as e:
-        error(f"netshadow controller: --token-file: {e}")
-        return EXIT_INVALID
-    if not 0.1 <= a.poll_interval <= 3600:
-        error(f"netshadow controller: --poll-interval: must be 0.1-3600 s (got {a.poll_interval})")
-        return EXIT_INVALID
+        raise ValueError(f"--token-file: {e}") from None
     db = None if a.db == "none" else a.db
+    plan = None
+    if a.plan:
+        try:
+            plan = load_plan(a.plan, spec)
+        except PlanError as e:
+            raise ValueError(f"--plan: {e}") from None
+    try:
+        cs = ControllerSettings(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token,
+                                a.poll_interval, db, a.retention_days * 86400, plan,
+                                frozenset(n for n in (a.no_meters or "").split(",") if n))
+    except ValueError as e:
+        fld, _, rest = str(e).partition(": ")
+        raise ValueError(f"{FLAGS.get(fld, fld)}: {rest}") from None
     if db:
         from controller.store import Store, StoreError
 
         try:
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-            Store(db, a.retention_days * 86400).close()  # migrate and check before starting
+            Store(db, cs.retention_s).close()  # migrate and check before starting
         except (StoreError, OSError, ValueError) as e:
-            error(f"netshadow controller: --db: {e}")
-            return EXIT_INVALID
-    plan = None
-    if a.plan:
-        from controller.plan import PlanError, load_plan
+            raise ValueError(f"--db: {e}") from None
+    return cs
 
-        try:
-            plan = load_plan(a.plan, spec)
-        except PlanError as e:
-            error(f"netshadow controller: --plan: {e}")
-            return EXIT_INVALID
-    no_meters = frozenset(n for n in (a.no_meters or "").split(",") if n)
-    unknown = sorted(no_meters - {s.name for s in spec.switches})
-    if unknown:
-        error(f"netshadow controller: --no-meters: {unknown[0]!r} is not a switch of spec {spec.name}")
+
+def cmd_controller(a) -> int:
+    from controller.launcher import run_controller
+    from emulation.controller_proc import port_free
+
+    try:
+        cs = settings(a)
+    except ValueError as e:
+        error(f"netshadow controller: {e}")
         return EXIT_INVALID
-    run_controller(spec, a.of_host, a.of_port, a.rest_host, a.rest_port, token,
-                   poll_interval_s=a.poll_interval, db_path=db, retention_s=a.retention_days * 86400,
-                   plan=plan, no_meters=no_meters)
+    for what, host, port in (("--of-port", cs.of_host, cs.of_port),
+                             ("--rest-port", cs.rest_host, cs.rest_port)):
+        if not port_free(host, port):
+            error(f"netshadow controller: {what}: {host}:{port} is already in use")
+            return EXIT_FAIL
+    run_controller(cs)
     return EXIT_OK
 
 

@@ -12,14 +12,15 @@ def cmd_replay(a) -> int:
     from emulation.replay import ReplayRunError
     from emulation.trace import ReplayError
 
-    from ..replaycmd import run_replay
+    from ..replaycmd import ReplaySettings, run_replay
 
-    policies = list(POLICY_NAMES) if a.policy in (None, [], ["all"]) else a.policy
+    policies = tuple(POLICY_NAMES) if a.policy in (None, [], ["all"]) else tuple(a.policy)
     try:
-        doc = run_replay(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days, a.forecaster,
-                         a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
-                         f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
-                         quantile=a.quantile, ideal=a.ideal)
+        rs = ReplaySettings(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days,
+                            a.forecaster, a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
+                            f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
+                            quantile=a.quantile, ideal=a.ideal)
+        doc = run_replay(rs)
     except ReplayError as e:
         error(f"netshadow replay: {e}")
         return EXIT_INVALID

@@ -154,3 +154,4 @@ def test_check_config_exit_codes(tmp_path, capsys):
     assert main(["check-config", str(p)]) == 2
     err = capsys.readouterr().err
     assert "links[0].capacity_mbps" in err and "-1" in err and str(p) in err
+
