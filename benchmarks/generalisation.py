@@ -45,7 +45,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.replay_policies import HOST  # noqa: E402
+from benchmarks.replay_policies import abilene_inputs  # noqa: E402
 from emulation.replay_ideal import simulate  # noqa: E402
 from emulation.replay_measures import summarise  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
@@ -74,26 +74,11 @@ class Scenario:
 
 # ---------------------------------------------------------------------- scenarios
 def abilene_scenario(data: Path, out: Path, ranks: range, start: str | None) -> Scenario:
-    abilene = data / ABILENE_FILE
-    cols = pd.read_csv(abilene, nrows=0).columns
-    means = pd.read_csv(abilene, usecols=[c for c in cols if c != "time"]).mean()
-    chosen = list(means.sort_values(ascending=False).index[ranks.start:ranks.stop])
-    spec = yaml.safe_load((ROOT / "topologies/abilene.yaml").read_text())
-    spec["name"] = "abilene-generalisation"
-    tenant = spec["tenants"][0]
-    flows = []
-    for i, col in enumerate(chosen, start=1):
-        a, b = col.split("->")
-        tenant["applications"].append({"name": f"od{i}", "protocol": "udp", "port": 6000 + i})
-        flows.append({"column": col, "tenant": tenant["id"], "app": f"od{i}", "src": HOST[a],
-                      "dst": HOST[b]})
     day = (start or "last")[:10]
     name = f"abilene-od{ranks.start + 1}-{ranks.stop}-{day}"
-    d = out / name
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (d / "map.yaml").write_text(yaml.safe_dump({"scale": 0.1, "flows": flows}, sort_keys=False))
-    return Scenario(name, str(d / "spec.yaml"), str(abilene), str(d / "map.yaml"), "300=1", start)
+    spec, trace, mapping, compress = abilene_inputs(out / name, len(ranks), 0.1, ranks.start,
+                                                    data / ABILENE_FILE)
+    return Scenario(name, spec, trace, mapping, compress, start)
 
 
 def nab_scenario(data: Path, out: Path, file: str, history_days: float = 14.0) -> Scenario:

@@ -45,10 +45,14 @@ HOST = {
 }
 
 
-def abilene_inputs(out: Path, pairs: int = 4, scale: float = 0.1) -> tuple[str, str, str, str]:
-    cols = pd.read_csv(ABILENE, nrows=0).columns
-    means = pd.read_csv(ABILENE, usecols=[c for c in cols if c != "time"]).mean()
-    top = list(means.sort_values(ascending=False).index[:pairs])
+def abilene_inputs(out: Path, pairs: int = 4, scale: float = 0.1, first: int = 0,
+                   source: Path = ABILENE) -> tuple[str, str, str, str]:
+    """The spec (``topologies/abilene.yaml`` with one UDP application per pair), the trace and
+    the mapping for ``pairs`` origin-destination pairs of ``source`` by mean rank from ``first``
+    (0: the largest), written to ``out``; returns (spec, trace, mapping, compress)."""
+    cols = pd.read_csv(source, nrows=0).columns
+    means = pd.read_csv(source, usecols=[c for c in cols if c != "time"]).mean()
+    top = list(means.sort_values(ascending=False).index[first:first + pairs])
     spec = yaml.safe_load((ROOT / "topologies/abilene.yaml").read_text())
     spec["name"] = "abilene-replay"
     tenant = spec["tenants"][0]
@@ -64,7 +68,7 @@ def abilene_inputs(out: Path, pairs: int = 4, scale: float = 0.1) -> tuple[str, 
     (out / "abilene-map.yaml").write_text(
         yaml.safe_dump({"scale": scale, "flows": flows}, sort_keys=False)
     )
-    return str(out / "abilene-replay.yaml"), str(ABILENE), str(out / "abilene-map.yaml"), "300=1"
+    return str(out / "abilene-replay.yaml"), str(source), str(out / "abilene-map.yaml"), "300=1"
 
 
 def main() -> int:
