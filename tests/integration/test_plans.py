@@ -90,13 +90,22 @@ def test_same_plan_twice_changes_nothing_and_dry_run_touches_nothing(lab):
 
 def test_raising_the_meter_in_place_loses_no_packet(lab):
     post(lab, video(20))
+    first, last = lab.spec.host("h1").switch, lab.spec.host("h2").switch
+    before = settled_counts(lab, first, last)
     results = []
     sent, got = stream(lab, 15, 9, at_start=lambda: results.append(post(lab, video(30))))
     code, res = results[0]
     assert code == 200 and res["outcome"] == "applied"
     assert res["diff"]["meters_modified"] and not res["diff"]["meters_deleted"]
     assert res["diff"]["flows_added"] == 0 and res["diff"]["flows_deleted"] == 0
-    assert got["distinct"] == sent["packets"] > 10_000  # not one packet lost
+    # not one packet lost inside the switches: every one admitted at h1's switch (counted before
+    # the meter) left h2's switch - a meter deleted and re-added, or a flow re-installed, would
+    # drop some or reset the counters. The receiver's own count is no measure of the switches: a
+    # busy host drops packets in front of the userspace datapath.
+    after = settled_counts(lab, first, last)
+    admitted, delivered = after[0] - before[0], after[1] - before[1]
+    assert admitted > 10_000 and delivered == admitted, (admitted, delivered)
+    assert got["distinct"] >= 0.99 * sent["packets"]
 
 
 def test_plan_failing_half_way_is_rolled_back(lab):
@@ -184,6 +193,20 @@ def data_packets(lab, switch: str, table: int) -> int:
     return total
 
 
+def settled_counts(lab, first: str, last: str) -> tuple[int, int]:
+    """h1 -> h2 packets admitted at ``first`` (table 0) and forwarded at ``last`` (table 1),
+    once two reads a second apart agree: OVS folds its datapath's statistics into the rules
+    lazily."""
+    counts, deadline = None, time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = (data_packets(lab, first, 0), data_packets(lab, last, 1))
+        if now == counts:
+            break
+        counts = now
+        time.sleep(1.0)
+    return counts
+
+
 def test_path_change_loses_no_packet_of_a_steady_tcp_stream(lab):
     from controller.routing import Router, shortest_paths
     from controller.tenancy import compile_network
@@ -216,13 +239,7 @@ def test_path_change_loses_no_packet_of_a_steady_tcp_stream(lab):
     # not one segment lost in the move: every data packet admitted at h1's switch left the last
     # switch towards h2 (TCP's own retransmit count is no measure here: segments that arrive out
     # of order for a moment are retransmitted by RACK although none was lost)
-    counts, deadline = None, time.monotonic() + 10  # OVS folds datapath stats into rules lazily
-    while time.monotonic() < deadline:
-        time.sleep(1.0)
-        now = (data_packets(lab, first, 0), data_packets(lab, last, 1))
-        if now == counts:
-            break
-        counts = now
+    counts = settled_counts(lab, first, last)
     admitted, delivered = counts[0] - admitted0, counts[1] - delivered0
     assert admitted > 10_000 and delivered == admitted, (admitted, delivered, sent["retransmits"])
     assert sent["bits_per_second"] == pytest.approx(20e6, rel=0.1)
