@@ -62,6 +62,8 @@ def app_links(spec: NetworkSpec, paths: dict) -> dict[tuple[str, str], set[froze
     return out
 
 
+# One function on purpose (~85 lines): the hysteresis, the optimisation and the path moves
+# read and write the same per-application rates and reasons in one pass.
 def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
              usage_mbps: dict[tuple[str, str], float], current: Plan | None, now: float,
              state: AllocatorState, settings: AllocatorSettings = AllocatorSettings(),

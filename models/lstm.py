@@ -202,6 +202,8 @@ class LSTMForecaster(Forecaster):
         return (fut - now).transpose(0, 2, 1).reshape(-1, self.horizon)
 
     # ------------------------------------------------------------------ training
+    # One function on purpose (~85 lines): scaling, windowing, the Keras model and its fit are
+    # one training recipe; split, the pieces would pass the same dozen arrays around.
     def _learn(self, series: SeriesSet) -> None:
         keras.utils.set_random_seed(self.seed)
         tf.config.experimental.enable_op_determinism()

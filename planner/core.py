@@ -230,6 +230,8 @@ class Planner:
         return False, "", score
 
     # ------------------------------------------------------------------ the decision
+    # One function on purpose (~85 lines): its numbered steps share the per-key state of one
+    # decision (usage, trust, surge, requirement), and the order of the steps is the contract.
     def decide(self, now: float, observed: SeriesSet, forecast: Forecast,
                current: Plan | None, name: str | None = None) -> Decision:
         """``observed``: the measured series (names :class:`SeriesKey` names, bandwidth in
