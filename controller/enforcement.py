@@ -100,6 +100,8 @@ class Transaction:
     dpids: frozenset[int]
     meterless: frozenset[int] = frozenset()
     timeout_s: float = 5.0
+    # set: this transaction is itself an undo, for this reason (its outcome is ROLLED_BACK)
+    undo_for: str | None = None
     _leg: _Leg | None = None
     _why: str | None = None  # why the forward leg failed (set once turned around)
     _stage: str = "idle"  # phase | shape | meters | done
@@ -112,13 +114,15 @@ class Transaction:
 
     # ------------------------------------------------------------------ events
     def start(self, now: float) -> list[Step]:
+        self._why = self.undo_for
         phases, self._summary = diff_networks(self.old, self.new)
         self._leg = _Leg(phases, self.new)
         return self._begin_phase(now)
 
-    def summary(self) -> tuple[object, dict]:
-        """The compiled network this transaction installs first, and its diff summary."""
-        return self.new, self._summary
+    @property
+    def summary(self) -> dict:
+        """The diff summary of what the transaction installs (after :meth:`start`)."""
+        return self._summary
 
     def current(self, step: Send) -> bool:
         """Whether ``step`` belongs to what the transaction does now (not to a phase it left)."""
@@ -261,9 +265,7 @@ def rollback(current: object, previous: object, dpids: frozenset[int], meterless
              why: str, timeout_s: float = 5.0) -> Transaction:
     """A transaction that goes straight back from ``current`` to ``previous`` (the regression
     watch's undo): its outcome is ``ROLLED_BACK`` with ``why``, or ``ROLLBACK_FAILED``."""
-    t = Transaction(current, previous, dpids, meterless, timeout_s)
-    t._why = why
-    return t
+    return Transaction(current, previous, dpids, meterless, timeout_s, undo_for=why)
 
 
 # ---------------------------------------------------------------------- regression watch

@@ -210,8 +210,7 @@ class PlanEnforcer:
             result = self._run(tx)
             if result.outcome is Outcome.ROLLED_BACK:
                 self._commit(previous, old_compiled)
-            _, summary = tx.summary()
-            self._record(plan, "regression-watch", "rollback", summary, result)
+            self._record(plan, "regression-watch", "rollback", tx.summary, result)
             return result
         finally:
             self._plan_lock.release()

@@ -27,6 +27,7 @@ MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
 # the service objective of an allocation: a step violates it when the meters drop more than this
 # fraction of what the application offered
 VIOLATION_DROP = 0.01
+DEFAULT_BURST_S = 0.1  # a meter's burst when the plan names none: this long at its rate
 
 
 class PlanError(ValueError):
@@ -42,13 +43,14 @@ class Allocation:
     tenant: str
     app: str
     rate_mbps: float
-    burst_kbit: float = 0.0  # 0: one tenth of a second at the rate
+    burst_kbit: float = 0.0  # 0: DEFAULT_BURST_S at the rate
     dscp: int | None = None
     path: tuple[str, ...] | None = None  # switches from the clients' switch to the servers'
 
     @property
     def burst(self) -> float:
-        return self.burst_kbit or self.rate_mbps * 100.0
+        """The meter's burst in kbit."""
+        return self.burst_kbit or self.rate_mbps * (1000.0 * DEFAULT_BURST_S)
 
 
 @dataclass(frozen=True)

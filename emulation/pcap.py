@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,18 +170,3 @@ def admitted(lab, spec: NetworkSpec, tenant: str, app: str, src: str, dst: str) 
                        for m in [re.search(r"n_packets=(\d+)", line)] if m))
     return out[0], out[1]
 
-
-def admitted_settled(lab, spec: NetworkSpec, tenant: str, app: str, src: str, dst: str,
-                     timeout_s: float = 10.0, every_s: float = 1.0) -> tuple[int, int]:
-    """:func:`admitted` once two reads ``every_s`` apart agree (longer than OVS's 0.5 s
-    revalidation): OVS folds its datapath's statistics into the rules lazily, so the last
-    packets of a replay show up a moment later. After ``timeout_s`` the last read is returned."""
-    deadline = time.monotonic() + timeout_s
-    last = admitted(lab, spec, tenant, app, src, dst)
-    while time.monotonic() < deadline:
-        time.sleep(every_s)
-        now = admitted(lab, spec, tenant, app, src, dst)
-        if now == last:
-            return now
-        last = now
-    return last

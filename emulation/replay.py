@@ -18,7 +18,6 @@ measured up to the moment it is made.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
@@ -30,11 +29,9 @@ import requests
 from controller.tenancy import app_number, meter_id, tenant_number
 from topologies import NetworkSpec
 
+from .meters import MeterError, read_meters
 from .policies import Policy, StepInput
 from .trace import ReplayMap
-
-_METER = re.compile(r"meter:(\d+) .*?byte_in_count:(\d+).*?\n0: packet_count:\d+ byte_count:(\d+)", re.S)
-
 
 BOUNDARY_S = 0.02  # a lower rate is applied this long after its step's boundary
 
@@ -64,11 +61,6 @@ class ReplayResult:
     late_s: list[float] = field(default_factory=list)
 
 
-def parse_meter_stats(text: str) -> dict[int, tuple[int, int]]:
-    """``ovs-ofctl meter-stats`` output -> {meter id: (bytes in, bytes dropped by band 0)}."""
-    return {int(m.group(1)): (int(m.group(2)), int(m.group(3))) for m in _METER.finditer(text)}
-
-
 class MeterReader:
     def __init__(self, spec: NetworkSpec, prefix: str, mapping: ReplayMap):
         self.bridges = []
@@ -81,17 +73,14 @@ class MeterReader:
         """(N, 2) cumulative (bytes in, bytes dropped) per flow's meter, and when they were read
         (monotonic seconds, the middle of the ``ovs-ofctl`` calls)."""
         t0 = time.monotonic()
-        stats = {}
-        for br in sorted(set(self.bridges)):
-            r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", br],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise ReplayRunError(f"meter-stats {br}: {r.stderr.strip()}")
-            stats[br] = parse_meter_stats(r.stdout)
+        try:
+            stats = {br: read_meters(br) for br in sorted(set(self.bridges))}
+        except MeterError as e:
+            raise ReplayRunError(str(e)) from None
         out = np.zeros((len(self.ids), 2))
         for i, (br, mid) in enumerate(zip(self.bridges, self.ids, strict=True)):
             if mid in stats[br]:
-                out[i] = stats[br][mid]
+                out[i] = stats[br][mid].bytes_in, stats[br][mid].bytes_dropped
         return out, (t0 + time.monotonic()) / 2
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from controller.plan import Plan
+from controller.plan import DEFAULT_BURST_S, Plan
 from controller.tenancy import app_number, compile_network, meter_id, tenant_number
 from topologies import NetworkSpec, wire
 
@@ -65,7 +65,6 @@ from .report import FlowResult, LinkResult, PathResult, ShadowReport
 LOG = logging.getLogger("netshadow.shadow")
 
 DELIVERY_OBJECTIVE = 0.99
-DEFAULT_BURST_S = 0.1  # a meter's default burst, in seconds at its rate (controller.plan)
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,8 @@ def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, 
                     local_ip: str | None, prefix: str, workdir: Path, console: Console | None = None) -> dict:
     """Rewrite ``pcap`` onto one tenant application and replay it in a fresh lab; what was sent and
     what the application's admission rules counted."""
-    from emulation.pcap import admitted, admitted_settled, replay, rewrite
+    from emulation.meters import settled
+    from emulation.pcap import admitted, replay, rewrite
     from topologies import load_spec
 
     console = console or Console(width=max(110, Console().width))
@@ -358,7 +359,7 @@ def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, 
     with LabSession(spec_path, prefix, workdir, console) as s:
         before = admitted(s.lab, spec, tenant, app, src, dst)
         sent = replay(s.lab, rw, src, dst, speed)
-        after = admitted_settled(s.lab, spec, tenant, app, src, dst)
+        after = settled(lambda: admitted(s.lab, spec, tenant, app, src, dst))
     result = {"rewritten": {"forward": rw.forward_packets, "reverse": rw.reverse_packets,
                             "skipped": rw.skipped, "local_ip": rw.local_ip},
               "sent": sent, "admitted": {"forward": after[0] - before[0], "reverse": after[1] - before[1]}}

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from emulation.iperf import wait_listening
+from emulation.meters import settled
 
 from .conftest import running_lab
 
@@ -195,16 +196,8 @@ def data_packets(lab, switch: str, table: int) -> int:
 
 def settled_counts(lab, first: str, last: str) -> tuple[int, int]:
     """h1 -> h2 packets admitted at ``first`` (table 0) and forwarded at ``last`` (table 1),
-    once two reads a second apart agree: OVS folds its datapath's statistics into the rules
-    lazily."""
-    counts, deadline = None, time.monotonic() + 10
-    while time.monotonic() < deadline:
-        now = (data_packets(lab, first, 0), data_packets(lab, last, 1))
-        if now == counts:
-            break
-        counts = now
-        time.sleep(1.0)
-    return counts
+    once OVS has folded its datapath's statistics into the rules."""
+    return settled(lambda: (data_packets(lab, first, 0), data_packets(lab, last, 1)))
 
 
 def test_path_change_loses_no_packet_of_a_steady_tcp_stream(lab):
