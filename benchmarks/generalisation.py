@@ -48,7 +48,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.replay_policies import abilene_inputs  # noqa: E402
 from emulation.replay_ideal import simulate  # noqa: E402
 from emulation.replay_measures import summarise  # noqa: E402
+from models.baselines import all_baselines  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
+from models.selection import Selection  # noqa: E402
 from models.series import SeriesKey, SeriesSet  # noqa: E402
 from netshadow.replaycmd import make_policy, prepare  # noqa: E402
 from planner.forecasters import ForecasterChoice, fit  # noqa: E402
@@ -123,6 +125,12 @@ def forecast_table(setup, candidates: list[str]) -> dict:
     hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
     full = SeriesSet(setup.start, setup.step_trace_s, names, np.vstack([setup.history, setup.demand]))
     models = [fit(ForecasterChoice(c, QUANTILE, max(HORIZONS), epochs=20), hist)[0] for c in candidates]
+    if "lstm" in candidates:
+        sel = fit(ForecasterChoice("selection", QUANTILE, max(HORIZONS), epochs=20), hist)[0]
+    else:  # the same selection over the baselines only
+        sel = Selection(all_baselines(quantiles=ForecasterChoice("selection", QUANTILE).quantiles),
+                        horizon=max(HORIZONS), quantiles=models[0].quantiles).fit(hist)
+    models.append(sel)
     scores, preds = evaluate(models, full, len(setup.history), list(HORIZONS), trained=tuple(models))
     y = setup.demand
     peaks = peak_mask(y)
@@ -137,7 +145,10 @@ def forecast_table(setup, candidates: list[str]) -> dict:
         best = min(out[b][h]["mae"] for b in BASELINES if b in out)
         for m in out:
             out[m][h]["x_best_baseline"] = out[m][h]["mae"] / best if best > 0 else None
-    return out
+    picked = {}
+    for name, by_h in sel.choice().items():
+        picked[name] = {h: by_h[h]["chosen"] for h in HORIZONS}
+    return out, sel, picked
 
 
 def allocation_table(setup, model) -> dict:
@@ -157,14 +168,10 @@ def run_scenario(sc: Scenario, lstm: bool, console: Console) -> dict:
     t0 = time.monotonic()
     setup = prepare(load_spec(sc.spec), sc.trace, sc.mapping, sc.compress, sc.start, 1.0)
     candidates = (["lstm"] if lstm else []) + list(BASELINES)
-    ft = forecast_table(setup, candidates)
-    predictor = "lstm" if lstm else min(BASELINES, key=lambda b: ft[b][1]["mae"])
-    names = tuple(SeriesKey(f.tenant, f.app).name for f in setup.mapping.flows)
-    hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
-    model, _ = fit(ForecasterChoice(predictor, QUANTILE, 1, epochs=20), hist)
-    at = allocation_table(setup, model)
+    ft, model, picked = forecast_table(setup, candidates)
+    at = allocation_table(setup, model)  # the selection fitted for the table serves one step too
     doc = {"scenario": sc.name, "steps": int(setup.demand.shape[0]), "history_steps": int(len(setup.history)),
-           "applications": len(setup.mapping.flows), "predictor": predictor,
+           "applications": len(setup.mapping.flows), "predictor": "selection", "picked": picked,
            "forecast": ft, "allocation": at, "seconds": round(time.monotonic() - t0, 1)}
     show(doc, console)
     return doc

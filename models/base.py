@@ -28,6 +28,10 @@ class Forecaster(ABC):
         self.series: SeriesSet | None = None
         self._resid: dict[int, np.ndarray] = {}  # h -> (len(quantiles), N) error quantiles
 
+    def context(self, horizon: int = 1) -> int:
+        """Rows of recent history a forecast ``horizon`` steps ahead reads (at least)."""
+        return 1
+
     @abstractmethod
     def point(self, values: np.ndarray, h: int) -> np.ndarray:
         """Aligned ``h``-step forecasts (see the module docstring)."""

@@ -64,6 +64,9 @@ class SeasonalNaive(Forecaster):
         if self.season is None:
             self.season = infer_season(series)
 
+    def context(self, horizon=1):
+        return self.season * int(np.ceil(horizon / self.season))
+
     def point(self, values, h):
         m = self.season
         return _shift(values, m * int(np.ceil(h / m)))
@@ -79,6 +82,9 @@ class MovingAverage(Forecaster):
         if window < 1:
             raise ValueError(f"window: must be >= 1 (got {window!r})")
         self.window = window
+
+    def context(self, horizon=1):
+        return self.window
 
     def point(self, values, h):
         v = np.nan_to_num(values)
@@ -147,6 +153,9 @@ class HoltWinters(Forecaster):
         err = np.nanmean(np.abs(pred - series.values[None]), axis=1)  # (K, N)
         best = np.nanargmin(np.where(np.isnan(err), np.inf, err), axis=0)
         self.params = grid[best].T  # (3, N)
+
+    def context(self, horizon=1):
+        return 4 * self.season  # the filter starts from the first season and settles in the next
 
     def point(self, values, h):
         a, b, g = (self.params[i][None, :] for i in range(3))

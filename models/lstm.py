@@ -355,6 +355,9 @@ class LSTMForecaster(Forecaster):
             out_q[:, :, self.fallback] = pq[:, :, self.fallback]
         return out_m, out_q
 
+    def context(self, horizon=1):
+        return self.window
+
     def point(self, values, h):
         return self.forecast(values, h)[0]
 

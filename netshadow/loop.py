@@ -88,6 +88,10 @@ class Metrics:
                          ["tenant", "app"], registry=r)
         self.coverage = Gauge("netshadow_loop_forecast_coverage", "Share of recent actuals under the "
                               "upper quantile", ["tenant", "app"], registry=r)
+        self.margin = Gauge("netshadow_loop_budget_margin_mbps", "The violation budget's margin added "
+                            "to the forecast quantile", ["tenant", "app"], registry=r)
+        self.violation_share = Gauge("netshadow_loop_violation_share", "Share of measured steps whose "
+                                     "demand exceeded the rate in force", ["tenant", "app"], registry=r)
         self.anomalies = Counter("netshadow_loop_anomalies", "Anomalous surges seen", registry=r)
         self.outcomes = Counter("netshadow_loop_plans", "Plans by outcome", ["outcome"], registry=r)
 
@@ -169,7 +173,10 @@ def decision_record(d: Decision, keys: list[SeriesKey]) -> dict:
             "quantile": d.quantile,
             "scored": {k.name: {"mae_mbps": s.mae_mbps, "coverage": s.coverage, "n": s.n}
                        for k, s in d.scored.items()},
-            "anomalies": list(d.anomalies), "fallback": [k.name for k in d.fallback],
+            "anomalies": list(d.anomalies),
+            "margin_mbps": {k.name: v for k, v in d.margin_mbps.items()},
+            "floored": [k.name for k in d.floored],
+            "violation_share": {k.name: v for k, v in d.violation_share.items()},
             "plan": d.plan.to_dict()}
 
 
@@ -317,6 +324,10 @@ def _observe(m: Metrics, record: dict, d) -> None:
         m.allocated.labels(a.tenant, a.app).set(a.rate_mbps)
     for k, up in d.required_mbps.items():
         m.forecast.labels(k.tenant, k.app).set(up)
+    for k, v in d.margin_mbps.items():
+        m.margin.labels(k.tenant, k.app).set(v)
+    for k, v in d.violation_share.items():
+        m.violation_share.labels(k.tenant, k.app).set(v)
     for k, s in d.scored.items():
         m.mae.labels(k.tenant, k.app).set(s.mae_mbps)
         m.coverage.labels(k.tenant, k.app).set(s.coverage)

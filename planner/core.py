@@ -12,21 +12,21 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    the allocated quantile, in interval widths); above ``anomaly_threshold`` it is an anomalous
    surge, handled by ``anomaly_policy``: ``allocate`` (treat it like any demand), ``cap``
    (allocate at most ``cap_factor`` times what the application had) or ``alert`` (keep what it
-   had; only report). A surge held back by ``cap`` or ``alert`` is not chased by the reactive
-   fallback either. ``allocate`` is the default: on the bundled demo trace no step is anomalous,
-   and on the Abilene day ``cap`` held back six surges that were real demand (39 violating steps
-   against 37, idealised replay) - hold surges back where they are floods, not demand;
+   had; only report). A surge held back by ``cap`` or ``alert`` is not counted against the
+   budget (the policy chose not to serve it). ``allocate`` is the default: on the bundled demo
+   trace no step is anomalous, and on the Abilene day ``cap`` held back six surges that were
+   real demand (39 violating steps against 37, idealised replay) - hold surges back where they
+   are floods, not demand;
 3. **requirement** - the largest value of the allocated quantile over the forecast's horizon
    (the caller makes the horizon cover what happens before the plan can next change: one step in
    a replay, a shadow run plus an apply in ``netshadow run``);
-4. **allocation** - :func:`controller.allocator.allocate` (headroom, hysteresis, link capacities,
+4. **budget** - per application a margin, moved by its own outcomes so that the long-run share
+   of violated steps settles at ``budget`` (adaptive conformal inference on the margin, see
+   :mod:`planner.budget`), is added to the requirement, and a forecast far below what
+   was just measured is not believed (the floor of :mod:`planner.budget`). This is the one
+   answer to "trust the forecast?": no forecaster is trusted, each is corrected by what it did;
+5. **allocation** - :func:`controller.allocator.allocate` (headroom, hysteresis, link capacities,
    alternative paths);
-5. **trust** - an application whose forecasts let it down lately gets at least what the reactive
-   threshold allocator (:func:`controller.reactive.react`, advanced one step per call on the
-   measured load) would give it, until the forecasts are good again. Let down means, over the
-   last ``trust_window`` steps: a violation, or the allocated quantile covering fewer than
-   ``min_coverage`` of them; or, over the last ``2 * trust_window`` scored steps (at least
-   ``trust_window``), median forecasts further off than persistence.
 
 Settings are in steps, so one set serves a 10-second loop and a half-hour trace alike. Rates are
 Mbit/s (L2, as meters count them), times epoch seconds (trace seconds in a replay).
@@ -41,11 +41,13 @@ import numpy as np
 
 from controller.allocator import AllocatorSettings, AllocatorState, allocate
 from controller.plan import VIOLATION_DROP, Plan
-from controller.reactive import ReactiveSettings, ReactiveState, react
+from controller.reactive import ReactiveSettings
 from models.anomaly import interval_score
 from models.forecast import Forecast
 from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
+
+from .budget import Margin, floor, scale
 
 ANOMALY_POLICIES = ("cap", "alert", "allocate")
 
@@ -66,9 +68,13 @@ class PlannerSettings:
     anomaly_policy: str = "allocate"  # cap and alert hold surges back (see the module docstring)
     anomaly_threshold: float = 1.0  # interval widths above the allocated quantile
     cap_factor: float = 1.25
-    trust_window: int = 4  # steps
-    min_coverage: float = 0.0  # 0: off (see the module docstring)
-    reactive_start: float = 1.1  # the reactive reference starts at this times the first measurement
+    budget: float = 0.01  # the long-run share of steps an application's demand may exceed its rate
+    adapt_rate: float = 0.5  # scale units the margin moves per violated step (planner.budget)
+    initial_margin: float = 1.0  # scale units before any outcome is measured (planner.budget)
+    margin_limit: float = 20.0  # scale units, either way
+    score_window: int = 8  # steps over which recent forecasts are scored (reported)
+    # the reactive baseline the replay compares with (not used by the decision)
+    reactive_start: float = 1.1  # starts at this times the first measurement
     reactive: ReactiveSettings = ReactiveSettings(cooldown_s=2.0, floor_mbps=0.5)  # cooldown in steps
 
     def __post_init__(self):
@@ -85,9 +91,13 @@ class PlannerSettings:
              f"one of {', '.join(ANOMALY_POLICIES)}")
         need("anomaly_threshold", _num(self.anomaly_threshold) and self.anomaly_threshold > 0, "> 0")
         need("cap_factor", _num(self.cap_factor) and 1 <= self.cap_factor <= 100, "in [1, 100]")
-        need("trust_window", isinstance(self.trust_window, int) and 1 <= self.trust_window <= 1000,
+        need("budget", _num(self.budget) and 0 < self.budget < 0.5, "in (0, 0.5)")
+        need("adapt_rate", _num(self.adapt_rate) and 0 <= self.adapt_rate <= 100, "in [0, 100]")
+        need("margin_limit", _num(self.margin_limit) and 0 <= self.margin_limit <= 1000, "in [0, 1000]")
+        need("initial_margin", _num(self.initial_margin) and abs(self.initial_margin) <= self.margin_limit,
+             "within +-margin_limit")
+        need("score_window", isinstance(self.score_window, int) and 1 <= self.score_window <= 1000,
              "an integer in [1, 1000]")
-        need("min_coverage", _num(self.min_coverage) and 0 <= self.min_coverage <= 1, "in [0, 1]")
         need("reactive_start", _num(self.reactive_start) and 0 < self.reactive_start <= 100,
              "in (0, 100]")
 
@@ -105,7 +115,7 @@ def _num(v) -> bool:
 
 @dataclass(frozen=True)
 class Score:
-    """How an application's recent forecasts did, over the trust window."""
+    """How an application's recent forecasts did, over the score window."""
 
     mae_mbps: float  # of the median
     coverage: float  # share of steps at or under the allocated quantile
@@ -119,7 +129,9 @@ class Decision:
     quantile: float  # the forecast quantile allocated
     required_mbps: dict[SeriesKey, float]  # the largest allocated-quantile value over the horizon
     anomalies: tuple[str, ...]
-    fallback: tuple[SeriesKey, ...]  # applications given at least the reactive rate
+    margin_mbps: dict[SeriesKey, float]  # the budget's margin added to the forecast quantile
+    floored: tuple[SeriesKey, ...]  # applications whose forecast fell below the floor
+    violation_share: dict[SeriesKey, float]  # measured so far, per application
     scored: dict[SeriesKey, Score]
 
     @property
@@ -138,32 +150,15 @@ class Decision:
 @dataclass
 class Planner:
     """The planner's memory between calls: the forecasts made for steps not yet scored, the rates
-    in force during recent steps, the allocator's and the reactive reference's state."""
+    in force during recent steps, each application's budget margin and the allocator's state."""
 
     spec: NetworkSpec
     settings: PlannerSettings = field(default_factory=PlannerSettings)
     forecasts: dict[tuple[SeriesKey, float], tuple[float, float, float]] = field(default_factory=dict)
     in_force: dict[tuple[SeriesKey, float], float] = field(default_factory=dict)
+    margins: dict[SeriesKey, Margin] = field(default_factory=dict)
     last_seen: float | None = None  # time of the newest step the previous call saw
     alloc_state: AllocatorState = field(default_factory=AllocatorState)
-    reactive_state: ReactiveState = field(default_factory=ReactiveState)
-    reactive_plan: Plan | None = None
-    reactive_initial: dict[tuple[str, str], float] | None = None
-    decided: Plan | None = None  # the last plan decided (with its fallback raises) ...
-    allocated: Plan | None = None  # ... and the allocator's plan it came from
-
-    def _basis(self, current: Plan | None) -> Plan | None:
-        """The plan hysteresis starts from: the one in force, except that an application whose
-        rate in force is still the reactive fallback's raise of the last decision starts from the
-        allocator's own rate (a fallback is temporary; it does not become the allocation)."""
-        if current is None or self.decided is None or self.allocated is None:
-            return current
-        allocs = []
-        for a in current.allocations:
-            mine, raw = self.decided.allocation(a.tenant, a.app), self.allocated.allocation(a.tenant, a.app)
-            same = mine is not None and raw is not None and abs(mine.rate_mbps - a.rate_mbps) < 1e-6
-            allocs.append(raw if same else a)
-        return replace(current, allocations=tuple(allocs))
 
     # ------------------------------------------------------------------ inputs
     def _keys(self, observed: SeriesSet, forecast: Forecast) -> list[SeriesKey]:
@@ -195,43 +190,35 @@ class Planner:
         return keys
 
     # ------------------------------------------------------------------ 1. what happened
-    def _window(self, times, col, k: SeriesKey, rows: range):
-        """Per step in ``rows`` with a forecast: (model error, persistence error, covered)."""
+    def _score(self, times, col, k: SeriesKey) -> Score | None:
+        """The forecasts of the last ``score_window`` measured steps against what came."""
+        n = len(times)
         out = []
-        for i in rows:
+        for i in range(max(0, n - self.settings.score_window), n):
             f = self.forecasts.get((k, times[i]))
-            if f is None or not np.isfinite(col[i]):
-                continue
-            prev = col[i - 1] if i > 0 and np.isfinite(col[i - 1]) else None
-            out.append((abs(col[i] - f[0]), None if prev is None else abs(col[i] - prev),
-                        bool(col[i] <= f[2] + 1e-9)))
-        return out
+            if f is not None and np.isfinite(col[i]):
+                out.append((abs(col[i] - f[0]), bool(col[i] <= f[2] + 1e-9)))
+        if not out:
+            return None
+        return Score(round(float(np.mean([e for e, _ in out])), 4),
+                     round(sum(c for _, c in out) / len(out), 3), len(out))
 
-    def _trust(self, times, col, k: SeriesKey) -> tuple[bool, str, Score | None]:
-        st, n = self.settings, len(times)
-        tw = st.trust_window
-        recent = range(max(0, n - tw), n)
-        violated = [i for i in recent if (k, times[i]) in self.in_force and np.isfinite(col[i])
-                    and col[i] * (1 - VIOLATION_DROP) > self.in_force[(k, times[i])] + 1e-9]
-        scored = self._window(times, col, k, recent)
-        score = None
-        if scored:
-            score = Score(round(float(np.mean([e for e, _, _ in scored])), 4),
-                          round(sum(c for _, _, c in scored) / len(scored), 3), len(scored))
-        if violated:
-            return True, f"demand above the rate in force in {len(violated)} of the last {tw} steps", score
-        if score is not None and score.n >= tw and score.coverage < st.min_coverage:
-            return True, f"the {st.quantile:g} quantile covered {score.coverage:.0%} of the last {tw} " \
-                         "steps", score
-        wide = [(e, p) for e, p, _ in self._window(times, col, k, range(max(0, n - 2 * tw), n))
-                if p is not None]
-        if len(wide) >= tw and np.mean([e for e, _ in wide]) > np.mean([p for _, p in wide]):
-            return True, f"forecasts were further off than persistence over {len(wide)} steps", score
-        return False, "", score
+    def _outcomes(self, times, col, k: SeriesKey, held: bool) -> None:
+        """Move ``k``'s margin by every newly measured step whose rate in force is known."""
+        st = self.settings
+        m = self.margins.setdefault(k, Margin(st.initial_margin))
+        for i, t in enumerate(times):
+            if (self.last_seen is not None and t <= self.last_seen) or (k, t) not in self.in_force \
+                    or not np.isfinite(col[i]):
+                continue
+            violated = col[i] * (1 - VIOLATION_DROP) > self.in_force[(k, t)] + 1e-9
+            if violated and held and i == len(times) - 1:
+                continue  # a surge the anomaly policy holds back is not the forecast's miss
+            m.update(violated, st.budget, st.adapt_rate, st.margin_limit)
 
     # ------------------------------------------------------------------ the decision
-    # One function on purpose (~85 lines): its numbered steps share the per-key state of one
-    # decision (usage, trust, surge, requirement), and the order of the steps is the contract.
+    # One function on purpose (~80 lines): its numbered steps share the per-key state of one
+    # decision (usage, surge, requirement, margin), and the order of the steps is the contract.
     def decide(self, now: float, observed: SeriesSet, forecast: Forecast,
                current: Plan | None, name: str | None = None) -> Decision:
         """``observed``: the measured series (names :class:`SeriesKey` names, bandwidth in
@@ -247,23 +234,38 @@ class Planner:
                 for k in keys}
         newest = times[-1]
         fresh = self.last_seen is None or newest > self.last_seen
-        # the rate in force during the newest step is what the caller read back now
+        # 1. the rate read back now was in force during every step measured since the last call
         if fresh and current is not None:
             for k in keys:
                 a = current.allocation(*k.app_key)
-                if a is not None:
-                    self.in_force[(k, newest)] = a.rate_mbps
+                if a is None:
+                    continue
+                since = newest if self.last_seen is None else self.last_seen
+                for t in times:
+                    if t > since or t == newest:
+                        self.in_force[(k, t)] = a.rate_mbps
         usage = dict(zip(keys, self._latest(cols, keys)))
-        trust = {k: self._trust(times, cols[k], k) for k in keys}
+        scored = {k: self._score(times, cols[k], k) for k in keys}
         surge = {k: self._surge(k, newest, cols[k][-1]) for k in keys}
-        # 3. the requirement over the horizon
-        required, med = {}, {}
+        holding = st.anomaly_policy in ("cap", "alert") and current is not None
         for k in keys:
-            f = forecast.get(k.name)
-            required[k] = max(0.0, max(f.quantile(st.quantile)))
-            med[k] = f
+            self._outcomes(times, cols[k], k, holding and surge[k] > st.anomaly_threshold)
+        # 3, 4. the requirement over the horizon, the budget's margin, the floor
+        required, margin, floored, reasons = {}, {}, [], []
+        for k in keys:
+            up = max(forecast.get(k.name).quantile(st.quantile))
+            m = self.margins.setdefault(k, Margin(st.initial_margin))
+            margin[k] = round(m.margin * scale(cols[k]), 6)
+            required[k] = max(0.0, up + margin[k])
+            low = floor(cols[k], st.budget)
+            if low is not None and required[k] < low:
+                floored.append(k)
+                reasons.append(f"{k.tenant}/{k.app}: forecast {required[k]:.2f} Mbit/s is below "
+                               f"the newest measurement {usage[k]:.2f} by more than the recent "
+                               f"drops; allocated for {low:.2f}")
+                required[k] = low
         # 2. anomalies
-        anomalies, held = [], set()  # held: capped or kept by the anomaly policy
+        anomalies = []
         for k in keys:
             if surge[k] <= st.anomaly_threshold:
                 continue
@@ -271,8 +273,6 @@ class Planner:
             had = a.rate_mbps if a is not None else None
             what = f"{k.tenant}/{k.app}: {usage[k]:.2f} Mbit/s is {surge[k]:.1f} interval widths " \
                    "above its forecast"
-            if st.anomaly_policy in ("cap", "alert") and had is not None:
-                held.add(k)
             if st.anomaly_policy == "cap" and had is not None:
                 required[k] = min(max(required[k], usage[k]), had * st.cap_factor)
                 usage[k] = min(usage[k], required[k])
@@ -283,41 +283,18 @@ class Planner:
             else:
                 what += "; allocated"
             anomalies.append(what)
-        # 4. allocation
-        plan = allocate(self.spec, {k.app_key: required[k] for k in keys},
-                        {k.app_key: usage[k] for k in keys}, self._basis(current), now,
-                        self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}")
-        self.allocated = plan
-        # 5. trust: the reactive reference moves one step per newly measured step
-        if self.reactive_initial is None:
-            self.reactive_initial = {k.app_key: u * st.reactive_start
-                                     for k, u in zip(keys, self._latest(cols, keys))}
-        elif fresh:
-            measured = {k.app_key: float(u) for k, u in zip(keys, self._latest(cols, keys))}
-            self.reactive_plan = react(measured, self.reactive_plan, now,
-                                       self.reactive_state, st.reactive_for(step),
-                                       initial_mbps=self.reactive_initial)
-        allocs = {(a.tenant, a.app): a for a in plan.allocations}
-        fallback, why = [], []
-        for k in keys:
-            bad, reason, _ = trust[k]
-            if not bad or k in held or k.app_key not in allocs or self.reactive_plan is None:
-                continue  # a surge the anomaly policy holds is not chased by the fallback
-            ref = self.reactive_plan.allocation(*k.app_key)
-            if ref is not None and ref.rate_mbps > allocs[k.app_key].rate_mbps:
-                allocs[k.app_key] = replace(allocs[k.app_key], rate_mbps=round(ref.rate_mbps, 3))
-            fallback.append(k)
-            why.append(f"{k.tenant}/{k.app}: {reason}; at least the reactive rate")
+        # 5. allocation
         horizon = len(forecast.get(keys[0].name).times)
-        plan = Plan(plan.name, tuple(allocs[(a.tenant, a.app)] for a in plan.allocations),
-                    plan.extra_policies, plan.cpu_quotas, valid_from=now,
-                    valid_until=now + horizon * step,
-                    reasons=plan.reasons + tuple(anomalies) + tuple(why))
-        self.decided = plan
+        plan = allocate(self.spec, {k.app_key: required[k] for k in keys},
+                        {k.app_key: usage[k] for k in keys}, current, now,
+                        self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}")
+        plan = replace(plan, valid_from=now, valid_until=now + horizon * step,
+                       reasons=plan.reasons + tuple(anomalies) + tuple(reasons))
         self._remember(keys, forecast, newest, step, times[0])
         self.last_seen = newest if self.last_seen is None else max(self.last_seen, newest)
-        return Decision(plan, forecast, st.quantile, required, tuple(anomalies), tuple(fallback),
-                        {k: trust[k][2] for k in keys if trust[k][2] is not None})
+        share = {k: self.margins[k].share for k in keys if self.margins[k].share is not None}
+        return Decision(plan, forecast, st.quantile, required, tuple(anomalies), margin,
+                        tuple(floored), share, {k: v for k, v in scored.items() if v is not None})
 
     @staticmethod
     def _latest(cols, keys) -> list[float]:
@@ -337,7 +314,7 @@ class Planner:
 
     def _remember(self, keys, forecast: Forecast, newest: float, step: float, oldest: float) -> None:
         """Keep the forecast for each step of the horizon (a newer forecast of a step replaces an
-        older one) and forget what is older than the observed window and the trust windows."""
+        older one) and forget what is older than the observed window and the score window."""
         lo_q = None
         for k in keys:
             f = forecast.get(k.name)
@@ -347,7 +324,7 @@ class Planner:
             for h in range(len(f.times)):
                 self.forecasts[(k, round(newest + (h + 1) * step, 6))] = (float(f.median[h]),
                                                                           float(lo[h]), float(up[h]))
-        keep = min(oldest, newest - 2 * self.settings.trust_window * step)
+        keep = min(oldest, newest - self.settings.score_window * step)
         self.forecasts = {kt: v for kt, v in self.forecasts.items() if kt[1] >= keep}
         self.in_force = {kt: v for kt, v in self.in_force.items() if kt[1] >= keep}
 
@@ -356,6 +333,7 @@ class Planner:
         """What a restarted planner needs to go on scoring (JSON-able)."""
         return {"forecasts": [[k.name, t, list(v)] for (k, t), v in self.forecasts.items()],
                 "in_force": [[k.name, t, v] for (k, t), v in self.in_force.items()],
+                "margins": [[k.name, *m.as_list()] for k, m in self.margins.items()],
                 "last_seen": self.last_seen}
 
     def restore(self, memory: dict) -> None:
@@ -364,6 +342,8 @@ class Planner:
                               for n, t, v in memory.get("forecasts", [])}
             self.in_force = {(SeriesKey.parse(n), float(t)): float(v)
                              for n, t, v in memory.get("in_force", [])}
+            self.margins = {SeriesKey.parse(n): Margin.from_list(v)
+                            for n, *v in memory.get("margins", [])}
             ls = memory.get("last_seen")
             self.last_seen = float(ls) if ls is not None else None
         except (TypeError, ValueError) as e:

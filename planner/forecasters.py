@@ -22,7 +22,7 @@ from models.series import SeriesSet
 from .core import PlannerError
 
 BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters")
-FORECASTERS = ("lstm", *BASELINES)
+FORECASTERS = ("selection", "lstm", *BASELINES)
 MAX_HORIZON = 1000
 MIN_WINDOW, MAX_WINDOW = 8, 48
 MIN_LSTM_ROWS = 6 * MIN_WINDOW
@@ -69,13 +69,14 @@ def fit(choice: ForecasterChoice, series: SeriesSet, previous: Forecaster | None
     from models.baselines import Persistence, all_baselines
 
     q = choice.quantiles
+    if choice.name == "selection":
+        return _selection(choice, series, previous, retrain)
     if choice.name != "lstm":
         by = {b.name: b for b in all_baselines(quantiles=q)}
         return by[choice.name].fit(series), choice.name
     if series.rows < MIN_LSTM_ROWS:
         return (Persistence(quantiles=q).fit(series),
                 f"persistence (the lstm needs {MIN_LSTM_ROWS} steps of history, have {series.rows})")
-    from models.lstm import LSTMForecaster
 
     if previous is not None and getattr(previous, "name", "") == "lstm" and \
             previous.series is not None and previous.series.names == series.names and \
@@ -83,10 +84,47 @@ def fit(choice: ForecasterChoice, series: SeriesSet, previous: Forecaster | None
         if retrain:
             return previous.update(series, epochs=3), "lstm (updated)"
         return previous.bind(series), "lstm"
-    window = min(MAX_WINDOW, max(MIN_WINDOW, series.rows // 6))
-    m = LSTMForecaster(window=window, horizon=max(2, choice.horizon), epochs=choice.epochs,
-                       seed=choice.seed, verbose=0, batch=256, patience=4, quantiles=q)
-    return m.fit(series), "lstm (trained)"
+    return _lstm(choice, series.rows).fit(series), "lstm (trained)"
+
+
+def _lstm(choice: ForecasterChoice, rows: int):
+    from models.lstm import LSTMForecaster
+
+    window = min(MAX_WINDOW, max(MIN_WINDOW, rows // 6))
+    return LSTMForecaster(window=window, horizon=max(2, choice.horizon), epochs=choice.epochs,
+                          seed=choice.seed, verbose=0, batch=256, patience=4,
+                          quantiles=choice.quantiles)
+
+
+def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: bool):
+    """The selection (:mod:`models.selection`) over the baselines and, with enough history for
+    its fitting part, the LSTM. A ``previous`` selection over the same series that serves
+    ``choice`` is reused (not ``retrain``) or fitted again with its LSTM updated from the
+    weights it has (a few epochs), not trained anew."""
+    from models.baselines import all_baselines
+    from models.selection import HOLDOUT, Selection
+
+    same = previous is not None and getattr(previous, "name", "") == "selection" and \
+        previous.series is not None and previous.series.names == series.names and \
+        serves(previous, choice)
+    if same and not retrain:
+        return previous, "selection"
+    cands = all_baselines(quantiles=choice.quantiles)
+    fitting_rows = int(series.rows * (1 - HOLDOUT))
+    old = [c for c in previous.candidates if c.name == "lstm"] if same else []
+    note = (f"selection of baselines (the lstm needs {MIN_LSTM_ROWS} steps of fitting history, "
+            f"have {fitting_rows})")
+    if old:
+        old[0].epochs = 3
+        cands.append(old[0])
+        note = "selection (lstm updated)"
+    elif fitting_rows >= MIN_LSTM_ROWS:
+        cands.append(_lstm(choice, fitting_rows))
+        note = "selection (lstm trained)"
+    try:
+        return Selection(cands, horizon=choice.horizon, quantiles=choice.quantiles).fit(series), note
+    except ValueError as e:
+        raise PlannerError(f"history: {e}") from None
 
 
 def forecast(model: Forecaster, choice: ForecasterChoice, series: SeriesSet) -> Forecast:

@@ -3,7 +3,7 @@
 ``netshadow run`` makes.
 
 Before step ``t`` it builds the observed series (the history before the replayed window, then the
-steps measured so far, the last ``window + 2`` of them: what the model reads), forecasts the
+steps measured so far: what the model reads, at least :data:`OBSERVED_MIN` steps), forecasts the
 ``horizon`` steps after it with the fitted model, and hands both and the plan in force (the rates
 it asked for the step before, which the runner applied) to the planner. ``corrupt(t, median,
 upper) -> (median, upper)`` damages the forecasts on purpose (the robustness check).
@@ -22,6 +22,8 @@ from topologies import NetworkSpec
 from .core import Planner, PlannerSettings
 from .forecasters import ForecasterChoice, forecast
 
+OBSERVED_MIN = 48  # steps of measurements the planner is shown at least
+
 
 class PredictivePolicy(Policy):
     name = "predictive"
@@ -39,7 +41,8 @@ class PredictivePolicy(Policy):
         self.history = np.asarray(history, dtype=float)
         self.start, self.step_s = pd.Timestamp(start), float(step_s)
         self.series_keys = [SeriesKey(t, a) for t, a in self.keys]
-        self.context = getattr(model, "window", 48) + 2
+        # what the model reads, and at least a few hours' worth for the planner's floor and scale
+        self.context = max(model.context(choice.horizon), OBSERVED_MIN) + 2
         self.current = None
         self.decisions: dict[int, object] = {}
 
@@ -60,9 +63,9 @@ class PredictivePolicy(Policy):
         first = [fc.get(k.name) for k in self.series_keys]
         self.band[s.t] = (np.array([f.median[0] for f in first]),
                           np.array([f.quantile(self.choice.quantile)[0] for f in first]))
-        if d.fallback:
-            self.notes[s.t] = "falls back to reactive for " + ", ".join(
-                f"{k.tenant}/{k.app}" for k in d.fallback)
+        if d.floored:
+            self.notes[s.t] = "forecast below the floor for " + ", ".join(
+                f"{k.tenant}/{k.app}" for k in d.floored)
         rates = np.array(d.rates(self.series_keys))
         self.current = self.plan(rates, s.t)
         return rates

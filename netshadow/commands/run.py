@@ -28,7 +28,7 @@ def cmd_run(a) -> int:
         token = load_token(a.token_file)
         hold = PlannerSettings.hold_steps if a.hold is None else a.hold / a.step
         planner = PlannerSettings(quantile=a.quantile, headroom=a.headroom, hold_steps=hold,
-                                  anomaly_policy=a.anomaly_policy)
+                                  anomaly_policy=a.anomaly_policy, budget=a.budget)
         ForecasterChoice(a.forecaster, a.quantile)  # refused now, not at the first cycle
         rs = RunSettings(planner, step_s=a.step, interval_s=a.interval, history_s=a.history,
                          forecaster=a.forecaster, retrain_every=a.retrain_every, verify=a.verify,
@@ -62,6 +62,9 @@ def register(sub) -> None:
                    "seasonal_naive, moving_average, holt_winters")
     p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
     p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")
+    p.add_argument("--budget", type=float, default=0.01,
+                   help="long-run share of steps an application's demand may exceed its rate; the "
+                        "planner's margin tracks it online (default 0.01)")
     p.add_argument("--headroom", type=float, default=0.05, help="on top of the forecast (default 0.05)")
     p.add_argument("--hold", type=float, default=None, help="seconds a lower requirement must last "
                                                             "before an allocation shrinks (default: "

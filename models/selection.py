@@ -1,0 +1,171 @@
+"""Forecaster selection: per series and horizon, the candidate that forecast the most recent
+history best, with intervals calibrated on that history (split conformal).
+
+No single model wins everywhere: the LSTM wins on bursty request volumes and loses to
+Holt-Winters on smooth link series; persistence is hard to beat one step ahead on a backbone
+link. :class:`Selection` therefore holds several candidates and decides by a **backtest**:
+
+1. the history is split chronologically; the last ``holdout`` share (at least ``MIN_HOLDOUT``
+   steps) is the backtest, the rows before it the fitting part;
+2. every candidate is fitted on the fitting part and forecasts every backtest row at every
+   horizon ``1..horizon`` from the rows before it (a rolling origin: nothing it forecasts is in
+   what it read);
+3. per series and horizon the candidate with the lowest backtest MAE is chosen. By construction
+   the choice is never worse on the backtest than the best simple candidate, and a candidate that
+   cannot forecast a series (too little history for its season, a constant series) loses there;
+4. the chosen candidates' backtest errors give the intervals, one quantile at a time (each tail
+   one-sided, so the upper quantile that sizes an allocation is calibrated on its own): the
+   conformal quantile of the score ``(actual - median) / (median + level)``, with ``level`` the
+   series' mean over the fitting part. Dividing by the forecast level widens the interval where
+   the forecast is high - inside demand peaks, where an interval of fixed width under-covers;
+5. the baselines are fitted again on the whole history (cheap; their parameters follow the
+   newest data); an LSTM keeps the weights learned on the fitting part (training it twice would
+   double the cost) and reads the newest steps as its input window.
+
+``choice()`` says, per series and horizon, what was chosen and the backtest MAE of every
+candidate (``tpp evaluate`` and ``benchmarks/generalisation.py`` show it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Forecaster
+from .forecast import DEFAULT_QUANTILES
+from .series import SeriesSet
+
+MIN_HOLDOUT = 24  # backtest steps at least
+HOLDOUT = 0.2  # share of the history that is the backtest
+
+
+class Selection(Forecaster):
+    name = "selection"
+
+    def __init__(self, candidates: list[Forecaster], horizon: int = 1,
+                 quantiles: tuple[float, ...] = DEFAULT_QUANTILES, holdout: float = HOLDOUT):
+        super().__init__(quantiles=quantiles)
+        if not candidates:
+            raise ValueError("candidates: at least one forecaster is needed")
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon: must be an integer >= 1 (got {horizon!r})")
+        if not 0 < holdout < 1:
+            raise ValueError(f"holdout: must be in (0, 1) (got {holdout!r})")
+        self.candidates = list(candidates)
+        self.horizon = horizon
+        self.holdout = holdout
+        self.chosen: np.ndarray | None = None  # (horizon, N) candidate index per horizon, series
+        self.backtest_mae: np.ndarray | None = None  # (C, horizon, N)
+        self.scores: np.ndarray | None = None  # (Q, horizon, N) conformal score quantiles
+        self.level: np.ndarray | None = None  # (N,) the series' mean over the fitting part
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.candidates]
+
+    def _split(self, rows: int) -> int:
+        n = max(MIN_HOLDOUT, int(round(rows * self.holdout)))
+        if rows - n < 2 * self.horizon + 2:
+            raise ValueError(f"series: {rows} steps are too few for a backtest of {n} steps at "
+                             f"horizon {self.horizon}")
+        return rows - n
+
+    def fit(self, series: SeriesSet) -> Selection:
+        self.series = series
+        cut = self._split(series.rows)
+        v = series.values
+        y = v[cut:]
+        usable, meds = [], []
+        for c in self.candidates:
+            try:
+                c.fit(series.slice(0, cut))
+            except ValueError:
+                continue  # e.g. too little history for this candidate; it cannot be chosen
+            usable.append(c)
+            meds.append(np.stack([_median(c, v, h, series.start)[cut:]
+                                  for h in range(1, self.horizon + 1)]))  # (H, T, N)
+        if not usable:
+            raise ValueError("candidates: none could be fitted on the backtest's fitting part")
+        self.candidates = usable
+        med = np.stack(meds)  # (C, H, T, N)
+        err = np.abs(med - y[None, None])
+        ok = np.isfinite(err)
+        mae = np.where(ok.sum(axis=2) > 0, np.nansum(np.where(ok, err, 0), axis=2)
+                       / np.maximum(ok.sum(axis=2), 1), np.inf)  # (C, H, N)
+        # a candidate that left backtest steps unforecast is not comparable: it loses
+        mae = np.where(ok.mean(axis=2) >= 0.9, mae, np.inf)
+        self.backtest_mae = mae
+        self.chosen = np.argmin(mae, axis=0)  # (H, N)
+        self.level = np.maximum(np.nan_to_num(np.nanmean(np.abs(v[:cut]), axis=0)), 1e-9)
+        picked = np.take_along_axis(med, self.chosen[None, :, None, :], axis=0)[0]  # (H, T, N)
+        score = (y[None] - picked) / (np.maximum(picked, 0) + self.level)
+        self.scores = np.stack([_conformal(score, q) for q in self.quantiles])  # (Q, H, N)
+        for c in self.candidates:  # the baselines learn from the newest data too
+            if getattr(c, "name", "") != "lstm":
+                c.fit(series)
+        self._resid = {}
+        return self
+
+    def choice(self) -> dict[str, dict[int, dict]]:
+        """Per series and horizon: the chosen candidate and every candidate's backtest MAE."""
+        out: dict[str, dict[int, dict]] = {}
+        for j, name in enumerate(self.series.names):
+            for h in range(self.horizon):
+                out.setdefault(name, {})[h + 1] = {
+                    "chosen": self.candidates[self.chosen[h, j]].name,
+                    "backtest_mae": {c.name: _finite(self.backtest_mae[i, h, j])
+                                     for i, c in enumerate(self.candidates)}}
+        return out
+
+    def context(self, horizon: int = 1) -> int:
+        return max(c.context(horizon) for c in self.candidates)
+
+    def _median(self, values: np.ndarray, h: int, start) -> np.ndarray:
+        if not 1 <= h <= self.horizon:
+            raise ValueError(f"horizon: this selection forecasts 1..{self.horizon} steps (got {h})")
+        out = np.full(values.shape, np.nan)
+        for i, c in enumerate(self.candidates):
+            cols = np.flatnonzero(self.chosen[h - 1] == i)
+            if len(cols):
+                out[:, cols] = _median(c, values, h, start)[:, cols]
+        return out
+
+    def point(self, values, h):
+        return self._median(values, h, None)
+
+    def forecast(self, values, h, start=None):
+        med = self._median(values, h, start)
+        width = np.maximum(med, 0) + self.level[None, :]
+        qs = np.maximum(med[None] + self.scores[:, h - 1][:, None, :] * width[None], 0.0)
+        return med, qs
+
+    def note(self, name: str) -> str:
+        j = self.series.names.index(name)
+        return "chosen: " + ", ".join(f"h{h + 1} {self.candidates[self.chosen[h, j]].name}"
+                                      for h in range(self.horizon))
+
+
+def _median(c: Forecaster, values: np.ndarray, h: int, start) -> np.ndarray:
+    """``c``'s aligned median (models with calendar features read ``start``; the others need
+    no interval computed)."""
+    return c.forecast(values, h, start)[0] if getattr(c, "name", "") == "lstm" else c.point(values, h)
+
+
+def _conformal(score: np.ndarray, q: float) -> np.ndarray:
+    """(H, N) the ``q`` quantile of ``score`` (H, T, N) over T with the split-conformal
+    finite-sample correction (upper tails round up, lower tails down)."""
+    out = np.zeros(score.shape[::2])
+    for h in range(score.shape[0]):
+        for j in range(score.shape[2]):
+            s = np.sort(score[h, :, j][np.isfinite(score[h, :, j])])
+            n = len(s)
+            if n == 0:
+                continue
+            k = math.ceil((n + 1) * q) - 1 if q > 0.5 else math.floor((n + 1) * q) - 1
+            out[h, j] = s[min(max(k, 0), n - 1)]
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

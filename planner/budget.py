@@ -1,0 +1,88 @@
+"""The violation budget held online, per application (pure).
+
+The operator sets a budget: the long-run share of steps in which an application's demand may
+exceed the rate in force (default 1 %). No forecaster's quantile can be trusted to deliver that on
+traffic it was never tuned on, so the planner does not trust it: it adds a **margin** to the
+forecast's allocated quantile and moves the margin by the application's own outcomes, the online
+quantile tracking of adaptive conformal inference (Gibbs & Candès, NeurIPS 2021) applied to the
+margin, as in the quantile tracking of conformal PID control (Angelopoulos, Candès & Tibshirani,
+NeurIPS 2023)::
+
+    margin <- clip(margin + rate * (violated - budget), -limit, +limit)
+
+A violated step raises the margin by ``rate * (1 - budget)``; a clean step lowers it by
+``rate * budget``, so it settles where violations occur in ``budget`` of the steps. Because the
+margin is bounded, the measured violation share after ``T`` steps is within
+``(limit + rate) / (rate * T)`` of the budget whatever the forecaster does (the standard bound of
+the update above). The margin is in units of the series' own *scale*, the mean absolute change
+between consecutive measured steps, so one rate serves a 1 Mbit/s DNS flow and a 500 Mbit/s
+backbone pair; a negative margin allocates below the forecast quantile where it over-covers.
+Before any outcome is measured the margin is ``initial_margin`` (default one scale unit: until it
+has shown otherwise, a forecaster is assumed to be as far off as repeating the last step).
+
+**Floor.** A forecast far below what was just measured is not believed without evidence: the
+requirement is at least the newest measurement plus the ``budget`` quantile of the one-step
+changes measured in the observed window (the largest drop that recent history shows). A
+forecast that collapses towards zero under a steady flow therefore allocates what the flow is
+using, and a forecast of a drop that history does show is believed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Margin:
+    """One application's tracked margin (in scale units) and its measured outcomes."""
+
+    margin: float = 0.0
+    steps: int = 0
+    violated: int = 0
+
+    @property
+    def share(self) -> float | None:
+        """The measured violation share (None before the first scored step)."""
+        return self.violated / self.steps if self.steps else None
+
+    def update(self, violated: bool, budget: float, rate: float, limit: float) -> None:
+        """One measured step."""
+        self.steps += 1
+        self.violated += bool(violated)
+        self.margin = float(np.clip(self.margin + rate * (float(violated) - budget), -limit, limit))
+
+    def as_list(self) -> list:
+        return [self.margin, self.steps, self.violated]
+
+    @classmethod
+    def from_list(cls, v) -> Margin:
+        m, s, n = v
+        return cls(float(m), int(s), int(n))
+
+
+def scale(col: np.ndarray) -> float:
+    """The series' scale, Mbit/s: the mean absolute change between consecutive measured steps of
+    ``col`` (a small fraction of its level when it is constant; 0 when it is all zero or empty)."""
+    v = col[np.isfinite(col)]
+    if len(v) == 0:
+        return 0.0
+    d = np.abs(np.diff(v))
+    s = float(d.mean()) if len(d) else 0.0
+    return max(s, 0.01 * float(np.abs(v).mean()))
+
+
+def floor(col: np.ndarray, budget: float) -> float | None:
+    """The lowest requirement believed, Mbit/s: the newest measured value of ``col`` plus the
+    ``budget`` quantile of its one-step changes (never above the newest value); None when fewer
+    than two consecutive steps were measured."""
+    finite = np.isfinite(col)
+    if finite.sum() < 1:
+        return None
+    last = float(col[np.flatnonzero(finite)[-1]])
+    d = np.diff(col)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return None
+    return max(0.0, last + min(0.0, float(np.quantile(d, budget))))

@@ -1,0 +1,73 @@
+"""Forecaster selection (baselines only; the LSTM candidate is exercised in tests/model): the
+backtest picks per series the candidate that forecast the recent history best, the intervals
+are calibrated on that backtest one quantile at a time, and short histories work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.baselines import all_baselines
+from models.evaluate import evaluate
+from models.selection import Selection
+from models.series import SeriesSet
+from planner.core import PlannerError
+from planner.forecasters import ForecasterChoice, fit, forecast
+
+STEP = 300.0
+DAY = 288
+
+
+def two_kinds(days: int, seed: int = 0) -> SeriesSet:
+    """A daily pattern with a little noise (seasonal naive wins) beside a random walk
+    (persistence wins)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * DAY)
+    daily = 20 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 0.3, len(t))
+    walk = 30 + np.cumsum(rng.normal(0, 1.0, len(t)))
+    return SeriesSet(pd.Timestamp("2026-01-05", tz="UTC"), STEP, ("t/daily/bandwidth", "t/walk/bandwidth"),
+                     np.stack([daily, walk.clip(1)], axis=1))
+
+
+def test_the_backtest_picks_per_series_and_says_what_it_picked():
+    s = two_kinds(6)
+    sel = Selection(all_baselines(season=DAY), horizon=3).fit(s)
+    picked = sel.choice()
+    assert picked["t/daily/bandwidth"][1]["chosen"] in ("seasonal_naive", "holt_winters")
+    assert picked["t/walk/bandwidth"][1]["chosen"] == "persistence"
+    for by_h in picked.values():
+        for c in by_h.values():
+            maes = {k: v for k, v in c["backtest_mae"].items() if v is not None}
+            assert maes[c["chosen"]] == min(maes.values())  # never worse than a candidate there
+    assert "h1 persistence" in sel.note("t/walk/bandwidth")
+
+
+def test_on_the_next_days_the_selection_is_as_good_as_the_best_candidate_and_covers():
+    s = two_kinds(8, seed=1)
+    split = 6 * DAY
+    train = s.slice(0, split)
+    models = all_baselines(season=DAY) + [Selection(all_baselines(season=DAY), horizon=1)]
+    for m in models:
+        m.fit(train)
+    scores, preds = evaluate(models, s, split, [1], trained=tuple(models))
+    by = {x.model: x for x in scores}
+    best = min(by[b.name].mae for b in models[:-1])
+    assert by["selection"].mae <= 1.02 * best
+    assert 0.7 <= by["selection"].coverage <= 0.9  # 10-90 %, calibrated on the backtest
+
+
+def test_the_factory_builds_a_selection_on_two_days_of_hours_without_the_lstm_and_says_so():
+    h = two_kinds(2)
+    s = SeriesSet(h.start, 3600.0, h.names, h.values[::12])  # 48 hourly steps
+    choice = ForecasterChoice("selection", quantile=0.95, horizon=2)
+    m, note = fit(choice, s)
+    assert m.name == "selection" and m.quantiles == (0.1, 0.9, 0.95)
+    assert "lstm" not in m.names and "the lstm needs 48 steps of fitting history, have 38" in note
+    f = forecast(m, choice, s)
+    up = f.get("t/walk/bandwidth").quantile(0.95)
+    assert len(up) == 2 and all(u >= x for u, x in zip(up, f.get("t/walk/bandwidth").median))
+    with pytest.raises(PlannerError, match=r"^horizon: 3 steps are needed, the selection model"):
+        forecast(m, ForecasterChoice("selection", 0.95, 3), s)
+    with pytest.raises(PlannerError, match=r"^history: series: 20 steps are too few"):
+        fit(choice, s.slice(0, 20))
