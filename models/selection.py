@@ -44,7 +44,10 @@ class Selection(Forecaster):
     name = "selection"
 
     def __init__(self, candidates: list[Forecaster], horizon: int = 1,
-                 quantiles: tuple[float, ...] = DEFAULT_QUANTILES, holdout: float = HOLDOUT):
+                 quantiles: tuple[float, ...] = DEFAULT_QUANTILES, holdout: float = HOLDOUT,
+                 fitted: tuple[Forecaster, ...] = ()):
+        """``fitted``: candidates already fitted elsewhere, used as they are (their backtest is
+        then partly in-sample; say so where it is shown)."""
         super().__init__(quantiles=quantiles)
         if not candidates:
             raise ValueError("candidates: at least one forecaster is needed")
@@ -55,6 +58,7 @@ class Selection(Forecaster):
         self.candidates = list(candidates)
         self.horizon = horizon
         self.holdout = holdout
+        self.fitted = tuple(fitted)
         self.chosen: np.ndarray | None = None  # (horizon, N) candidate index per horizon, series
         self.backtest_mae: np.ndarray | None = None  # (C, horizon, N)
         self.scores: np.ndarray | None = None  # (Q, horizon, N) conformal score quantiles
@@ -78,6 +82,11 @@ class Selection(Forecaster):
         y = v[cut:]
         usable, meds = [], []
         for c in self.candidates:
+            if any(c is f for f in self.fitted):
+                usable.append(c)
+                meds.append(np.stack([_median(c, v, h, series.start)[cut:]
+                                      for h in range(1, self.horizon + 1)]))
+                continue
             try:
                 c.fit(series.slice(0, cut))
             except ValueError:
@@ -102,7 +111,7 @@ class Selection(Forecaster):
         score = (y[None] - picked) / (np.maximum(picked, 0) + self.level)
         self.scores = np.stack([_conformal(score, q) for q in self.quantiles])  # (Q, H, N)
         for c in self.candidates:  # the baselines learn from the newest data too
-            if getattr(c, "name", "") != "lstm":
+            if getattr(c, "name", "") != "lstm" and not any(c is f for f in self.fitted):
                 c.fit(series)
         self._resid = {}
         return self

@@ -148,14 +148,15 @@ def default_reactive_settings(setup: ReplaySetup, **changes) -> ReactiveSettings
 def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | None = None,
                 headroom: float | None = None, quantile: float = 0.9,
                 reactive_settings: ReactiveSettings | None = None,
-                settings: PlannerSettings | None = None):
+                settings: PlannerSettings | None = None, budget: float = 0.01):
     """``quantile``: the forecast quantile the predictive policy allocates (the forecaster must
-    serve it); ``settings``: the planner's (default: ``netshadow run``'s defaults at that
-    quantile); ``headroom``: the static and oracle policies' margin (default the planner's);
+    serve it); ``budget``: its violation budget (a share of steps); ``settings``: the planner's
+    (default: ``netshadow run``'s defaults at that quantile and budget); ``headroom``: the
+    static and oracle policies' margin (default the planner's);
     ``reactive_settings``: the threshold allocator's (default: the planner's reactive reference)."""
     keys = [f.key for f in setup.mapping.flows]
     try:
-        settings = settings or PlannerSettings(quantile=quantile)
+        settings = settings or PlannerSettings(quantile=quantile, budget=budget)
     except PlannerError as e:
         raise ReplayError(str(e)) from None
     headroom = settings.headroom if headroom is None else headroom
@@ -178,7 +179,8 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
 
 
 def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, console: Console,
-            forecaster=None, corrupt: str | None = None, quantile: float = 0.9) -> dict:
+            forecaster=None, corrupt: str | None = None, quantile: float = 0.9,
+            budget: float = 0.01) -> dict:
     from rich.progress import Progress
 
     from emulation.replay import replay
@@ -187,7 +189,7 @@ def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, 
     results = {}
     T = setup.demand.shape[0]
     for name in policies:
-        policy = make_policy(name, setup, forecaster, corrupt, quantile=quantile)
+        policy = make_policy(name, setup, forecaster, corrupt, quantile=quantile, budget=budget)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"{name}: {T} steps x {setup.step_wall_s:g} s", total=T)
             results[name] = replay(lab, setup.spec, url, token, setup.mapping, setup.demand, policy,
@@ -297,6 +299,7 @@ class ReplaySettings:
     description: str = ""
     quantile: float = 0.9
     ideal: bool = False
+    budget: float = 0.01
 
     def __post_init__(self):
         unknown = [p for p in self.policies if p not in POLICIES]
@@ -306,6 +309,10 @@ class ReplaySettings:
         parse_corrupt(self.corrupt)
         if "predictive" in self.policies:
             forecaster_choice(self.forecaster, self.quantile)  # refused now, not after training
+        try:
+            PlannerSettings(quantile=self.quantile, budget=self.budget)
+        except PlannerError as e:
+            raise ReplayError(str(e)) from None
 
 
 def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
@@ -328,16 +335,18 @@ def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
         from emulation.replay_ideal import simulate
 
         keys = [f.key for f in setup.mapping.flows]
-        results = {name: simulate(make_policy(name, setup, model, rs.corrupt, quantile=rs.quantile),
+        results = {name: simulate(make_policy(name, setup, model, rs.corrupt, quantile=rs.quantile,
+                                              budget=rs.budget),
                                   setup.demand, setup.step_trace_s, keys) for name in policies}
         title += " (idealised, without the lab)"
     else:
         with LabSession(rs.spec_path, rs.prefix, rs.workdir, console) as s:
             results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, rs.corrupt,
-                              rs.quantile)
+                              rs.quantile, budget=rs.budget)
     meta = {"spec": rs.spec_path, "trace": str(rs.trace), "mapping": str(rs.mapping),
             "compress": rs.compress, "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
-            "forecaster": rs.forecaster, "quantile": rs.quantile, "corrupt": rs.corrupt,
+            "forecaster": rs.forecaster, "quantile": rs.quantile, "budget": rs.budget,
+            "corrupt": rs.corrupt,
             "ideal": rs.ideal, "description": rs.description}
     return report(results, setup, console, rs.json_out, rs.report_dir, title, meta)
 

@@ -47,6 +47,12 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
         console.print(f"LSTM trained in {extra['lstm_train_s']} s: {m.meta.get('validation')}")
         trained.append(m)
         models.insert(0, m)
+    sel = selection(series.slice(0, ts), max(horizons), season, [m for m in trained if m.name == "lstm"],
+                    console)
+    if sel is not None:
+        trained.append(sel)
+        models.append(sel)
+        extra["selection"] = sel.choice()
     scores, preds = evaluate(models, series, ts, horizons, trained=tuple(trained))
     table = Table(title="Forecast error on the test part (series units; lower is better)")
     for col in ("h", "model", "MAE", "RMSE", "MASE", "pinball q_lo", "pinball q_hi", "coverage"):
@@ -67,6 +73,8 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
                           f"{s.mase:.3f}", f"{s.pinball_lo:.3f}", f"{s.pinball_hi:.3f}",
                           f"{s.coverage:.1%}")
     console.print(table)
+    if sel is not None:
+        show_choice(sel, horizons, console)
     q = models[0].quantiles
     console.print(f"interval: {q[0]:g}-{q[-1]:g} quantiles (nominal coverage {q[-1] - q[0]:.0%})")
     if json_out:
@@ -78,6 +86,34 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
         plot(series, ts, preds, horizons[0], plot_out)
         console.print(f"plot written to {plot_out}")
     return 0
+
+
+def selection(train, horizon: int, season: int | None, lstm: list, console: Console):
+    """The selection (:mod:`models.selection`) over the baselines and the LSTM evaluated beside
+    it, fitted on the training part; None (with a word) when it is too short for a backtest.
+    The LSTM candidate keeps the weights it was trained with on the whole training part, so its
+    backtest is in-sample there: the choice leans towards it."""
+    from models.baselines import all_baselines
+    from models.selection import Selection
+
+    try:
+        return Selection(all_baselines(season) + lstm, horizon=horizon, fitted=tuple(lstm)).fit(train)
+    except ValueError as e:
+        console.print(f"no selection: {e}")
+        return None
+
+
+def show_choice(sel, horizons: list[int], console: Console, max_series: int = 20) -> None:
+    t = Table(title="What the selection picked on the backtest (last 20 % of the training part)")
+    t.add_column("series")
+    for h in horizons:
+        t.add_column(f"h={h}")
+    for name, by_h in list(sel.choice().items())[:max_series]:
+        t.add_row(name, *(f"{by_h[h]['chosen']} ({by_h[h]['backtest_mae'][by_h[h]['chosen']]:.3g})"
+                          for h in horizons))
+    console.print(t)
+    if len(sel.series.names) > max_series:
+        console.print(f"... and {len(sel.series.names) - max_series} more series (in --json)")
 
 
 def plot(series, test_start: int, preds: dict, horizon: int, out: str, max_series: int = 4) -> None:

@@ -19,7 +19,7 @@ def cmd_replay(a) -> int:
         rs = ReplaySettings(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days,
                             a.forecaster, a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
                             f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
-                            quantile=a.quantile, ideal=a.ideal)
+                            quantile=a.quantile, ideal=a.ideal, budget=a.budget)
         doc = run_replay(rs)
     except ReplayError as e:
         error(f"netshadow replay: {e}")
@@ -44,10 +44,14 @@ def register(sub) -> None:
     p.add_argument("--start", help="first replayed step (default: the last --days of the trace)")
     p.add_argument("--days", type=float, default=1.0, help="how much trace to replay (default 1 day)")
     p.add_argument("--forecaster", default="lstm",
-                   help="the predictive policy's model: lstm (default) or a baseline name")
+                   help="the predictive policy's model: lstm (default), selection (the backtest's "
+                        "choice per series) or a baseline name")
     p.add_argument("--quantile", type=float, default=0.9,
                    help="forecast quantile the predictive policy allocates (default 0.9; higher "
                         "buys fewer violations with more reserve - see benchmarks/replay_tradeoff.py)")
+    p.add_argument("--budget", type=float, default=0.01,
+                   help="the predictive policy's violation budget: the long-run share of steps an "
+                        "application's demand may exceed its rate (default 0.01)")
     p.add_argument("--corrupt", help="damage the forecasts on purpose: shift[:STEPS] or noise[:SIGMA]")
     p.add_argument("--ideal", action="store_true",
                    help="without the lab: every application offers exactly its demand and the excess "

@@ -58,7 +58,8 @@ def register(sub) -> None:
     p.add_argument("--step", type=float, default=10.0, help="seconds per forecast step (default 10)")
     p.add_argument("--interval", type=float, default=10.0, help="seconds between cycles (default 10)")
     p.add_argument("--history", type=float, default=3600.0, help="seconds of telemetry each cycle reads")
-    p.add_argument("--forecaster", default="lstm", help="lstm (default) or a baseline: persistence, "
+    p.add_argument("--forecaster", default="lstm", help="lstm (default), selection (per series the "
+                   "candidate that forecast the recent history best) or a baseline: persistence, "
                    "seasonal_naive, moving_average, holt_winters")
     p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
     p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")

@@ -36,7 +36,10 @@ def test_the_loops_lstm_serves_the_asked_quantile_and_horizon():
     assert note == "lstm (trained)" and q in model.quantiles and model.horizon >= 8
     planner = Planner(SPEC, PlannerSettings(quantile=q, headroom=0.0))
     d = decide_cycle(planner, choice, model, KEYS, t, v, STEP, None, t[-1] + STEP, "loop-1")
-    want = max(forecast(model, choice, series).get(KEYS[0].name).quantile(q))
+    # the requirement is that quantile's largest value over the horizon plus the budget's
+    # cold-start margin (one mean step change, before any outcome is measured)
+    want = max(forecast(model, choice, series).get(KEYS[0].name).quantile(q)) + d.margin_mbps[KEYS[0]]
+    assert d.margin_mbps[KEYS[0]] == pytest.approx(np.mean(np.abs(np.diff(v[:, 0]))), rel=1e-4)
     assert d.horizon == 8 and d.required_mbps[KEYS[0]] == pytest.approx(want)
     assert d.plan.allocation("red", "video").rate_mbps == pytest.approx(max(want, v[-1, 0]), abs=2e-3)
     # the next cycle updates the same model: same quantiles and horizon, so no retraining

@@ -3,6 +3,7 @@ decisions, the measures and the report."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,27 @@ def test_replay_refuses_a_bad_quantile_before_starting_a_lab(capsys):
                "--policy", "predictive", "--forecaster", "persistence", "--quantile", "1.5"])
     assert rc == 2
     assert "quantile: must be in (0.5, 1) (got 1.5)" in capsys.readouterr().err
+    rc = main(["replay", "--spec", str(bundled("default")), "--trace", str(TRACES / "demo.csv"),
+               "--map", str(TRACES / "demo-map.yaml"), "--compress", "1800=1",
+               "--policy", "predictive", "--forecaster", "persistence", "--budget", "0.9"])
+    assert rc == 2 and "budget: must be in (0, 0.5) (got 0.9)" in capsys.readouterr().err
+
+
+def test_an_idealised_replay_holds_its_budget_and_records_it(tmp_path):
+    """The budget travels from the command to the predictive policy's planner; a tighter budget
+    buys fewer violated steps with more reserve on the same day."""
+    from netshadow.replaycmd import ReplaySettings, run_replay
+
+    docs = {}
+    for b in (0.01, 0.2):
+        rs = ReplaySettings(str(bundled("default")), str(TRACES / "demo.csv"), str(TRACES / "demo-map.yaml"),
+                            "1800=1", ("predictive", "reactive"), forecaster="holt_winters",
+                            json_out=str(tmp_path / f"{b}.json"), ideal=True, budget=b)
+        docs[b] = json.loads((tmp_path / f"{b}.json").read_text()) if run_replay(rs) else None
+    tight, loose = (docs[b]["summary"]["predictive"] for b in (0.01, 0.2))
+    assert docs[0.2]["meta"]["budget"] == 0.2
+    assert tight["violation_steps"] <= loose["violation_steps"]
+    assert tight["reserved_mbit"] > loose["reserved_mbit"]
 
 
 def test_a_baseline_forecaster_carries_the_allocated_quantile():
