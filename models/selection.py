@@ -82,15 +82,11 @@ class Selection(Forecaster):
         y = v[cut:]
         usable, meds = [], []
         for c in self.candidates:
-            if any(c is f for f in self.fitted):
-                usable.append(c)
-                meds.append(np.stack([_median(c, v, h, series.start)[cut:]
-                                      for h in range(1, self.horizon + 1)]))
-                continue
-            try:
-                c.fit(series.slice(0, cut))
-            except ValueError:
-                continue  # e.g. too little history for this candidate; it cannot be chosen
+            if not any(c is f for f in self.fitted):
+                try:
+                    c.fit(series.slice(0, cut))
+                except ValueError:
+                    continue  # e.g. too little history for this candidate; it cannot be chosen
             usable.append(c)
             meds.append(np.stack([_median(c, v, h, series.start)[cut:]
                                   for h in range(1, self.horizon + 1)]))  # (H, T, N)
