@@ -86,24 +86,38 @@ def probe(target: dict, timeout_s: float, tries: int) -> dict:
 
 def rtt_series(ip: str, port: int, interval_s: float, seconds: float, timeout_s: float = 0.5) -> list:
     """UDP echo probes to ``ip:port`` every ``interval_s`` for ``seconds``: each probe's RTT in
-    ms, or None when no echo came back within ``timeout_s``."""
+    ms, or None when no echo came back within ``timeout_s``. Both ends are timed by the kernel
+    (``SO_TIMESTAMPNS``); an echo from :mod:`emulation.udpgen`'s receiver says how long the probe
+    waited there (behind the load it is counting), and that is taken out, so the RTT is the
+    network's: switches, links and the datapath, not two busy Python processes."""
+    from .udpgen import HOLD, RTT_PROBE, SO_TIMESTAMPNS, _arrival
+
     out: list = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.settimeout(timeout_s)
         end = time.monotonic() + seconds
         i = 0
         while time.monotonic() < end:
             t0 = time.monotonic()
-            s.sendto(f"netshadow-probe rtt {i}".encode(), (ip, port))
+            msg = RTT_PROBE + str(i).encode()
+            sent = time.time()
+            s.sendto(msg, (ip, port))
             rtt = None
             while time.monotonic() - t0 < timeout_s:
                 try:
-                    data, _ = s.recvfrom(2048)
+                    data, anc, _, _ = s.recvmsg(2048, 64)
                 except (TimeoutError, ConnectionRefusedError):
                     break
-                if data == f"netshadow-probe rtt {i}".encode():
-                    rtt = round((time.monotonic() - t0) * 1000, 3)
-                    break
+                if not data.startswith(msg) or len(data) not in (len(msg), len(msg) + HOLD.size):
+                    continue  # an earlier probe's late echo
+                back = _arrival(anc, time.time())
+                held = 0.0
+                if len(data) == len(msg) + HOLD.size:
+                    arrived, answered = HOLD.unpack_from(data, len(msg))
+                    held = max(0.0, answered - arrived)
+                rtt = round(max(0.0, back - sent - held) * 1000, 3)
+                break
             out.append(rtt)
             i += 1
             time.sleep(max(0.0, interval_s - (time.monotonic() - t0)))

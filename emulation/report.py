@@ -22,15 +22,21 @@ class FlowResult:
     # fraction of sent packets the plan's meter dropped (UDP with a meter); None otherwise
     meter_dropped: float | None = None
     meter_passed_mbps: float | None = None  # L2, what left the meter (its counters, UDP)
+    scheduled_mbps: float | None = None  # L2, the schedule's mean rate (what was asked of the generator)
+    # the flow's own round-trip time under load, ms: UDP echo probes on its path and port, or
+    # for TCP the sender's smoothed RTT each second
+    rtt_p50_ms: float | None = None
+    rtt_p95_ms: float | None = None
 
 
 @dataclass(frozen=True)
 class LinkResult:
     link: str  # a-b
     direction: str  # a>b
-    mean_util: float
-    max_util: float
+    mean_util: float  # carried: bytes at the far end over the run / capacity
+    max_util: float | None  # the telemetry's peak one-second utilisation (None: no store)
     flows: tuple[str, ...]  # tenant/app src>dst crossing it
+    offered_util: float | None = None  # the flows routed over it, after their meters / capacity
 
 
 @dataclass(frozen=True)
@@ -56,12 +62,18 @@ class ShadowReport:
     paths: tuple[PathResult, ...]
     bottlenecks: tuple[str, ...]
     violations: tuple[str, ...]  # policy conformance failures
-    verdict: str  # pass | fail
+    verdict: str  # pass | fail | untrusted (CPU-bound: see disturbances)
     reasons: tuple[str, ...]
     attempts: int = 1  # runs made: a run whose streams stalled is measured again
-    # what in the reported run was the host's doing, not the plan's: stalls (the run is measured
-    # again while a stream stalls) and loss outside the meter (empty: a clean run)
+    # what in the reported run was the host's doing, not the plan's: stalls left after the last
+    # attempt, loss outside the meter, a generator behind its schedule, a saturated datapath
+    # thread. Any of them makes the run CPU-bound and its verdict "untrusted" (empty: clean)
     disturbances: tuple[str, ...] = ()
+    cpu: dict | None = None  # emulation.hostcpu.CpuUse over the load: busy share, busiest OVS thread
+
+    @property
+    def trusted(self) -> bool:
+        return not self.disturbances
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,6 +6,11 @@ echo server of :mod:`emulation.probe`) and ICMP echo requests, crafted with scap
 frames addressed to the destination's MAC (no ARP needed) and sent with ``srp``. A target is
 reachable when any probe is answered - SYN/ACK or RST both prove the path is open - and each
 answer gives a round-trip time. Prints one JSON object per target.
+
+With ``--wait-start`` the targets come as one JSON line, scapy is imported and every probe
+crafted, ``ready`` is printed, and the probes go when a second line arrives: a load run starts
+its scanners before the load, so a dozen processes importing scapy do not compete with the load
+for the CPU while it is measured.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src-ip", required=True)
     ap.add_argument("--count", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--wait-start", action="store_true",
+                    help="targets on one line; print 'ready' once crafted, probe on the next line")
     a = ap.parse_args(argv)
-    targets = json.load(sys.stdin)
+    targets = json.loads(sys.stdin.readline()) if a.wait_start else json.load(sys.stdin)
 
     from scapy.config import conf
     from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -51,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     # capture only what can be an answer: the host may be receiving a flood of load traffic
     # (to application ports) that a Python sniffer could not keep up with
     flt = "icmp or tcp or (udp and dst portrange 20000-60000)"
+    if a.wait_start:
+        for p in packets:
+            bytes(p)  # build every layer now, not under the load
+        print("ready", flush=True)
+        sys.stdin.readline()
     answered, _ = srp(packets, iface=a.iface, timeout=a.timeout, retry=0, inter=0.001, filter=flt)
     rtts: dict[int, list[float]] = {i: [] for i in range(len(targets))}
     index = {id(p): n for n, p in enumerate(packets)}

@@ -14,7 +14,9 @@ longest silence in the arriving stream (``max_gap_s``), timed by the kernel's re
 (``SO_TIMESTAMPNS``), so a receiver that was itself descheduled does not count: a gap means the
 sender or the datapath stalled, and a meter's bucket overflowed meanwhile. It answers scan
 probes (datagrams starting ``netshadow-probe``) like :mod:`emulation.probe`'s echo server, so a
-port under load stays probeable.
+port under load stays probeable; an RTT probe's answer carries the probe's kernel arrival time and
+the time it was answered, so the prober can take the time it queued behind the load out of its
+round trip (as TWAMP does).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import time
 
 HEADER = 14 + 20 + 8  # Ethernet + IPv4 + UDP
 MAGIC = b"NSHD"
+RTT_PROBE = b"netshadow-probe rtt "
+HOLD = struct.Struct("!dd")  # an RTT probe's arrival and answer times at the echoing host
 # Linux <asm-generic/socket.h>; the socket module does not name it. The control message carries
 # a struct timespec (two native longs: seconds, nanoseconds).
 SO_TIMESTAMPNS = 35
@@ -125,11 +129,14 @@ def recv(port: int, seconds: float, idle_s: float = 2.0, ready=None) -> dict:
             if last is not None and time.monotonic() - last > idle_s:
                 break
             continue
+        at = _arrival(anc, time.time())
         if data.startswith(b"netshadow-probe"):
-            s.sendto(data, addr)  # a scan probe to this port: answer it like the probe server
+            # a probe to this port: answer it like the probe server; an RTT probe also gets when
+            # it arrived (kernel) and when it is answered, so that the time it waited behind the
+            # load in this socket is not counted as the network's
+            s.sendto(data + HOLD.pack(at, time.time()) if data.startswith(RTT_PROBE) else data, addr)
             continue
         now = time.monotonic()
-        at = _arrival(anc, time.time())
         if arrived is not None:
             max_gap = max(max_gap, at - arrived)
         arrived = at

@@ -272,7 +272,11 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                                     "attempts": verdict.attempts,
                                     "disturbances": list(verdict.disturbances),
                                     "seconds": round(shadow_s, 2)}
-            if verdict is not None and verdict.verdict != "pass":
+            if verdict is not None and verdict.verdict == "untrusted":
+                # the machine was measured, not the plan: nothing verified, nothing applied
+                record["outcome"] = "not verified: the shadow run was CPU-bound"
+                record["reason"] = "; ".join(verdict.disturbances)
+            elif verdict is not None and verdict.verdict != "pass":
                 record["outcome"] = "rejected by the shadow network"
                 record["reason"] = "; ".join(verdict.reasons)
             else:

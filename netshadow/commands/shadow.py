@@ -27,6 +27,13 @@ def register(sub) -> None:
     p.add_argument("--prefix", default="sh1", help="name prefix of the shadow (3 characters)")
     p.add_argument("--rtt-bound-ms", type=float, help="service objective on p95 RTT")
     p.add_argument("--json", help="write the reports here")
+    p.add_argument("--compare-production", action="store_true",
+                   help="also apply each plan to production (the lab behind --controller), drive it "
+                        "with the same load and report how well the shadow predicted it; the plan "
+                        "in force before is put back afterwards")
+    p.add_argument("--production-prefix", default="nsl",
+                   help="name prefix of the production lab's hosts (netshadow lab up --prefix)")
+    p.add_argument("--token-file", help="production REST token file (else $NETSHADOW_API_TOKEN[_FILE])")
     p.set_defaults(func=cmd_shadow_run)
     p = sh.add_parser("clean", help="remove a shadow's leftovers by prefix (after a crash)")
     p.add_argument("--prefix", default="sh1")

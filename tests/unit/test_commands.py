@@ -79,3 +79,15 @@ def test_lab_up_settings_name_the_flag_and_build_nothing(capsys, args, flag):
     assert main(["lab", "up", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"netshadow lab up: {flag}: ") and err.count("\n") == 1, err
+
+
+def test_compare_production_needs_the_production_controller(tmp_path, capsys):
+    from models.forecast import Forecast, SeriesForecast
+
+    f = tmp_path / "f.json"
+    sf = SeriesForecast("app/red/video/fwd/bps", ("t1",), (1e6,), ((0.9, (1e6,)),), "test")
+    f.write_text(Forecast("t0", 60.0, (sf,)).to_json())
+    assert main(["shadow", "run", "--spec", "default", "--forecast", str(f), "--compare-production"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netshadow shadow run: --compare-production: needs --controller") and \
+        err.count("\n") == 1, err

@@ -1,11 +1,14 @@
-"""What makes a shadow run a measurement of the host rather than of the plan, and the repeat of
-a disturbed run (pure logic: the measurements are given, no lab is built)."""
+"""What makes a shadow run a measurement of the host rather than of the plan (CPU-bound: its
+verdict untrusted), and the repeat of a disturbed run (pure logic: the measurements are given,
+no lab is built)."""
 
 from __future__ import annotations
 
 import pytest
 
 from controller.plan import parse_plan
+from emulation.hostcpu import CLK_TCK, CpuSample, CpuUse, between
+from emulation.loadrun import Measured
 from emulation.report import FlowResult, LinkResult
 from emulation.shadow import FlowDemand, Shadow
 from topologies import bundled, load_spec
@@ -16,11 +19,16 @@ DNS = FlowDemand("blue", "dns", "h4", "h5", "udp", 53, (0.0, 5.0))  # silent in 
 WEB = FlowDemand("red", "web", "h1", "h2", "tcp", 80, (10.0,))
 
 
-def flow(d: FlowDemand, loss=0.0, gap=0.01, meter=None) -> FlowResult:
-    offered = max(d.rates_mbps)
+def flow(d: FlowDemand, loss=0.0, gap=0.01, meter=None, sent=1.0) -> FlowResult:
+    scheduled = sum(d.rates_mbps) / len(d.rates_mbps)
+    offered = scheduled * sent
     return FlowResult(d.tenant, d.app, d.src, d.dst, d.protocol, offered,
                       offered * (1 - (loss or 0.0)), loss, 16.0 if d.app == "video" else None,
-                      gap, meter, None if meter is None else offered * (1 - meter))
+                      gap, meter, None if meter is None else offered * (1 - meter), scheduled)
+
+
+def measured(*flows, cpu=None) -> Measured:
+    return Measured(list(flows), [], [], cpu)
 
 
 @pytest.fixture
@@ -62,10 +70,13 @@ def test_loss_outside_the_meter_without_a_congested_link_is_the_hosts(shadow):
 
 HOT = LinkResult("s1-s2", "s1>s2", 0.99, 1.0, ("red/video h1>h2",))
 COLD = LinkResult("s1-s2", "s1>s2", 0.40, 0.5, ("red/video h1>h2",))
+# more was routed onto it than it carried (an overloaded HTB link delivers well below its rate)
+OVERLOADED = LinkResult("s1-s3", "s1>s3", 0.21, 0.3, ("red/video h1>h2",), 1.2)
 
 
 def test_loss_on_a_congested_path_is_not_the_hosts(shadow):
     assert shadow._host_loss([VIDEO], [flow(VIDEO, loss=0.05, meter=0.0)], [HOT]) == []
+    assert shadow._host_loss([VIDEO], [flow(VIDEO, loss=0.8, meter=0.0)], [OVERLOADED]) == []
     assert shadow._host_loss([VIDEO], [flow(VIDEO, loss=0.05, meter=0.0)], [COLD]) != []
 
 
@@ -90,33 +101,72 @@ def test_without_meter_counters_the_plan_is_judged_by_delivery(shadow):
 
 
 def test_a_stalled_run_is_measured_again_and_the_report_says_so(shadow, monkeypatch):
-    runs = iter([([flow(VIDEO, gap=0.3, meter=0.04)], [], []),
-                 ([flow(VIDEO, gap=0.5, meter=0.02)], [], []),
-                 ([flow(VIDEO, meter=0.0)], [], [])])
+    runs = iter([measured(flow(VIDEO, gap=0.3, meter=0.04)),
+                 measured(flow(VIDEO, gap=0.5, meter=0.02)),
+                 measured(flow(VIDEO, meter=0.0))])
     calls = []
     monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: calls.append(1) or next(runs))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert len(calls) == 3 and report.attempts == 3
-    assert report.disturbances == () and report.verdict == "pass"
+    assert report.disturbances == () and report.verdict == "pass" and report.trusted
 
 
-def test_host_loss_alone_is_reported_not_measured_again(shadow, monkeypatch):
+def test_host_loss_alone_is_not_measured_again_but_makes_the_run_untrusted(shadow, monkeypatch):
     calls = []
     monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: calls.append(1) or
-                        ([flow(VIDEO, loss=0.05, meter=0.0)], [], []))
+                        measured(flow(VIDEO, loss=0.05, meter=0.0)))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
-    assert len(calls) == 1 and report.verdict == "pass"
+    assert len(calls) == 1 and report.verdict == "untrusted" and not report.trusted
     assert any("outside its meter" in x for x in report.disturbances)
 
 
-def test_after_the_last_attempt_the_stalled_run_is_judged_as_measured(shadow, monkeypatch):
+def test_after_the_last_attempt_a_stalled_run_is_untrusted_with_what_it_measured(shadow, monkeypatch):
     shadow.attempts = 2
     monkeypatch.setattr(shadow, "_run_once",
-                        lambda d, s, p: ([flow(VIDEO, loss=0.05, gap=0.4, meter=0.05)], [], []))
+                        lambda d, s, p: measured(flow(VIDEO, loss=0.05, gap=0.4, meter=0.05)))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
-    assert report.attempts == 2 and report.verdict == "fail"
+    assert report.attempts == 2 and report.verdict == "untrusted"
     assert any("silent 0.400 s" in x for x in report.disturbances)
     assert any("red/video: its meter dropped 5.0%" in x for x in report.reasons)
+
+
+def test_a_generator_behind_its_schedule_makes_the_run_untrusted(shadow, monkeypatch):
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, sent=0.95, meter=0.0)))
+    report = shadow.run([VIDEO], duration_s=2, probe=False)
+    assert report.verdict == "untrusted"
+    assert report.disturbances == ("red/video h1>h2: its generator sent 14.25 of 15.00 Mbit/s scheduled",)
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, sent=0.99, meter=0.0)))
+    assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
+
+
+def test_a_saturated_datapath_thread_makes_the_run_untrusted(shadow, monkeypatch):
+    busy = CpuUse(2.0, 0.97, 0.96)
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, meter=0.0), cpu=busy))
+    report = shadow.run([VIDEO], duration_s=2, probe=False)
+    assert report.verdict == "untrusted" and "96% of a core" in report.disturbances[0]
+    assert report.cpu == {"seconds": 2.0, "busy": 0.97, "ovs_thread_cores": 0.96}
+    calm = CpuUse(2.0, 0.6, 0.5)
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, meter=0.0), cpu=calm))
+    assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
+
+
+def test_a_policy_violation_fails_a_cpu_bound_run_all_the_same(shadow, monkeypatch):
+    from emulation.report import PathResult
+
+    opened = PathResult("h1", "h4", "tcp", 80, False, True, 0.2, 0.3, 0.3)
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
+        [flow(VIDEO, loss=0.05, meter=0.0)], [], [opened], None))
+    assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
+
+
+def test_cpu_use_between_two_samples():
+    tck = CLK_TCK  # ticks per second
+    a = CpuSample(10.0, 1000, 600, ((1, 100), (2, 50)))
+    b = CpuSample(12.0, 1400, 700, ((1, 100 + round(2 * tck * 0.9)), (2, 60), (3, 5)))  # 3 is new
+    use = between(a, b)
+    assert use.busy == 0.75 and use.seconds == 2.0
+    assert use.ovs_thread_cores == 0.9
+    assert between(CpuSample(0, 1, 1, ()), CpuSample(1, 2, 2, ())).ovs_thread_cores is None
 
 
 @pytest.mark.parametrize("bad", [0, 11, 2.5, "3"])

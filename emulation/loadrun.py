@@ -1,0 +1,537 @@
+"""A load run on a running network: forecast-shaped flows, scan probes and RTT probes driven
+into a Mininet network programmed by a netshadow controller, measured, and judged against the
+plan in force.
+
+The same code measures a shadow (:class:`emulation.shadow.Shadow`) and production
+(:class:`emulation.production.Production`), so the two can be compared figure by figure
+(:mod:`emulation.fidelity`): same generators, same schedule, same counters.
+
+A run for the plan in force:
+
+1. every demand becomes a flow between its hosts: UDP from :mod:`emulation.udpgen` (scapy
+   frames, raw socket, on the schedule, one rate per step), TCP from iperf3 at the schedule's
+   mean rate; UDP receivers count distinct sequence numbers, so loss is exact;
+2. first, before the load, scan probes (:mod:`emulation.scan`) from every host to every other
+   host on every application port and ICMP, on the network the plan programmed: the
+   reachability matrix, checked against the spec's policies. They used to run during the load,
+   but a dozen scapy processes starved the userspace datapath on a small machine, and the load
+   lost packets outside any meter that it did not lose without them; reachability does not
+   depend on load. Under the load, per UDP flow, RTT probes on the flow's own path and port
+   (:func:`emulation.probe.rtt_series`, every ``RTT_PROBE_INTERVAL_S``),
+   answered by the flow's receiver and kernel-timed at both ends, with the time they queued
+   behind the load at the receiver taken out; a TCP flow's RTT is the kernel's smoothed RTT
+   that iperf3 reports each second;
+3. per link direction the bytes that arrived at its far end (OpenFlow port counters, before and
+   after) over the run: its carried utilisation; what the plan put on it (the flows crossing it,
+   after their meters) is its offered utilisation, and the controller's telemetry gives the
+   peak one-second utilisation;
+4. the verdict: every guaranteed application got >= 99 % of what was offered through the plan,
+   no policy violation, and the RTT bound (if set) held.
+
+What the host did is kept apart from what the plan did. When the sender or the userspace
+datapath is descheduled, the stream arrives with a silence and then a burst, and the meter's
+bucket (a tenth of a second at the rate by default) overflows during the silence; a saturated
+host also drops packets outside any meter (a full socket buffer in front of the datapath). A run
+where a stream fell silent for longer than its meter's burst while its schedule had it sending is
+*stalled* and measured again, up to ``attempts`` times. A run is *CPU-bound*, and its verdict
+``untrusted`` rather than pass or fail, when after the last attempt it is still stalled, a
+stream lost packets that neither its meter nor a congested link explains, a generator sent
+less than 98 % of its schedule, or the busiest ``ovs-vswitchd`` thread (the userspace datapath's
+forwarding thread) used 90 % of a core or more (:mod:`emulation.hostcpu`). A policy violation
+fails a run whatever the CPU did: reachability does not depend on speed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import requests
+
+from controller.plan import DEFAULT_BURST_S, Plan
+from controller.tenancy import app_number, compile_network, meter_id, tenant_number
+from topologies import NetworkSpec, wire
+
+from . import hostcpu
+from .iperf import wait_listening
+from .isolation import app_ports
+from .meters import MeterCounters, read_meters
+from .ports import PortCounters, read_ports
+from .report import FlowResult, LinkResult, PathResult, ShadowReport
+
+LOG = logging.getLogger("netshadow.loadrun")
+
+DELIVERY_OBJECTIVE = 0.99
+SCHEDULE_KEPT = 0.98  # a generator that sent less than this share of its schedule fell behind
+DATAPATH_SATURATED_CORES = 0.9  # the busiest ovs-vswitchd thread at or above this: saturated
+RTT_PROBE_INTERVAL_S = 0.01
+
+
+@dataclass(frozen=True)
+class FlowDemand:
+    tenant: str
+    app: str
+    src: str
+    dst: str
+    protocol: str
+    port: int
+    rates_mbps: tuple[float, ...]  # one per forecast step, L2 Mbit/s
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One run's raw measurements, before the verdict."""
+
+    flows: list
+    links: list
+    paths: list
+    cpu: hostcpu.CpuUse | None = None
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+class LoadRun:
+    """The measuring half of a network a load is run in. Subclasses provide ``spec``,
+    ``prefix`` (of its bridges and interfaces), ``lab`` (``lab.host(name)`` with ``popen`` and
+    ``cmd``, as Mininet's hosts have), ``plan`` (in force) and :attr:`controller_url`."""
+
+    spec: NetworkSpec
+    prefix: str
+    plan: Plan | None
+    lab: object
+
+    def __init__(self, util_threshold: float = 0.9, loss_threshold: float = 0.01,
+                 rtt_bound_ms: float | None = None, frame_bytes: int = 1514, attempts: int = 3):
+        self.util_threshold = util_threshold
+        self.loss_threshold = loss_threshold
+        self.rtt_bound_ms = rtt_bound_ms
+        if not 64 <= frame_bytes <= 1514:
+            raise ValueError(f"frame_bytes: must be 64-1514 (got {frame_bytes!r})")
+        self.frame_bytes = frame_bytes  # L2 size of the generated UDP frames
+        if not isinstance(attempts, int) or not 1 <= attempts <= 10:
+            raise ValueError(f"attempts: must be an integer 1-10 (got {attempts!r})")
+        self.attempts = attempts  # runs at most, while the streams stall
+
+    @property
+    def controller_url(self) -> str:
+        raise NotImplementedError
+
+    def _host_iface(self, host: str) -> str:
+        return f"{self.prefix}{host}-eth0"
+
+    def run(self, demands: list[FlowDemand], duration_s: float = 10.0, probe: bool = True) -> ShadowReport:
+        """Measure the plan in force under ``demands`` (the horizon compressed to
+        ``duration_s``); again, up to ``attempts`` runs, while a stream stalls."""
+        # nothing to offer, nothing to measure (and iperf3 reads a rate of 0 as "unlimited")
+        demands = [d for d in demands if max(d.rates_mbps, default=0.0) > 0]
+        for attempt in range(1, self.attempts + 1):
+            m = self._run_once(demands, duration_s, probe)
+            stalls = self._stalls(demands, m.flows)
+            if not stalls:
+                break
+            LOG.warning("%s: run %d of %d stalled (%s)%s", self.prefix, attempt, self.attempts,
+                        "; ".join(stalls), ", measuring again" if attempt < self.attempts else "")
+        bound = tuple(stalls + self._host_loss(demands, m.flows, m.links)
+                      + self._behind(demands, m.flows) + self._saturated(m.cpu))
+        return self._verdict(m.flows, m.links, m.paths, duration_s, attempt, bound, m.cpu)
+
+    # ------------------------------------------------------------------ the host's doing
+    def _burst_s(self, d: FlowDemand) -> float:
+        alloc = self.plan.allocation(d.tenant, d.app) if self.plan else None
+        return alloc.burst / (alloc.rate_mbps * 1e3) if alloc else DEFAULT_BURST_S
+
+    def _stalls(self, demands: list[FlowDemand], flows: list[FlowResult]) -> list[str]:
+        """The UDP streams that fell silent for longer than their meter's burst while their
+        schedule had them sending (a schedule with a silent step of its own is not judged)."""
+        out = []
+        for d, f in zip(demands, flows, strict=True):
+            if f.max_gap_s is None or min(d.rates_mbps) <= 0:
+                continue
+            burst_s = self._burst_s(d)
+            # a silence of four frame intervals at the lowest scheduled rate is still a stream
+            allowed = max(burst_s, 4 * self.frame_bytes * 8 / (min(d.rates_mbps) * 1e6))
+            if f.max_gap_s > allowed:
+                out.append(f"{d.tenant}/{d.app} {d.src}>{d.dst} silent {f.max_gap_s:.3f} s "
+                           f"(its meter's burst lasts {burst_s:.3f} s)")
+        return out
+
+    def _congested(self, f: FlowResult, links: list[LinkResult]) -> list[str]:
+        label = f"{f.tenant}/{f.app} {f.src}>{f.dst}"
+        return [lk.direction for lk in links if label in lk.flows and self._hot(lk)]
+
+    def _hot(self, lk: LinkResult) -> bool:
+        """Carried, offered or peak utilisation above the threshold: a congested link."""
+        return any(u is not None and u > self.util_threshold
+                   for u in (lk.mean_util, lk.offered_util))
+
+    def _host_loss(self, demands: list[FlowDemand], flows: list[FlowResult],
+                   links: list[LinkResult]) -> list[str]:
+        """UDP streams that lost more than ``loss_threshold`` that neither their meter nor a
+        congested link on their path explains: the host's own drops (a saturated datapath)."""
+        out = []
+        for f in flows:
+            if f.loss is None or self._congested(f, links):
+                continue
+            unexplained = f.loss - (f.meter_dropped or 0.0)
+            if unexplained > self.loss_threshold:
+                out.append(f"{f.tenant}/{f.app} {f.src}>{f.dst} lost {unexplained:.1%} outside its "
+                           f"meter with no congested link on its path")
+        return out
+
+    @staticmethod
+    def _behind(demands: list[FlowDemand], flows: list[FlowResult]) -> list[str]:
+        """UDP generators that could not keep their schedule (they catch up when late, so a
+        shortfall at the end is time the CPU did not give them)."""
+        return [f"{f.tenant}/{f.app} {f.src}>{f.dst}: its generator sent {f.offered_mbps:.2f} of "
+                f"{f.scheduled_mbps:.2f} Mbit/s scheduled"
+                for f in flows if f.scheduled_mbps and f.protocol == "udp"
+                and f.offered_mbps < SCHEDULE_KEPT * f.scheduled_mbps]
+
+    @staticmethod
+    def _saturated(cpu: hostcpu.CpuUse | None) -> list[str]:
+        if cpu is None or cpu.ovs_thread_cores is None or cpu.ovs_thread_cores < DATAPATH_SATURATED_CORES:
+            return []
+        return [f"the datapath's busiest ovs-vswitchd thread used {cpu.ovs_thread_cores:.0%} of a "
+                f"core (machine {cpu.busy:.0%} busy)"]
+
+    # ------------------------------------------------------------------ one run
+    def _run_once(self, demands: list[FlowDemand], duration_s: float, probe: bool) -> Measured:
+        procs: list[subprocess.Popen] = []
+        try:
+            receivers = self._start_receivers(demands, duration_s, probe, procs)
+            # the scan goes first, on the network the plan programmed, before the load: run
+            # during it, a dozen scapy processes starved the datapath and the load lost packets
+            # it would not have lost without them
+            paths = self._scan(self._start_scanners(procs)) if probe else []
+            meters_before = self._meter_counts(demands)
+            ports_before = self._port_counts()
+            senders, tcp = self._start_senders(demands, duration_s, procs)
+            t_load = time.time()
+            cpu_before = hostcpu.sample()  # the UDP load has begun
+            rtt_s = duration_s - 0.5  # the flows' RTT under the load, until just before its end
+            rtts = self._start_rtt_probes(demands, rtt_s, procs)
+            counts = []
+            for d, tx in senders:
+                s = json.loads(tx.communicate(timeout=duration_s + 30)[0])
+                counts.append((d, s, json.loads(receivers[id(d)].communicate(timeout=30)[0])))
+            tcp_out = [(d, json.loads(cl.communicate(timeout=duration_s + 30)[0] or "{}"))
+                       for d, cl in tcp]
+            cpu = hostcpu.between(cpu_before, hostcpu.sample())
+            rtt = {id(d): json.loads(p.communicate(timeout=30)[0] or "[]") for d, p in rtts}
+            meters_after = self._meter_counts(demands)  # every receiver has gone idle: all counted
+            ports_after = self._port_counts()
+            measured = {id(d): self._udp_flow(d, s, r, meters_before, meters_after, rtt.get(id(d)))
+                        for d, s, r in counts}
+            for d, out in tcp_out:
+                measured[id(d)] = self._tcp_flow(d, out, rtt_s)
+            flows = [measured[id(d)] for d in demands]  # in the demands' order
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        peaks = self._peak_utils(t_load + 1, t_load + duration_s)
+        links = self._links(demands, flows, ports_before, ports_after, duration_s, peaks)
+        return Measured(flows, links, paths, cpu)
+
+    def _start_receivers(self, demands: list[FlowDemand], duration_s: float, probe: bool,
+                         procs: list) -> dict[int, subprocess.Popen]:
+        """The UDP flows' receivers (they also answer scan and RTT probes on their port) and, for
+        the scan, UDP echo servers on every other application port; each one ready."""
+        spec, lab, py = self.spec, self.lab, sys.executable
+        receivers = {}
+        for d in demands:
+            if d.protocol == "udp":
+                rx = lab.host(d.dst).popen([py, "-u", "-m", "emulation.udpgen", "recv", "--port",
+                                            str(d.port), "--seconds", str(duration_s + 15)],
+                                           stdout=subprocess.PIPE, text=True)
+                receivers[id(d)] = rx
+                procs.append(rx)
+        for rx in receivers.values():
+            rx.stdout.readline()
+        if probe:
+            busy = {(d.dst, d.port) for d in demands if d.protocol == "udp"}
+            udp_ports = [p for proto, p in app_ports(spec) if proto == "udp"]
+            for h in spec.hosts:
+                free = ",".join(str(p) for p in udp_ports if (h.name, p) not in busy)
+                srv = lab.host(h.name).popen([py, "-u", "-m", "emulation.probe", "serve",
+                                              "--udp", free], stdout=subprocess.PIPE, text=True)
+                procs.append(srv)
+                srv.stdout.readline()
+        return receivers
+
+    def _start_senders(self, demands: list[FlowDemand], duration_s: float, procs: list):
+        """UDP senders on the forecast schedule, all starting at the same moment once every one
+        is ready (each imports scapy first); TCP flows as iperf3 at the schedule's mean. Returns
+        when the UDP load has begun."""
+        spec, lab, py = self.spec, self.lab, sys.executable
+        senders, tcp = [], []
+        for d in demands:
+            if d.protocol == "udp":
+                hs, hd = spec.host(d.src), spec.host(d.dst)
+                tx = lab.host(d.src).popen(
+                    [py, "-m", "emulation.udpgen", "send", "--iface", self._host_iface(d.src),
+                     "--src-mac", hs.mac, "--dst-mac", hd.mac, "--src-ip", hs.ip, "--dst-ip", hd.ip,
+                     "--sport", str(d.port), "--dport", str(d.port),
+                     "--rate-mbps", ",".join(f"{r:.6f}" for r in d.rates_mbps),
+                     "--seconds", str(duration_s), "--frame-bytes", str(self.frame_bytes),
+                     "--wait-start"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                senders.append((d, tx))
+                procs.append(tx)
+        for _, tx in senders:
+            tx.stdout.readline()  # "ready"
+        start = time.time() + 0.1
+        for _, tx in senders:
+            tx.stdin.write(f"{start:.6f}\n")
+            tx.stdin.flush()  # closed by communicate()
+        for d in (d for d in demands if d.protocol != "udp"):
+            srv = lab.host(d.dst).popen(["iperf3", "-s", "-1", "-p", str(d.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(srv)
+            wait_listening(lab.host(d.dst), d.port)
+            mean = float(np.mean(d.rates_mbps))
+            cl = lab.host(d.src).popen(
+                ["iperf3", "-c", spec.host(d.dst).ip, "-p", str(d.port), "-b", f"{mean:.3f}M",
+                 "-t", str(duration_s), "--json"], stdout=subprocess.PIPE, text=True)
+            tcp.append((d, cl))
+            procs.append(cl)
+        return senders, tcp
+
+    def _start_rtt_probes(self, demands: list[FlowDemand], seconds: float, procs: list):
+        """Per UDP flow, UDP echo probes on its own path and port for ``seconds`` while it runs
+        (its receiver answers them and does not count them as load); none under a second."""
+        out = []
+        if seconds < 1.0:
+            return out
+        for d in demands:
+            if d.protocol != "udp":
+                continue
+            p = self.lab.host(d.src).popen(
+                [sys.executable, "-m", "emulation.probe", "rtt", "--ip", self.spec.host(d.dst).ip,
+                 "--port", str(d.port), "--interval", str(RTT_PROBE_INTERVAL_S),
+                 "--seconds", f"{seconds:.3f}"], stdout=subprocess.PIPE, text=True)
+            procs.append(p)
+            out.append((d, p))
+        return out
+
+    def _udp_flow(self, d: FlowDemand, s: dict, r: dict, meters_before: dict,
+                  meters_after: dict, rtt: list | None) -> FlowResult:
+        """A UDP flow from its sender's and receiver's reports, its meter's counters (in bytes:
+        the RTT probes' small datagrams cross the same meter) and its RTT probes."""
+        loss = 1 - r["distinct"] / s["packets"] if s["packets"] else None
+        dropped = passed = None
+        key = (d.tenant, d.app)
+        if key in meters_after and s["l2_bytes"] and s["seconds"]:
+            was = meters_before.get(key, MeterCounters(0, 0))
+            b_in = meters_after[key].bytes_in - was.bytes_in
+            b_drop = meters_after[key].bytes_dropped - was.bytes_dropped
+            dropped = min(1.0, b_drop / s["l2_bytes"])
+            passed = (b_in - b_drop) * 8 / s["seconds"] / 1e6
+        delivered = r["l2_bytes"] * 8 / s["seconds"] / 1e6 if s["seconds"] else 0.0
+        answered = [x for x in rtt or [] if x is not None]
+        return self._flow(d, s["l2_bps"] / 1e6, delivered, loss, r["max_gap_s"], dropped, passed,
+                          _percentile(answered, 50), _percentile(answered, 95))
+
+    def _tcp_flow(self, d: FlowDemand, out: dict, until_s: float) -> FlowResult:
+        """A TCP flow from iperf3's report; its RTT is the sender's smoothed RTT (kernel) each
+        second up to ``until_s`` into the run."""
+        end = out.get("end", {})
+        sent = end.get("sum_sent", {}).get("bits_per_second", 0.0) / 1e6
+        got = end.get("sum_received", {}).get("bits_per_second", 0.0) / 1e6
+        srtt = [s["rtt"] / 1000 for i in out.get("intervals", []) for s in i.get("streams", [])
+                if s.get("rtt") and s.get("end", 0.0) <= until_s + 0.5]  # µs -> ms
+        return self._flow(d, sent, got, None, None, None, None, _percentile(srtt, 50),
+                          _percentile(srtt, 95))
+
+    def _flow(self, d: FlowDemand, offered: float, delivered: float, loss: float | None,
+              max_gap_s: float | None, meter_dropped: float | None,
+              meter_passed_mbps: float | None, rtt_p50_ms: float | None = None,
+              rtt_p95_ms: float | None = None) -> FlowResult:
+        alloc = self.plan.allocation(d.tenant, d.app) if self.plan else None
+        return FlowResult(d.tenant, d.app, d.src, d.dst, d.protocol, round(offered, 4),
+                          round(delivered, 4), loss, alloc.rate_mbps if alloc else None, max_gap_s,
+                          meter_dropped, None if meter_passed_mbps is None else round(meter_passed_mbps, 4),
+                          round(float(np.mean(d.rates_mbps)), 4), rtt_p50_ms, rtt_p95_ms)
+
+    def _meter_counts(self, demands: list[FlowDemand]) -> dict[tuple[str, str], MeterCounters]:
+        """The counters so far of each metered demand's application meter, on the switch its
+        source host hangs off (where the controller installs it); none on a switch that
+        enforces with tc instead."""
+        if self.plan is None:
+            return {}
+        wiring = wire(self.spec)
+        out, read = {}, {}
+        for d in demands:
+            if self.plan.allocation(d.tenant, d.app) is None:
+                continue
+            bridge = self.prefix + wiring.host_port[d.src][0]
+            if bridge not in read:
+                read[bridge] = read_meters(bridge)
+            mid = meter_id(tenant_number(self.spec, d.tenant), app_number(self.spec, d.tenant, d.app))
+            if mid in read[bridge]:
+                out[d.tenant, d.app] = read[bridge][mid]
+        return out
+
+    def _port_counts(self) -> dict[str, dict[int, PortCounters]]:
+        return {s.name: read_ports(self.prefix + s.name) for s in self.spec.switches}
+
+    def _start_scanners(self, procs: list) -> list:
+        """One scanner per source host, every host pair on ICMP and every application port,
+        crafted and waiting (:mod:`emulation.scan` ``--wait-start``)."""
+        from .isolation import expected_cases
+
+        spec, lab = self.spec, self.lab
+        by_src: dict[str, list] = {}
+        for c in expected_cases(spec):
+            by_src.setdefault(c.src, []).append(c)
+        out = []
+        for src, cs in by_src.items():
+            h = spec.host(src)
+            targets = [{"mac": spec.host(c.dst).mac, "ip": spec.host(c.dst).ip, "proto": c.proto,
+                        "port": c.port} for c in cs]
+            p = lab.host(src).popen([sys.executable, "-m", "emulation.scan", "--iface",
+                                     self._host_iface(src), "--src-mac", h.mac, "--src-ip", h.ip,
+                                     "--wait-start"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            p.stdin.write(json.dumps(targets) + "\n")
+            p.stdin.flush()
+            procs.append(p)
+            out.append((p, cs))
+        for p, _ in out:
+            p.stdout.readline()  # "ready"
+        return out
+
+    def _scan(self, scanners: list) -> list[PathResult]:
+        """Let every scanner probe at once; the reachability and RTTs per path."""
+        for p, _ in scanners:
+            p.stdin.write("go\n")
+            p.stdin.close()
+        out = []
+        for p, cs in scanners:
+            lines = [json.loads(x) for x in p.stdout.read().splitlines() if x.startswith("{")]
+            p.wait(timeout=60)
+            for c, r in zip(cs, lines, strict=True):
+                pcts = [_percentile(r["rtt_ms"], q) for q in (50, 95, 99)]
+                out.append(PathResult(c.src, c.dst, c.proto, c.port, c.expected, r["reachable"],
+                                      *pcts))
+        return out
+
+    def _peak_utils(self, since: float, until: float, timeout_s: float = 30.0) -> dict[str, float]:
+        """Per link direction the peak one-second utilisation in the controller's telemetry
+        over the run, once its poller has stored samples past ``until``; empty when the
+        controller keeps no store (then only the counters measure the links)."""
+        url = f"{self.controller_url}/series"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            r = requests.get(url, params={"kind": "link", "metric": "util", "since": until}, timeout=10)
+            if r.status_code == 503:  # no store in this controller
+                return {}
+            r.raise_for_status()
+            if any(s["points"] for s in r.json()["series"]) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)  # the poll between checks of the store, inside the deadline
+        r = requests.get(url, params={"kind": "link", "metric": "util", "since": since,
+                                      "until": until}, timeout=10)
+        r.raise_for_status()
+        out = {}
+        for s in r.json()["series"]:
+            vals = [v for _, v in s["points"] if v is not None]
+            if vals:
+                out[s["direction"]] = round(float(np.max(vals)), 4)
+        return out
+
+    def _links(self, demands: list[FlowDemand], flows: list[FlowResult], before: dict,
+               after: dict, duration_s: float, peaks: dict[str, float]) -> list[LinkResult]:
+        """Per link direction: carried utilisation (bytes at its far end over the run), offered
+        (the flows the routes put on it, after their meters) and the telemetry's peak."""
+        paths = compile_network(self.spec, self.plan).paths
+        crossing: dict[tuple[str, str], list[FlowResult]] = {}
+        for d, f in zip(demands, flows, strict=True):
+            p = self._route(d, paths)
+            for a, b in zip(p, p[1:]):
+                crossing.setdefault((a, b), []).append(f)
+        out = []
+        for lk, ((sa, pa), (sb, pb)) in zip(self.spec.links, wire(self.spec).link_ports, strict=True):
+            cap_bps = lk.capacity_mbps * 1e6
+            for a, b, far, port in ((lk.a, lk.b, sb, pb), (lk.b, lk.a, sa, pa)):
+                got = after[far][port].rx_bytes - before[far][port].rx_bytes
+                fs = crossing.get((a, b), [])
+                offered = sum(f.meter_passed_mbps if f.meter_passed_mbps is not None else f.offered_mbps
+                              for f in fs) * 1e6
+                direction = f"{a}>{b}"
+                out.append(LinkResult(f"{lk.a}-{lk.b}", direction,
+                                      round(got * 8 / duration_s / cap_bps, 4),
+                                      peaks.get(direction),
+                                      tuple(f"{f.tenant}/{f.app} {f.src}>{f.dst}" for f in fs),
+                                      round(offered / cap_bps, 4)))
+        return sorted(out, key=lambda x: -x.mean_util)
+
+    def _route(self, d: FlowDemand, paths: dict) -> tuple[str, ...]:
+        """The switches ``d`` crosses: the plan's pinned path for its application, else the
+        controller's path for the host pair."""
+        alloc = self.plan.allocation(d.tenant, d.app) if self.plan else None
+        if alloc is not None and alloc.path:
+            return tuple(alloc.path)
+        return tuple(paths.get((d.src, d.dst), ()))
+
+    # ------------------------------------------------------------------ the verdict
+    def _shortfall(self, f: FlowResult, links: list[LinkResult]) -> str | None:
+        """Why a guaranteed flow's plan did not carry it, or None. With its meter's counters
+        (UDP through a meter) the plan is judged by what the plan did: what its meter dropped,
+        and what was lost on a congested link of its path; what the host lost elsewhere is the
+        host's (reported with the disturbances). Without them, by delivered against offered."""
+        if f.guaranteed_mbps is None or f.offered_mbps <= 0:
+            return None
+        budget = 1 - DELIVERY_OBJECTIVE
+        if f.meter_dropped is not None and f.loss is not None:
+            if f.meter_dropped > budget:
+                return (f"{f.tenant}/{f.app}: its meter dropped {f.meter_dropped:.1%} of "
+                        f"{f.offered_mbps:.2f} Mbit/s offered (passed {f.meter_passed_mbps:.2f})")
+            hot = self._congested(f, links)
+            if hot and f.loss > budget:
+                return (f"{f.tenant}/{f.app}: lost {f.loss:.1%} of {f.offered_mbps:.2f} Mbit/s "
+                        f"offered across congested {', '.join(hot)}")
+            return None
+        if f.delivered_mbps < DELIVERY_OBJECTIVE * f.offered_mbps:
+            return (f"{f.tenant}/{f.app} delivered {f.delivered_mbps:.2f} of "
+                    f"{f.offered_mbps:.2f} Mbit/s offered")
+        return None
+
+    def _verdict(self, flows, links, paths, duration_s, attempts=1, bound=(), cpu=None) -> ShadowReport:
+        bottlenecks = [f"link {lk.link} {lk.direction} at {lk.mean_util:.0%}"
+                       + (f" (offered {lk.offered_util:.0%})" if lk.offered_util else "")
+                       + f" carrying {', '.join(lk.flows) or 'no measured flow'}"
+                       for lk in links if self._hot(lk)]
+        bottlenecks += [f"flow {f.tenant}/{f.app} {f.src}>{f.dst} losing {f.loss:.1%}"
+                        for f in flows if f.loss is not None and f.loss > self.loss_threshold]
+        violations = [f"{p.src}>{p.dst} {p.proto}{'/' + str(p.port) if p.port else ''}: "
+                      f"{'denied by policy but reachable' if p.reachable else 'allowed but unreachable'}"
+                      for p in paths if p.reachable != p.expected]
+        reasons = [r for f in flows if (r := self._shortfall(f, links))]
+        if violations:
+            reasons.append(f"{len(violations)} policy violations")
+        if self.rtt_bound_ms is not None:
+            # the flows' own RTT under the load; the scan's where no flow was probed
+            rtts = [f.rtt_p95_ms for f in flows if f.rtt_p95_ms is not None] or \
+                [p.rtt_p95_ms for p in paths if p.rtt_p95_ms is not None]
+            worst = max(rtts, default=None)
+            if worst is not None and worst > self.rtt_bound_ms:
+                reasons.append(f"p95 RTT {worst:.2f} ms above the bound {self.rtt_bound_ms} ms")
+        if violations:
+            verdict = "fail"
+        elif bound:
+            verdict = "untrusted"
+        else:
+            verdict = "fail" if reasons else "pass"
+        plan = self.plan
+        return ShadowReport(plan.name if plan else "none", plan.cost_mbps() if plan else 0.0,
+                            duration_s, tuple(flows), tuple(links), tuple(paths), tuple(bottlenecks),
+                            tuple(violations), verdict, tuple(reasons), attempts, bound,
+                            None if cpu is None else cpu.to_dict())
