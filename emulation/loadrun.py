@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -60,7 +61,7 @@ from topologies import NetworkSpec, wire
 from . import hostcpu
 from .iperf import wait_listening
 from .isolation import app_ports
-from .meters import MeterCounters, read_meters
+from .meters import MeterCounters, read_meters, settled
 from .ports import PortCounters, read_ports
 from .report import FlowResult, LinkResult, PathResult, ShadowReport
 
@@ -218,14 +219,18 @@ class LoadRun:
             rtt_s = duration_s - 0.5  # the flows' RTT under the load, until just before its end
             rtts = self._start_rtt_probes(demands, rtt_s, procs)
             counts = []
-            for d, tx in senders:
-                s = json.loads(tx.communicate(timeout=duration_s + 30)[0])
+            sent = [(d, json.loads(tx.communicate(timeout=duration_s + 30)[0])) for d, tx in senders]
+            for d, _ in sent:  # every sender is done: the receivers wait only for what is in flight
+                receivers[id(d)].send_signal(signal.SIGUSR1)
+            for d, s in sent:
                 counts.append((d, s, json.loads(receivers[id(d)].communicate(timeout=30)[0])))
             tcp_out = [(d, json.loads(cl.communicate(timeout=duration_s + 30)[0] or "{}"))
                        for d, cl in tcp]
             cpu = hostcpu.between(cpu_before, hostcpu.sample())
             rtt = {id(d): json.loads(p.communicate(timeout=30)[0] or "[]") for d, p in rtts}
-            meters_after = self._meter_counts(demands)  # every receiver has gone idle: all counted
+            # every receiver has gone idle; OVS folds the last packets into its meters lazily
+            meters_after = settled(lambda: self._meter_counts(demands), every_s=0.6) \
+                if meters_before else {}
             ports_after = self._port_counts()
             measured = {id(d): self._udp_flow(d, s, r, meters_before, meters_after, rtt.get(id(d)))
                         for d, s, r in counts}
@@ -250,7 +255,8 @@ class LoadRun:
         for d in demands:
             if d.protocol == "udp":
                 rx = lab.host(d.dst).popen([py, "-u", "-m", "emulation.udpgen", "recv", "--port",
-                                            str(d.port), "--seconds", str(duration_s + 15)],
+                                            str(d.port), "--seconds", str(duration_s + 30),
+                                            "--idle-s", str(duration_s + 30)],
                                            stdout=subprocess.PIPE, text=True)
                 receivers[id(d)] = rx
                 procs.append(rx)
@@ -423,22 +429,15 @@ class LoadRun:
                                       *pcts))
         return out
 
-    def _peak_utils(self, since: float, until: float, timeout_s: float = 30.0) -> dict[str, float]:
+    def _peak_utils(self, since: float, until: float) -> dict[str, float]:
         """Per link direction the peak one-second utilisation in the controller's telemetry
-        over the run, once its poller has stored samples past ``until``; empty when the
-        controller keeps no store (then only the counters measure the links)."""
-        url = f"{self.controller_url}/series"
-        deadline = time.monotonic() + timeout_s
-        while True:
-            r = requests.get(url, params={"kind": "link", "metric": "util", "since": until}, timeout=10)
-            if r.status_code == 503:  # no store in this controller
-                return {}
-            r.raise_for_status()
-            if any(s["points"] for s in r.json()["series"]) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)  # the poll between checks of the store, inside the deadline
-        r = requests.get(url, params={"kind": "link", "metric": "util", "since": since,
-                                      "until": until}, timeout=10)
+        over the run, as far as it is stored now (the counters measure the links; this is the
+        peak beside their mean, and not worth waiting a poll for); empty when the controller
+        keeps no store."""
+        r = requests.get(f"{self.controller_url}/series", params={
+            "kind": "link", "metric": "util", "since": since, "until": until}, timeout=10)
+        if r.status_code == 503:  # no store in this controller
+            return {}
         r.raise_for_status()
         out = {}
         for s in r.json()["series"]:

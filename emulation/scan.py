@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src-mac", required=True)
     ap.add_argument("--src-ip", required=True)
     ap.add_argument("--count", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=2.0)
+    ap.add_argument("--timeout", type=float, default=1.0,
+                    help="seconds to wait for answers after the last probe (a denied one never gets one)")
     ap.add_argument("--wait-start", action="store_true",
                     help="targets on one line; print 'ready' once crafted, probe on the next line")
     a = ap.parse_args(argv)

@@ -107,9 +107,14 @@ def _arrival(ancdata, fallback: float) -> float:
     return fallback
 
 
-def recv(port: int, seconds: float, idle_s: float = 2.0, ready=None) -> dict:
+def recv(port: int, seconds: float, idle_s: float = 2.0, ready=None, done: list | None = None,
+         done_idle_s: float = 0.5) -> dict:
     """Count what arrives for ``seconds``, or until nothing came for ``idle_s`` after the first
-    datagram. ``ready`` is called once the port is bound (default: print ``ready``)."""
+    datagram. ``ready`` is called once the port is bound (default: print ``ready``). Once
+    ``done`` holds a time (the sender has finished; the command sets it on SIGUSR1) it ends when
+    nothing came for ``done_idle_s``: only what is still in flight is waited for, and a long
+    ``idle_s`` does not end a stalled stream early."""
+    done = done if done is not None else []
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -127,6 +132,8 @@ def recv(port: int, seconds: float, idle_s: float = 2.0, ready=None) -> dict:
             data, anc, _, addr = s.recvmsg(65535, 64)
         except TimeoutError:
             if last is not None and time.monotonic() - last > idle_s:
+                break
+            if done and time.monotonic() - max(last or 0.0, done[0]) > done_idle_s:
                 break
             continue
         at = _arrival(anc, time.time())
@@ -176,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         rates = [float(x) * 1e6 for x in a.rate_mbps.split(",")]
         out = send(a.iface, frame, rates, a.seconds / len(rates), a.wait_start)
     else:
-        out = recv(a.port, a.seconds, a.idle_s)
+        import signal
+
+        done: list[float] = []  # SIGUSR1: the sender has finished
+        signal.signal(signal.SIGUSR1, lambda *_: done.append(time.monotonic()))
+        out = recv(a.port, a.seconds, a.idle_s, done=done)
     print(json.dumps(out), flush=True)
     return 0
 

@@ -75,3 +75,28 @@ meter:513 flow_count:2 packet_in_count:12 byte_in_count:900 duration:1.0s bands:
     assert parse_meter_stats(text) == {258: MeterCounters(9000, 3010, 13626000, 4557140),
                                        513: MeterCounters(12, 3, 900, 225)}
     assert parse_meter_stats("OFPST_METER reply (OF1.3) (xid=0x2):\n") == {}
+
+
+def test_told_the_sender_is_done_it_waits_only_for_what_is_in_flight():
+    """With a long idle limit (a stalled stream must not end the count), the receiver still
+    ends soon after it is told the sender finished, with every datagram and each probe answered
+    with when it arrived and when it was answered."""
+    port = _free_udp_port()
+    bound, done, out = threading.Event(), [], {}
+    t = threading.Thread(target=lambda: out.update(udpgen.recv(port, 600, idle_s=600, ready=bound.set,
+                                                               done=done)), daemon=True)
+    t.start()
+    assert bound.wait(10), "receiver never bound its port"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.settimeout(10)
+        for k in range(50):
+            tx.sendto(_datagram(k), ("127.0.0.1", port))
+        probe = udpgen.RTT_PROBE + b"7"
+        tx.sendto(probe, ("127.0.0.1", port))
+        echo = tx.recv(2048)
+    assert echo.startswith(probe) and len(echo) == len(probe) + udpgen.HOLD.size
+    arrived, answered = udpgen.HOLD.unpack_from(echo, len(probe))
+    assert 0 <= answered - arrived < 5
+    done.append(time.monotonic())
+    t.join(60)  # far less than its 600 s limits: it ended because it was told
+    assert not t.is_alive() and out["distinct"] == 50 and out["packets"] == 50
