@@ -168,7 +168,7 @@ class LoadRun:
         return [lk.direction for lk in links if label in lk.flows and self._hot(lk)]
 
     def _hot(self, lk: LinkResult) -> bool:
-        """Carried, offered or peak utilisation above the threshold: a congested link."""
+        """Carried or offered utilisation above the threshold: a congested link."""
         return any(u is not None and u > self.util_threshold
                    for u in (lk.mean_util, lk.offered_util))
 
