@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=8.0, help="seconds of load per run")
     ap.add_argument("--whatif-duration", type=float, default=5.0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--whatif-specs", default="default,abilene",
+                    help="bundled specs to time the what-if on (empty: none)")
     ap.add_argument("--json", default="out/shadow_fidelity.json")
     a = ap.parse_args(argv)
     from rich.console import Console
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                "shadow": s.verdict, "production": p.verdict, "scored": f.scored,
                                "faithful": f.faithful, "untrusted": list(f.untrusted),
                                **figures(f), "fidelity": f.to_dict(),
-                               "cpu": {"shadow": s.cpu, "production": p.cpu}}
+                               "cpu": {"shadow": s.cpu, "production": p.cpu},
+                               "rx_drops": {"shadow": s.rx_drops, "production": p.rx_drops}}
                         if i == 0:  # the shadow against itself: the measurement's repeatability
                             again = sh.run(sc["demands"], a.duration)
                             row["self"] = figures(compare(s, again))
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lab.stop()
         ctl.stop()
-    whatifs = [whatif(n, a.whatif_duration, a.repeat, workdir) for n in ("default", "abilene")]
+    whatifs = [whatif(n, a.whatif_duration, a.repeat, workdir) for n in a.whatif_specs.split(",") if n]
 
     scored = [r for r in runs if r["scored"]]
     summary = {}

@@ -4,7 +4,8 @@
   controller programs the switch), datapath ``user`` by default (this machine's kernel has no
   openvswitch module) or ``kernel`` (set ``datapath``, or ``NETSHADOW_DATAPATH``, e.g. in the
   Vagrant VM);
-* links: ``TCLink`` with HTB at the spec's capacity in Mbit/s;
+* links: ``TCLink`` with HTB at the spec's capacity in Mbit/s, and under its class a short
+  head-drop queue in place of the default 1000-packet FIFO (:func:`_link_queues`);
 * hosts: TX checksum offload off on every interface, or the userspace datapath drops their TCP
   and UDP packets.
 
@@ -39,6 +40,39 @@ def _quiet_htb_quantum() -> None:
 
         keep._netshadow = True  # type: ignore[attr-defined]
         lg.addFilter(keep)
+
+
+LINK_QUEUE_HANDLE = "fffe:"  # outside the meter ids controller.tc gives its class qdiscs
+# packets a link direction queues. Every port of the userspace datapath sends through one packet
+# socket, whose send buffer (net.core.wmem_default, 208 KiB: about 90 full-size frames) pays for
+# every packet waiting in any queue: a few overloaded links of this length fit in it
+LINK_QUEUE_PACKETS = 32
+
+
+def _link_queues(net) -> int:
+    """Under each shaped link's HTB class (Mininet's ``5:1``) a head-drop queue of
+    :data:`LINK_QUEUE_PACKETS`; returns how many links directions got one.
+
+    Mininet leaves HTB's default there: a 1000-packet FIFO that refuses what arrives when full.
+    The userspace datapath reads its ports one after another in a fixed order (its port table's)
+    and, with the queue full, whatever comes next is refused: on an overloaded link the flows
+    whose input port is read first took the whole capacity and the others all the loss - a strict
+    priority set by port numbering, which differs from lab to lab (a shadow and production
+    disagreed on which flow starved, every run). Worse, 1000 waiting packets hold the send buffer
+    every port shares, so sends to *other*, idle links failed too. A head-drop queue admits every
+    packet and drops the oldest: each flow loses in proportion to what it sends, whatever the
+    poll order. (This kernel has no fair-queueing qdisc: no fq_codel, sfq or red.)"""
+    n = 0
+    for link in net.links:
+        for intf in (link.intf1, link.intf2):
+            if not getattr(intf, "params", {}).get("bw"):
+                continue
+            out = intf.node.cmd(f"tc qdisc replace dev {intf.name} parent 5:1 handle "
+                                f"{LINK_QUEUE_HANDLE} pfifo_head_drop limit {LINK_QUEUE_PACKETS} 2>&1")
+            if out.strip():
+                raise LabError(f"link {intf.name}: its queue under the HTB class: {out.strip()}")
+            n += 1
+    return n
 
 
 def _controller_class(starting: bool):
@@ -126,6 +160,8 @@ class Lab:
                                    ip=self.controller_ip, port=self.controller_port)
             self.net.build()
             self.net.start()
+            if self.shape:
+                _link_queues(self.net)
             for h in self.net.hosts:
                 for intf in h.intfList():
                     if intf.name != "lo":

@@ -40,7 +40,8 @@ less than 98 % of its schedule, or the run fell short of its objectives while th
 ``ovs-vswitchd`` thread (the userspace datapath's forwarding thread) used 90 % of a core or more
 (:mod:`emulation.hostcpu`). A busy datapath thread by itself is not harm: a saturated host can
 only take rate away and add delay, so a run that met every objective on it stands, and only a
-shortfall measured on it is not trusted. A policy violation fails a run whatever the CPU did:
+shortfall measured on it is not trusted; so is one while the datapath's receive sockets dropped
+packets it never read (:mod:`emulation.rxdrops`). A policy violation fails a run whatever the CPU did:
 reachability does not depend on speed.
 """
 
@@ -61,7 +62,7 @@ from controller.plan import DEFAULT_BURST_S, Plan
 from controller.tenancy import app_number, compile_network, meter_id, tenant_number
 from topologies import NetworkSpec, wire
 
-from . import hostcpu
+from . import hostcpu, rxdrops
 from .iperf import wait_listening
 from .isolation import app_ports
 from .meters import MeterCounters, read_meters, settled
@@ -95,6 +96,7 @@ class Measured:
     links: list
     paths: list
     cpu: hostcpu.CpuUse | None = None
+    rx_drops: dict | None = None  # interface -> packets the datapath's receive socket dropped
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -144,7 +146,8 @@ class LoadRun:
                         "; ".join(stalls), ", measuring again" if attempt < self.attempts else "")
         bound = tuple(stalls + self._host_loss(demands, m.flows, m.links)
                       + self._behind(demands, m.flows))
-        return self._verdict(m.flows, m.links, m.paths, duration_s, attempt, bound, m.cpu)
+        return self._verdict(m.flows, m.links, m.paths, duration_s, attempt, bound, m.cpu,
+                             m.rx_drops)
 
     # ------------------------------------------------------------------ the host's doing
     def _burst_s(self, d: FlowDemand) -> float:
@@ -205,6 +208,14 @@ class LoadRun:
         return [f"the datapath's busiest ovs-vswitchd thread used {cpu.ovs_thread_cores:.0%} of a "
                 f"core (machine {cpu.busy:.0%} busy)"]
 
+    @staticmethod
+    def _unread(rx_drops: dict | None) -> list[str]:
+        if not rx_drops:
+            return []
+        worst = sorted(rx_drops.items(), key=lambda kv: -kv[1])[:3]
+        return [f"the datapath dropped {sum(rx_drops.values())} packets it never read "
+                f"(receive buffers full: {', '.join(f'{i} {n}' for i, n in worst)})"]
+
     # ------------------------------------------------------------------ one run
     def _run_once(self, demands: list[FlowDemand], duration_s: float, probe: bool) -> Measured:
         procs: list[subprocess.Popen] = []
@@ -216,6 +227,7 @@ class LoadRun:
             paths = self._scan(self._start_scanners(procs)) if probe else []
             meters_before = self._meter_counts(demands)
             ports_before = self._port_counts()
+            drops_before = self._rx_drops()
             senders, tcp = self._start_senders(demands, duration_s, procs)
             t_load = time.time()
             cpu_before = hostcpu.sample()  # the UDP load has begun
@@ -235,6 +247,8 @@ class LoadRun:
             meters_after = settled(lambda: self._meter_counts(demands), every_s=0.6) \
                 if meters_before else {}
             ports_after = self._port_counts()
+            drops = None if drops_before is None or (after := self._rx_drops()) is None \
+                else rxdrops.between(drops_before, after)
             measured = {id(d): self._udp_flow(d, s, r, meters_before, meters_after, rtt.get(id(d)))
                         for d, s, r in counts}
             for d, out in tcp_out:
@@ -247,7 +261,7 @@ class LoadRun:
                     p.wait()
         peaks = self._peak_utils(t_load + 1, t_load + duration_s)
         links = self._links(demands, flows, ports_before, ports_after, duration_s, peaks)
-        return Measured(flows, links, paths, cpu)
+        return Measured(flows, links, paths, cpu, drops)
 
     def _start_receivers(self, demands: list[FlowDemand], duration_s: float, probe: bool,
                          procs: list) -> dict[int, subprocess.Popen]:
@@ -291,7 +305,10 @@ class LoadRun:
                      "--sport", str(d.port), "--dport", str(d.port),
                      "--rate-mbps", ",".join(f"{r:.6f}" for r in d.rates_mbps),
                      "--seconds", str(duration_s), "--frame-bytes", str(self.frame_bytes),
-                     "--wait-start"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                     # each packet at a random point of its slot: streams of one rate do not
+                     # reach a shared queue in lock-step (the same pattern in every run)
+                     "--jitter-seed", str(d.port), "--wait-start"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                 senders.append((d, tx))
                 procs.append(tx)
         for _, tx in senders:
@@ -387,6 +404,13 @@ class LoadRun:
             if mid in read[bridge]:
                 out[d.tenant, d.app] = read[bridge][mid]
         return out
+
+    def _rx_drops(self) -> dict[str, int] | None:
+        try:
+            return rxdrops.read_drops(self.prefix)
+        except rxdrops.RxDropError as e:
+            LOG.warning("%s: the datapath's receive drops are not known: %s", self.prefix, e)
+            return None
 
     def _port_counts(self) -> dict[str, dict[int, PortCounters]]:
         return {s.name: read_ports(self.prefix + s.name) for s in self.spec.switches}
@@ -506,7 +530,8 @@ class LoadRun:
                     f"{f.offered_mbps:.2f} Mbit/s offered")
         return None
 
-    def _verdict(self, flows, links, paths, duration_s, attempts=1, bound=(), cpu=None) -> ShadowReport:
+    def _verdict(self, flows, links, paths, duration_s, attempts=1, bound=(), cpu=None,
+                 rx_drops=None) -> ShadowReport:
         bottlenecks = [f"link {lk.link} {lk.direction} at {lk.mean_util:.0%}"
                        + (f" (offered {lk.offered_util:.0%})" if lk.offered_util else "")
                        + f" carrying {', '.join(lk.flows) or 'no measured flow'}"
@@ -527,8 +552,9 @@ class LoadRun:
             if worst is not None and worst > self.rtt_bound_ms:
                 reasons.append(f"p95 RTT {worst:.2f} ms above the bound {self.rtt_bound_ms} ms")
         if reasons and not violations:
-            # the run fell short on a saturated datapath: the shortfall may be the host's
-            bound = tuple(bound) + tuple(self._saturated(cpu))
+            # the run fell short on a saturated datapath, or one that dropped packets it never
+            # read: the shortfall may be the host's
+            bound = tuple(bound) + tuple(self._saturated(cpu)) + tuple(self._unread(rx_drops))
         if violations:
             verdict = "fail"
         elif bound:
@@ -539,4 +565,4 @@ class LoadRun:
         return ShadowReport(plan.name if plan else "none", plan.cost_mbps() if plan else 0.0,
                             duration_s, tuple(flows), tuple(links), tuple(paths), tuple(bottlenecks),
                             tuple(violations), verdict, tuple(reasons), attempts, bound,
-                            None if cpu is None else cpu.to_dict())
+                            None if cpu is None else cpu.to_dict(), rx_drops)

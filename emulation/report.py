@@ -70,6 +70,9 @@ class ShadowReport:
     # thread. Any of them makes the run CPU-bound and its verdict "untrusted" (empty: clean)
     disturbances: tuple[str, ...] = ()
     cpu: dict | None = None  # emulation.hostcpu.CpuUse over the load: busy share, busiest OVS thread
+    # interface -> packets the userspace datapath's receive socket dropped during the load
+    # (emulation.rxdrops; None: not known)
+    rx_drops: dict | None = None
 
     @property
     def trusted(self) -> bool:

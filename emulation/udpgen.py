@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import socket
 import struct
 import sys
@@ -49,8 +50,15 @@ def craft(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dpor
     return bytearray(bytes(pkt))
 
 
+def slot_offsets(seed: int, n: int = 4096) -> list[float]:
+    """Where in its slot (0-1 of the inter-packet time) each packet of a jittered stream leaves;
+    the same for a seed, so a shadow and production send the same pattern."""
+    rng = random.Random(seed)
+    return [rng.random() for _ in range(n)]
+
+
 def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float,
-         wait_start: bool = False) -> dict:
+         wait_start: bool = False, jitter_seed: int | None = None) -> dict:
     """Send at ``rates_bps[i]`` during step ``i`` (each ``step_s`` seconds long). With
     ``wait_start``, print ``ready`` and start at the wall-clock time (epoch seconds) read from
     stdin, so several senders and a replay share their step boundaries."""
@@ -62,6 +70,9 @@ def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float,
         while time.time() < at:
             time.sleep(min(0.01, max(0.0, at - time.time())))
     bits = len(frame) * 8
+    # with a seed, each packet leaves at a random moment inside its own slot: the rate is kept
+    # exactly, but streams of one rate no longer arrive in lock-step at a shared queue
+    slot = [] if jitter_seed is None else slot_offsets(jitter_seed)
     off = HEADER + len(MAGIC)
     n = 0
     sent_bytes = 0
@@ -80,7 +91,7 @@ def send(iface: str, frame: bytearray, rates_bps: list[float], step_s: float,
             if rate <= 0:
                 time.sleep(min(0.01, end - now))
                 continue
-            due = step_start + step_n * bits / rate
+            due = step_start + (step_n + (slot[step_n % len(slot)] if slot else 0.0)) * bits / rate
             if due > now:
                 time.sleep(min(due - now, 0.002))
                 continue
@@ -170,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="L2 Mbit/s, or a comma-separated schedule with one rate per step")
     s.add_argument("--seconds", type=float, required=True, help="total duration")
     s.add_argument("--frame-bytes", type=int, default=1242, help="L2 frame size (max 1514)")
+    s.add_argument("--jitter-seed", type=int, default=None,
+                   help="send each packet at a random point of its slot (this seed), not on it")
     s.add_argument("--wait-start", action="store_true",
                    help="print 'ready', then start at the epoch time read from stdin")
     r = sub.add_parser("recv")
@@ -181,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "send":
         frame = craft(a.src_mac, a.dst_mac, a.src_ip, a.dst_ip, a.sport, a.dport, a.frame_bytes)
         rates = [float(x) * 1e6 for x in a.rate_mbps.split(",")]
-        out = send(a.iface, frame, rates, a.seconds / len(rates), a.wait_start)
+        out = send(a.iface, frame, rates, a.seconds / len(rates), a.wait_start, a.jitter_seed)
     else:
         import signal
 

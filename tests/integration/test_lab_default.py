@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -52,6 +53,22 @@ def test_switches_hold_exactly_the_rules_the_api_reports(lab):
         n, cookies = _switch_flow_count(lab.lab.prefix + s.name)
         assert n == per_switch[s.name], s.name
         assert all(c.startswith("0x6e") for c in cookies)
+
+
+def test_every_shaped_link_queues_at_most_a_short_head_drop_queue(lab):
+    from emulation.lab import LINK_QUEUE_PACKETS
+
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
+                                      check=True).stdout)
+    names = [x["ifname"] for x in links
+             if x["ifname"].startswith(lab.lab.prefix + "s") and "-eth" in x["ifname"]]
+    assert len(names) == 2 * len(lab.spec.links) + len(lab.spec.hosts), names
+    for name in names:
+        qdiscs = json.loads(subprocess.run(["tc", "-j", "qdisc", "show", "dev", name],
+                                           capture_output=True, text=True, check=True).stdout)
+        leaf = [q for q in qdiscs if q.get("parent") == "5:1"]
+        assert [(q["kind"], q["options"]["limit"]) for q in leaf] == \
+            [("pfifo_head_drop", LINK_QUEUE_PACKETS)], (name, qdiscs)
 
 
 def test_rest_api_live(lab):

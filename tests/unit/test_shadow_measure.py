@@ -161,6 +161,22 @@ def test_a_run_that_met_its_objectives_on_a_saturated_thread_passes(shadow, monk
     assert report.cpu["ovs_thread_cores"] == 0.91  # what the CPU did is still reported
 
 
+def test_a_shortfall_while_the_datapath_dropped_unread_packets_is_untrusted(shadow, monkeypatch):
+    short = flow(VIDEO, loss=0.3, meter=0.3)
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
+        [short], [], [], None, {"ntms1-eth1": 40, "ntms3-eth2": 2}))
+    report = shadow.run([VIDEO], duration_s=2, probe=False)
+    assert report.verdict == "untrusted" and report.rx_drops == {"ntms1-eth1": 40, "ntms3-eth2": 2}
+    assert "dropped 42 packets it never read" in report.disturbances[0]
+    assert "ntms1-eth1 40" in report.disturbances[0]
+    # a run that met its objectives stands; none dropped: the shortfall is the plan's
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
+        [flow(VIDEO, meter=0.0)], [], [], None, {"ntms1-eth1": 40}))
+    assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [], [], None, {}))
+    assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
+
+
 def test_a_policy_violation_fails_a_cpu_bound_run_all_the_same(shadow, monkeypatch):
     from emulation.report import PathResult
 

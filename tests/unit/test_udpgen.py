@@ -100,3 +100,19 @@ def test_told_the_sender_is_done_it_waits_only_for_what_is_in_flight():
     done.append(time.monotonic())
     t.join(60)  # far less than its 600 s limits: it ended because it was told
     assert not t.is_alive() and out["distinct"] == 50 and out["packets"] == 50
+
+
+def test_a_jittered_stream_keeps_its_slots_and_the_same_seed_the_same_pattern():
+    a = udpgen.slot_offsets(5004)
+    assert a == udpgen.slot_offsets(5004) and a != udpgen.slot_offsets(53)
+    assert all(0 <= x < 1 for x in a) and 0.45 < sum(a) / len(a) < 0.55
+
+
+def test_a_jittered_sender_sends_its_schedule_exactly():
+    """Each packet leaves somewhere inside its own slot, so the count over a run is the
+    schedule's (a late sender catches up); on loopback, as root."""
+    frame = udpgen.craft("02:00:00:00:00:01", "02:00:00:00:00:02", "127.0.0.1", "127.0.0.1",
+                         40000, 9, 1000)
+    out = udpgen.send("lo", frame, [2e6, 4e6], 0.5, jitter_seed=7)
+    expected = (2e6 + 4e6) * 0.5 / (len(frame) * 8)
+    assert abs(out["packets"] - expected) <= 2, out

@@ -1,0 +1,59 @@
+"""Packets the userspace datapath never read: the drop counters of ``ovs-vswitchd``'s receive
+sockets, one per port, read with ``ss``.
+
+The userspace datapath reads each Mininet link's veth through a raw packet socket (``p_raw``,
+bound to the interface). When its forwarding thread does not come back in time the socket's
+receive buffer fills and the kernel drops what arrives (``skmem ... d<N>``). Those packets were
+counted as received by the interface, so neither the port counters nor the meters see them go:
+they are the host's loss, not the plan's - a hardware switch or the kernel datapath would have
+forwarded them. A run reads the counters before and after its load.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+# p_raw [UNCONN] 0 0 *:nsls1-eth2 * users:(("ovs-vswitchd",pid=4689,fd=43)) skmem:(r0,...,d17)
+_LINE = re.compile(r"^p_raw\s+(?:[A-Z-]+\s+)?\d+\s+\d+\s+\*:(\S+)\s.*?users:\(\(\"ovs-vswitchd\".*?"
+                   r"skmem:\([^)]*\bd(\d+)\)")
+
+
+class RxDropError(RuntimeError):
+    """The datapath's receive sockets could not be listed."""
+
+
+def parse_ss(text: str, prefix: str = "") -> dict[str, int]:
+    """Interface -> packets its ``ovs-vswitchd`` receive socket dropped (interfaces whose name
+    starts with ``prefix``; several sockets on one interface are summed)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m and m.group(1).startswith(prefix):
+            out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def read_drops(prefix: str = "") -> dict[str, int]:
+    """The receive-socket drops of ``ovs-vswitchd`` now, per interface under ``prefix``."""
+    try:
+        r = subprocess.run(["ss", "-0", "-a", "-m", "-n", "-p"], capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RxDropError(f"ss: {e}") from e
+    if r.returncode != 0:
+        raise RxDropError(f"ss: {r.stderr.strip() or f'exit {r.returncode}'}")
+    return parse_ss(r.stdout, prefix)
+
+
+def between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Drops during a run, per interface (only those that dropped; a socket that came and went
+    in between counts from zero)."""
+    out = {}
+    for iface, n in after.items():
+        d = n - before.get(iface, 0)
+        if d < 0:  # the socket was recreated: its counter restarted
+            d = n
+        if d > 0:
+            out[iface] = d
+    return out
