@@ -23,7 +23,7 @@ from functools import partial
 
 from topologies import NetworkSpec
 
-from . import cleanup
+from . import cleanup, dpsock
 
 LOG = logging.getLogger("netshadow.lab")
 DATAPATHS = ("user", "kernel")
@@ -43,15 +43,24 @@ def _quiet_htb_quantum() -> None:
 
 
 LINK_QUEUE_HANDLE = "fffe:"  # outside the meter ids controller.tc gives its class qdiscs
-# packets a link direction queues. Every port of the userspace datapath sends through one packet
-# socket, whose send buffer (net.core.wmem_default, 208 KiB: about 90 full-size frames) pays for
-# every packet waiting in any queue: a few overloaded links of this length fit in it
-LINK_QUEUE_PACKETS = 32
+LINK_QUEUE_MAX = 256  # packets: 62 ms at 50 Mbit/s of full-size frames; a TCP burst fits
+LINK_QUEUE_MIN = 16
+PACKET_TRUESIZE = 2304  # bytes a full-size frame costs a socket buffer (its skb and data)
+FULL_QUEUES = 3  # link directions that may be overloaded at once without starving the others
 
 
-def _link_queues(net) -> int:
-    """Under each shaped link's HTB class (Mininet's ``5:1``) a head-drop queue of
-    :data:`LINK_QUEUE_PACKETS`; returns how many links directions got one.
+def link_queue_packets(send_buffer_bytes: int) -> int:
+    """How long a link direction's queue may be, in packets: every port of the userspace
+    datapath sends through one socket whose send buffer (``send_buffer_bytes``,
+    :func:`emulation.dpsock.send_buffer_bytes`) pays for every packet waiting in any queue, so
+    :data:`FULL_QUEUES` full queues must fit in it."""
+    fit = send_buffer_bytes // (PACKET_TRUESIZE * FULL_QUEUES)
+    return int(max(LINK_QUEUE_MIN, min(LINK_QUEUE_MAX, fit)))
+
+
+def _link_queues(net, packets: int) -> int:
+    """Under each shaped link's HTB class (Mininet's ``5:1``) a head-drop queue of ``packets``
+    (:func:`link_queue_packets`); returns how many link directions got one.
 
     Mininet leaves HTB's default there: a 1000-packet FIFO that refuses what arrives when full.
     The userspace datapath reads its ports one after another in a fixed order (its port table's)
@@ -59,16 +68,17 @@ def _link_queues(net) -> int:
     whose input port is read first took the whole capacity and the others all the loss - a strict
     priority set by port numbering, which differs from lab to lab (a shadow and production
     disagreed on which flow starved, every run). Worse, 1000 waiting packets hold the send buffer
-    every port shares, so sends to *other*, idle links failed too. A head-drop queue admits every
-    packet and drops the oldest: each flow loses in proportion to what it sends, whatever the
-    poll order. (This kernel has no fair-queueing qdisc: no fq_codel, sfq or red.)"""
+    every port shares (208 KiB by default), so sends to *other*, idle links failed too. A
+    head-drop queue admits every packet and drops the oldest: each flow loses in proportion to
+    what it sends, whatever the poll order; and its length is what the shared send buffer can
+    pay for. (This kernel has no fair-queueing qdisc: no fq_codel, sfq or red.)"""
     n = 0
     for link in net.links:
         for intf in (link.intf1, link.intf2):
             if not getattr(intf, "params", {}).get("bw"):
                 continue
             out = intf.node.cmd(f"tc qdisc replace dev {intf.name} parent 5:1 handle "
-                                f"{LINK_QUEUE_HANDLE} pfifo_head_drop limit {LINK_QUEUE_PACKETS} 2>&1")
+                                f"{LINK_QUEUE_HANDLE} pfifo_head_drop limit {packets} 2>&1")
             if out.strip():
                 raise LabError(f"link {intf.name}: its queue under the HTB class: {out.strip()}")
             n += 1
@@ -130,6 +140,7 @@ class Lab:
         self.stop_s: float | None = None
         self.leftovers: cleanup.Leftovers | None = None  # what Mininet's own teardown left
         self._owner = False
+        self.link_queue_packets: int | None = None  # each shaped link direction's queue
 
     # -------------------------------------------------------------------- lifecycle
     def start(self) -> Lab:
@@ -161,7 +172,12 @@ class Lab:
             self.net.build()
             self.net.start()
             if self.shape:
-                _link_queues(self.net)
+                self.link_queue_packets = link_queue_packets(dpsock.send_buffer_bytes())
+                if self.link_queue_packets < LINK_QUEUE_MAX:
+                    LOG.warning("lab %s: the datapath's shared send buffer holds only %d-packet "
+                                "link queues (scripts/bootstrap.sh starts Open vSwitch with a "
+                                "larger one)", self.prefix, self.link_queue_packets)
+                _link_queues(self.net, self.link_queue_packets)
             for h in self.net.hosts:
                 for intf in h.intfList():
                     if intf.name != "lo":

@@ -41,7 +41,7 @@ less than 98 % of its schedule, or the run fell short of its objectives while th
 (:mod:`emulation.hostcpu`). A busy datapath thread by itself is not harm: a saturated host can
 only take rate away and add delay, so a run that met every objective on it stands, and only a
 shortfall measured on it is not trusted; so is one while the datapath's receive sockets dropped
-packets it never read (:mod:`emulation.rxdrops`). A policy violation fails a run whatever the CPU did:
+packets it never read (:mod:`emulation.dpsock`). A policy violation fails a run whatever the CPU did:
 reachability does not depend on speed.
 """
 
@@ -62,7 +62,7 @@ from controller.plan import DEFAULT_BURST_S, Plan
 from controller.tenancy import app_number, compile_network, meter_id, tenant_number
 from topologies import NetworkSpec, wire
 
-from . import hostcpu, rxdrops
+from . import dpsock, hostcpu
 from .iperf import wait_listening
 from .isolation import app_ports
 from .meters import MeterCounters, read_meters, settled
@@ -248,7 +248,7 @@ class LoadRun:
                 if meters_before else {}
             ports_after = self._port_counts()
             drops = None if drops_before is None or (after := self._rx_drops()) is None \
-                else rxdrops.between(drops_before, after)
+                else dpsock.between(drops_before, after)
             measured = {id(d): self._udp_flow(d, s, r, meters_before, meters_after, rtt.get(id(d)))
                         for d, s, r in counts}
             for d, out in tcp_out:
@@ -407,8 +407,8 @@ class LoadRun:
 
     def _rx_drops(self) -> dict[str, int] | None:
         try:
-            return rxdrops.read_drops(self.prefix)
-        except rxdrops.RxDropError as e:
+            return dpsock.read_drops(self.prefix)
+        except dpsock.RxDropError as e:
             LOG.warning("%s: the datapath's receive drops are not known: %s", self.prefix, e)
             return None
 

@@ -71,7 +71,7 @@ class ShadowReport:
     disturbances: tuple[str, ...] = ()
     cpu: dict | None = None  # emulation.hostcpu.CpuUse over the load: busy share, busiest OVS thread
     # interface -> packets the userspace datapath's receive socket dropped during the load
-    # (emulation.rxdrops; None: not known)
+    # (emulation.dpsock; None: not known)
     rx_drops: dict | None = None
 
     @property

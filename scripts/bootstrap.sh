@@ -3,6 +3,7 @@
 #
 # 1. installs the system packages netshadow drives (Open vSwitch, Mininet, iperf3, ...),
 # 2. starts the Open vSwitch daemons with ovs-ctl when they are not running (no systemd needed),
+#    with a send buffer large enough for the lab's link queues (see below),
 # 3. creates .venv and installs netshadow into it with the extras named in $NETSHADOW_EXTRAS.
 #
 # Running it twice does nothing the second time except check.
@@ -36,11 +37,36 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The userspace datapath sends every port's packets through one packet socket, made with the
+# net.core.wmem_default of its first send; every packet waiting in any link's queue is charged to
+# it, and once it is full sends to all ports fail. 208 KiB (the kernel's default) pays for about
+# 30-packet link queues; 8 MiB for the lab's full 256 (emulation/lab.py, emulation/dpsock.py).
+want_wmem=8388608
+if [ "$(sysctl -n net.core.wmem_default)" -lt "$want_wmem" ]; then
+  sysctl -qw net.core.wmem_default="$want_wmem" || echo "bootstrap: cannot raise net.core.wmem_default; link queues stay short" >&2
+fi
+ovs_send_buffer() {
+  ss -0 -a -m -n -p 2>/dev/null | awk '/\[0\]:\*/ && /ovs-vswitchd/ {
+    if (match($0, /tb[0-9]+/)) { print substr($0, RSTART + 2, RLENGTH - 2); exit } }'
+}
+
 # Open vSwitch: no systemd here, so start the daemons ourselves when needed.
 if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
   echo "bootstrap: starting Open vSwitch"
   /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random || true
   ovs-vsctl --timeout=10 show >/dev/null
+fi
+# A running ovs-vswitchd keeps the send socket it made: restart it when that is small, only while
+# it has no bridge (a restart would interrupt someone's network).
+tb="$(ovs_send_buffer)"
+if [ -n "$tb" ] && [ "$tb" -lt "$(sysctl -n net.core.wmem_default)" ]; then
+  if [ -z "$(ovs-vsctl --timeout=10 list-br)" ]; then
+    echo "bootstrap: restarting ovs-vswitchd for a larger send buffer (it has $tb bytes)"
+    /usr/share/openvswitch/scripts/ovs-ctl --no-ovsdb-server restart >/dev/null
+    ovs-vsctl --timeout=10 show >/dev/null
+  else
+    echo "bootstrap: ovs-vswitchd's send buffer is $tb bytes and it has bridges: not restarted; link queues stay short" >&2
+  fi
 fi
 
 # Python environment.

@@ -55,8 +55,12 @@ def test_switches_hold_exactly_the_rules_the_api_reports(lab):
         assert all(c.startswith("0x6e") for c in cookies)
 
 
-def test_every_shaped_link_queues_at_most_a_short_head_drop_queue(lab):
-    from emulation.lab import LINK_QUEUE_PACKETS
+def test_every_shaped_link_has_a_head_drop_queue_the_shared_send_buffer_pays_for(lab):
+    from emulation import dpsock
+    from emulation.lab import link_queue_packets
+
+    packets = lab.lab.link_queue_packets
+    assert packets == link_queue_packets(dpsock.send_buffer_bytes())
 
     links = json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True,
                                       check=True).stdout)
@@ -68,7 +72,7 @@ def test_every_shaped_link_queues_at_most_a_short_head_drop_queue(lab):
                                            capture_output=True, text=True, check=True).stdout)
         leaf = [q for q in qdiscs if q.get("parent") == "5:1"]
         assert [(q["kind"], q["options"]["limit"]) for q in leaf] == \
-            [("pfifo_head_drop", LINK_QUEUE_PACKETS)], (name, qdiscs)
+            [("pfifo_head_drop", packets)], (name, qdiscs)
 
 
 def test_rest_api_live(lab):

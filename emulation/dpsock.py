@@ -1,5 +1,15 @@
-"""Packets the userspace datapath never read: the drop counters of ``ovs-vswitchd``'s receive
-sockets, one per port, read with ``ss``.
+"""The userspace datapath's packet sockets, read with ``ss``: what its receive sockets dropped,
+and the send buffer all its ports share.
+
+Sending, the userspace datapath writes every port's packets through one unbound packet socket
+(``[0]:*``). A packet waiting in a port's queue (the link's HTB class) is charged to that
+socket's send buffer (``tb``, ``net.core.wmem_default`` when the daemon made it) until it leaves;
+once full, sends to *every* port fail (``error sending Ethernet packet ... Resource temporarily
+unavailable`` in its log) - links that are not congested at all lose packets. The lab sizes its
+link queues from this buffer (:func:`emulation.lab.link_queue_packets`), and
+``scripts/bootstrap.sh`` starts the daemon with a large one.
+
+Receiving, it reads each port's veth through its own packet socket.
 
 The userspace datapath reads each Mininet link's veth through a raw packet socket (``p_raw``,
 bound to the interface). When its forwarding thread does not come back in time the socket's
@@ -15,6 +25,8 @@ import re
 import subprocess
 
 # p_raw [UNCONN] 0 0 *:nsls1-eth2 * users:(("ovs-vswitchd",pid=4689,fd=43)) skmem:(r0,...,d17)
+_SEND = re.compile(r"^p_raw\s+(?:[A-Z-]+\s+)?\d+\s+\d+\s+\[0\]:\*\s.*?users:\(\(\"ovs-vswitchd\".*?"
+                   r"skmem:\([^)]*\btb(\d+)\b")
 _LINE = re.compile(r"^p_raw\s+(?:[A-Z-]+\s+)?\d+\s+\d+\s+\*:(\S+)\s.*?users:\(\(\"ovs-vswitchd\".*?"
                    r"skmem:\([^)]*\bd(\d+)\)")
 
@@ -34,8 +46,17 @@ def parse_ss(text: str, prefix: str = "") -> dict[str, int]:
     return out
 
 
-def read_drops(prefix: str = "") -> dict[str, int]:
-    """The receive-socket drops of ``ovs-vswitchd`` now, per interface under ``prefix``."""
+def parse_send_buffer(text: str) -> int | None:
+    """The send buffer in bytes of ``ovs-vswitchd``'s shared send socket; None before it sent a
+    packet (it makes the socket then, with the ``net.core.wmem_default`` of that moment)."""
+    for line in text.splitlines():
+        m = _SEND.match(line.strip())
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _ss() -> str:
     try:
         r = subprocess.run(["ss", "-0", "-a", "-m", "-n", "-p"], capture_output=True, text=True,
                            timeout=10)
@@ -43,7 +64,21 @@ def read_drops(prefix: str = "") -> dict[str, int]:
         raise RxDropError(f"ss: {e}") from e
     if r.returncode != 0:
         raise RxDropError(f"ss: {r.stderr.strip() or f'exit {r.returncode}'}")
-    return parse_ss(r.stdout, prefix)
+    return r.stdout
+
+
+def send_buffer_bytes() -> int:
+    """The send buffer the datapath's ports share: its socket's, or the one it will get."""
+    found = parse_send_buffer(_ss())
+    if found is not None:
+        return found
+    with open("/proc/sys/net/core/wmem_default") as f:
+        return int(f.read())
+
+
+def read_drops(prefix: str = "") -> dict[str, int]:
+    """The receive-socket drops of ``ovs-vswitchd`` now, per interface under ``prefix``."""
+    return parse_ss(_ss(), prefix)
 
 
 def between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

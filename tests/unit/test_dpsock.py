@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from emulation.rxdrops import between, parse_ss
+from emulation.dpsock import between, parse_send_buffer, parse_ss
+from emulation.lab import LINK_QUEUE_MAX, LINK_QUEUE_MIN, link_queue_packets
 
 SS = """Netid State  Recv-Q Send-Q Local Address:Port Peer Address:PortProcess
 p_raw UNCONN 0      0                [0]:*                *     users:(("ovs-vswitchd",pid=7,fd=120)) skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d0)
@@ -26,3 +27,14 @@ def test_drops_during_a_run_are_the_difference_and_a_new_socket_counts_from_zero
     assert between({"a": 10, "b": 4}, {"a": 15, "b": 4, "c": 2}) == {"a": 5, "c": 2}
     assert between({"a": 10}, {"a": 3}) == {"a": 3}  # recreated in between
     assert between({}, {}) == {}
+
+
+def test_the_shared_send_socket_is_the_unbound_one():
+    assert parse_send_buffer(SS) == 212992
+    assert parse_send_buffer(SS.replace("[0]:*", "*:nsls9-eth9")) is None  # not made yet
+
+
+def test_link_queues_are_what_three_full_ones_of_the_send_buffer_pay_for():
+    assert link_queue_packets(212992) == 30  # the kernel's default: about 90 frames in all
+    assert link_queue_packets(8 << 20) == LINK_QUEUE_MAX
+    assert link_queue_packets(4096) == LINK_QUEUE_MIN
