@@ -116,6 +116,8 @@ class LoadRun:
     def __init__(self, util_threshold: float = 0.9, loss_threshold: float = 0.01,
                  rtt_bound_ms: float | None = None, frame_bytes: int = 1514, attempts: int = 3):
         self.util_threshold = util_threshold
+        self._probes: dict | None = None  # the scan's probes per source host, crafted once
+        self._pending_scanners: list | None = None  # spawned ahead of the next run
         self.loss_threshold = loss_threshold
         self.rtt_bound_ms = rtt_bound_ms
         if not 64 <= frame_bytes <= 1514:
@@ -220,11 +222,12 @@ class LoadRun:
     def _run_once(self, demands: list[FlowDemand], duration_s: float, probe: bool) -> Measured:
         procs: list[subprocess.Popen] = []
         try:
+            scanners = self._spawn_scanners(procs) if probe else []  # start while receivers do
             receivers = self._start_receivers(demands, duration_s, probe, procs)
             # the scan goes first, on the network the plan programmed, before the load: run
             # during it, a dozen scapy processes starved the datapath and the load lost packets
             # it would not have lost without them
-            paths = self._scan(self._start_scanners(procs)) if probe else []
+            scanned = self._scan(self._ready(scanners)) if probe else []
             meters_before = self._meter_counts(demands)
             ports_before = self._port_counts()
             drops_before = self._rx_drops()
@@ -237,6 +240,9 @@ class LoadRun:
             sent = [(d, json.loads(tx.communicate(timeout=duration_s + 30)[0])) for d, tx in senders]
             for d, _ in sent:  # every sender is done: the receivers wait only for what is in flight
                 receivers[id(d)].send_signal(signal.SIGUSR1)
+            # the load is over: pair the scan's answers with their probes while the receivers
+            # wait for their last packets
+            paths = self._paths(scanned)
             for d, s in sent:
                 counts.append((d, s, json.loads(receivers[id(d)].communicate(timeout=30)[0])))
             tcp_out = [(d, json.loads(cl.communicate(timeout=duration_s + 30)[0] or "{}"))
@@ -415,45 +421,86 @@ class LoadRun:
     def _port_counts(self) -> dict[str, dict[int, PortCounters]]:
         return {s.name: read_ports(self.prefix + s.name) for s in self.spec.switches}
 
-    def _start_scanners(self, procs: list) -> list:
-        """One scanner per source host, every host pair on ICMP and every application port,
-        crafted and waiting (:mod:`emulation.scan` ``--wait-start``)."""
+    def _spawn_scanners(self, procs: list) -> list:
+        """One scanner per source host, every host pair on ICMP and every application port, its
+        probes crafted here (:func:`emulation.scan.craft`, once per spec); the host's side will
+        wait with its socket open (:mod:`emulation.scan` ``--wait-start``): see :meth:`_ready`."""
+        pending, self._pending_scanners = self._pending_scanners, None
+        if pending is not None and all(p.poll() is None for p, _, _ in pending):
+            procs.extend(p for p, _, _ in pending)
+            return pending  # spawned ahead, while the plan was applied
+        for p, _, _ in pending or ():
+            p.kill()
+            p.wait()
+        from . import scan
         from .isolation import expected_cases
 
         spec, lab = self.spec, self.lab
-        by_src: dict[str, list] = {}
-        for c in expected_cases(spec):
-            by_src.setdefault(c.src, []).append(c)
+        if self._probes is None:
+            by_src: dict[str, list] = {}
+            for c in expected_cases(spec):
+                by_src.setdefault(c.src, []).append(c)
+            self._probes = {}
+            for src, cs in by_src.items():
+                h = spec.host(src)
+                targets = [{"mac": spec.host(c.dst).mac, "ip": spec.host(c.dst).ip,
+                            "proto": c.proto, "port": c.port} for c in cs]
+                self._probes[src] = (cs, scan.craft(h.mac, h.ip, targets))
         out = []
-        for src, cs in by_src.items():
-            h = spec.host(src)
-            targets = [{"mac": spec.host(c.dst).mac, "ip": spec.host(c.dst).ip, "proto": c.proto,
-                        "port": c.port} for c in cs]
+        for src, (cs, probes) in self._probes.items():
             p = lab.host(src).popen([sys.executable, "-m", "emulation.scan", "--iface",
-                                     self._host_iface(src), "--src-mac", h.mac, "--src-ip", h.ip,
-                                     "--wait-start"],
+                                     self._host_iface(src), "--wait-start"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            p.stdin.write(json.dumps(targets) + "\n")
+            p.stdin.write(json.dumps({"frames": [f.hex() for f in probes.frames],
+                                      "ip": spec.host(src).ip}) + "\n")
             p.stdin.flush()
             procs.append(p)
-            out.append((p, cs))
-        for p, _ in out:
-            p.stdout.readline()  # "ready"
+            out.append((p, cs, probes))
         return out
 
-    def _scan(self, scanners: list) -> list[PathResult]:
-        """Let every scanner probe at once; the reachability and RTTs per path."""
-        for p, _ in scanners:
+    def prespawn_scanners(self) -> None:
+        """Start the next run's scanners now (a plan is being applied meanwhile); they wait for
+        the run, which ends them whatever happens."""
+        if self._pending_scanners is None:
+            self._pending_scanners = self._spawn_scanners([])
+
+    def drop_prespawned(self) -> None:
+        for p, _, _ in self._pending_scanners or ():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self._pending_scanners = None
+
+    @staticmethod
+    def _ready(scanners: list) -> list:
+        for p, _, _ in scanners:
+            p.stdout.readline()  # "ready"
+        return scanners
+
+    @staticmethod
+    def _scan(scanners: list) -> list:
+        """Let every scanner probe at once; what each sent and captured."""
+        for p, _, _ in scanners:
             p.stdin.write("go\n")
             p.stdin.close()
         out = []
-        for p, cs in scanners:
-            lines = [json.loads(x) for x in p.stdout.read().splitlines() if x.startswith("{")]
+        for p, cs, probes in scanners:
+            out.append((cs, probes, json.loads(p.stdout.read())))
             p.wait(timeout=60)
-            for c, r in zip(cs, lines, strict=True):
-                pcts = [_percentile(r["rtt_ms"], q) for q in (50, 95, 99)]
-                out.append(PathResult(c.src, c.dst, c.proto, c.port, c.expected, r["reachable"],
-                                      *pcts))
+        return out
+
+    @staticmethod
+    def _paths(scanned: list) -> list[PathResult]:
+        """The reachability and RTTs per path, from the scanners' captures."""
+        from . import scan
+
+        out = []
+        for cs, probes, got in scanned:
+            rtts = scan.match(probes, len(cs), got["sent"],
+                              [(bytes.fromhex(h), t) for h, t in got["replies"]])
+            for c, r in zip(cs, rtts, strict=True):
+                pcts = [_percentile(r, q) for q in (50, 95, 99)]
+                out.append(PathResult(c.src, c.dst, c.proto, c.port, c.expected, bool(r), *pcts))
         return out
 
     def _peak_utils(self, since: float, until: float) -> dict[str, float]:

@@ -127,13 +127,20 @@ class Shadow(LoadRun):
         return self
 
     def apply(self, plan: Plan | None) -> None:
-        """Restart the shadow's controller with ``plan``; switches are cleared and re-programmed."""
+        """Restart the shadow's controller with ``plan``; switches are cleared and re-programmed.
+        The next run's scanners start meanwhile (they only wait for it)."""
         self.ctl.stop()
         self.ctl = self._start_controller(plan)
+        try:
+            self.prespawn_scanners()
+        except BaseException:
+            self.drop_prespawned()
+            raise
         self.ctl.wait_ready(timeout_s=60)
         self.plan = plan
 
     def stop(self) -> None:
+        self.drop_prespawned()
         try:
             if self.lab is not None:
                 self.lab.stop()
