@@ -16,9 +16,10 @@ its probe (scapy's ``answers``). A dozen hosts scanning at once then start in mi
 process per host importing scapy cost the CPU seconds, and a what-if waited for them.
 
 Host side protocol (``--wait-start`` is how a load run uses it): one JSON line ``{"frames":
-[hex, ...], "ip": "10.0.0.1"}`` on stdin, ``ready`` printed once the socket is open, the probes
-go when a second line arrives; without ``--wait-start`` they go at once. It prints one JSON
-object: ``{"sent": [epoch seconds per frame], "replies": [[hex, epoch seconds], ...]}``.
+[hex, ...], "ip": "10.0.0.1", "expect": answers the policy allows}`` on stdin, ``ready``
+printed once the socket is open, the probes go when a second line arrives; without
+``--wait-start`` they go at once. It prints one JSON object: ``{"sent": [epoch seconds per
+frame], "replies": [[hex, epoch seconds], ...]}``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35  # Linux <asm-generic/socket.h>
 CAPTURE_LIMIT = 20_000  # frames kept per scan: bounded whatever else reaches the host
+QUIET_MIN_S = 0.1  # with every allowed answer in, at least this long without another
 
 
 @dataclass(frozen=True)
@@ -143,11 +145,27 @@ def _may_answer(frame: bytes, own_ip: bytes) -> bool:
     return False
 
 
+def answered_all(n_replies: int, expect: int, last_sent: float, last_reply: float,
+                 now: float) -> bool:
+    """Every allowed answer is in (``n_replies >= expect``) and, since the last one, nothing for
+    twice as long as that one came after the last probe (at least :data:`QUIET_MIN_S`); epoch
+    seconds."""
+    if n_replies < expect:
+        return False
+    return now - last_reply >= max(QUIET_MIN_S, 2 * max(0.0, last_reply - last_sent))
+
+
 def probe(iface: str, frames: list[bytes], own_ip: str, timeout_s: float, inter_s: float = 0.001,
-          ready=None) -> dict:
+          ready=None, expect: int | None = None) -> dict:
     """Send ``frames`` on ``iface`` ``inter_s`` apart and capture the IPv4 frames to ``own_ip``
-    until ``timeout_s`` after the last one left. ``ready`` (if given) is called once the socket
-    is open, and the probes go when it returns."""
+    that may answer them, until ``timeout_s`` after the last one left. ``ready`` (if given) is
+    called once the socket is open, and the probes go when it returns.
+
+    With ``expect`` (the answers the policy allows: one per probe to a reachable target) the
+    capture ends sooner, once that many arrived and then nothing for twice as long as the
+    slowest of them took (at least :data:`QUIET_MIN_S`): a denied path that a plan opened by
+    mistake answers as fast as the allowed ones, so a silence that long after the last answer
+    is proof enough; on a busy host the answers come late and the wait grows with them."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((iface, 0))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -176,9 +194,13 @@ def probe(iface: str, frames: list[bytes], own_ip: str, timeout_s: float, inter_
             sent.append(time.time())
             drain()
             time.sleep(inter_s)
+        last_sent = time.time()
         end = time.monotonic() + timeout_s
         while time.monotonic() < end and len(replies) < CAPTURE_LIMIT:
             drain()
+            if expect is not None and replies and \
+                    answered_all(len(replies), expect, last_sent, replies[-1][1], time.time()):
+                break
             time.sleep(0.005)
     finally:
         s.close()
@@ -203,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             print("ready", flush=True)
             sys.stdin.readline()
 
-    print(json.dumps(probe(a.iface, frames, job["ip"], a.timeout, ready=ready)), flush=True)
+    print(json.dumps(probe(a.iface, frames, job["ip"], a.timeout, ready=ready,
+                           expect=job.get("expect"))), flush=True)
     return 0
 
 

@@ -72,7 +72,8 @@ def test_meter_below_offered_loses_the_difference_and_production_is_untouched(pr
     # the receiver got at most what left the meter (less only what the host itself dropped)
     assert red.delivered_mbps <= red.meter_passed_mbps * 1.01
     assert red.loss >= red.meter_dropped - 0.005
-    assert report.verdict == "fail" and any("red/video: its meter dropped" in r for r in report.reasons)
+    assert report.verdict == "fail" and any("red/video: its meter dropped" in r for r in report.reasons), \
+        (report.disturbances, report.links, report.flows)
     blue = next(f for f in report.flows if f.app == "dns")
     assert blue.meter_dropped is None and blue.max_gap_s is not None  # no meter, but timed
     # the production network saw none of the shadow's ~70 MB: at most its own hosts' ARP

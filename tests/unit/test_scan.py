@@ -5,7 +5,7 @@ from __future__ import annotations
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import Ether
 
-from emulation.scan import _may_answer, craft, match
+from emulation.scan import QUIET_MIN_S, _may_answer, answered_all, craft, match
 
 SRC_MAC, SRC_IP = "02:00:00:00:00:01", "10.0.0.1"
 TARGETS = [{"mac": "02:00:00:00:00:02", "ip": "10.0.0.2", "proto": "tcp", "port": 80},
@@ -67,3 +67,13 @@ def test_the_host_keeps_only_what_can_answer_its_probes():
     for f, kind in ((mine[0], "synack"), (mine[4], "echo"), (mine[5], "unreach"), (mine[6], "pong")):
         assert _may_answer(_answer(f, kind), own), kind
     assert not _may_answer(_answer(mine[0], "synack"), bytes([10, 0, 0, 9]))  # to someone else
+
+
+def test_the_capture_ends_once_every_allowed_answer_is_in_and_a_silence_proves_no_other():
+    # 30 answers allowed; the last came 40 ms after the last probe left (t = 10.0)
+    assert not answered_all(29, 30, 10.0, 10.04, 12.0)  # one still missing: wait (to the timeout)
+    assert not answered_all(30, 30, 10.0, 10.04, 10.04 + QUIET_MIN_S - 0.01)
+    assert answered_all(30, 30, 10.0, 10.04, 10.04 + QUIET_MIN_S + 0.001)
+    # a busy host answered 0.4 s late: the silence asked for grows with it
+    assert not answered_all(30, 30, 10.0, 10.4, 10.4 + 0.5)
+    assert answered_all(30, 30, 10.0, 10.4, 10.4 + 0.8)

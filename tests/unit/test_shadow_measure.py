@@ -141,15 +141,24 @@ def test_a_generator_behind_its_schedule_makes_the_run_untrusted(shadow, monkeyp
 
 def test_a_shortfall_on_a_saturated_datapath_thread_is_untrusted(shadow, monkeypatch):
     busy = CpuUse(2.0, 0.97, 0.96)
-    short = flow(VIDEO, loss=0.3, meter=0.3)  # its meter dropped 30 %: a fail on a calm host
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(short, cpu=busy))
+    # lost 5 % past its meter on a congested link: a fail on a calm host
+    short = flow(VIDEO, loss=0.05, meter=0.0)
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], busy))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "untrusted" and "96% of a core" in report.disturbances[0]
-    assert any("its meter dropped 30.0%" in r for r in report.reasons)
+    assert any("red/video: lost 5.0%" in r for r in report.reasons)
     assert report.cpu == {"seconds": 2.0, "busy": 0.97, "ovs_thread_cores": 0.96}
     calm = CpuUse(2.0, 0.6, 0.5)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(short, cpu=calm))
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], calm))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
+
+
+def test_what_a_meter_says_it_dropped_fails_the_plan_however_busy_the_host(shadow, monkeypatch):
+    busy = CpuUse(2.0, 0.97, 0.96)
+    monkeypatch.setattr(shadow, "_run_once",
+                        lambda d, s, p: measured(flow(VIDEO, loss=0.3, meter=0.3), cpu=busy))
+    report = shadow.run([VIDEO], duration_s=2, probe=False)
+    assert report.verdict == "fail" and report.disturbances == ()
 
 
 def test_a_run_that_met_its_objectives_on_a_saturated_thread_passes(shadow, monkeypatch):
@@ -162,9 +171,9 @@ def test_a_run_that_met_its_objectives_on_a_saturated_thread_passes(shadow, monk
 
 
 def test_a_shortfall_while_the_datapath_dropped_unread_packets_is_untrusted(shadow, monkeypatch):
-    short = flow(VIDEO, loss=0.3, meter=0.3)
+    short = flow(VIDEO, loss=0.05, meter=0.0)
     monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
-        [short], [], [], None, {"ntms1-eth1": 40, "ntms3-eth2": 2}))
+        [short], [HOT], [], None, {"ntms1-eth1": 40, "ntms3-eth2": 2}))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "untrusted" and report.rx_drops == {"ntms1-eth1": 40, "ntms3-eth2": 2}
     assert "dropped 42 packets it never read" in report.disturbances[0]
@@ -173,7 +182,7 @@ def test_a_shortfall_while_the_datapath_dropped_unread_packets_is_untrusted(shad
     monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
         [flow(VIDEO, meter=0.0)], [], [], None, {"ntms1-eth1": 40}))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [], [], None, {}))
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], None, {}))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
 
 
