@@ -3,8 +3,11 @@ of the Open vSwitch daemon.
 
 Shadow and production run on the same cores as the load generators. On the userspace datapath,
 ports that are not DPDK ports are polled and forwarded by ``ovs-vswitchd``'s main thread, so one
-core's worth of that thread is the datapath's ceiling whatever the number of cores. A run whose
-busiest OVS thread sat near a full core measured the machine, not the plan.
+core's worth of that thread is the datapath's ceiling whatever the number of cores. A report
+gives both beside its verdict, to read it by; they judge nothing (a thread at 95 % of a core
+still forwarded a bottleneck's 50 Mbit/s to the packet): what the host failed to carry shows as
+stalls, loss outside the meter, a generator behind its schedule or packets the datapath never
+read (:mod:`emulation.loadrun`).
 """
 
 from __future__ import annotations

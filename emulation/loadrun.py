@@ -37,13 +37,12 @@ where a stream fell silent for longer than its meter's burst while its schedule 
 ``untrusted`` rather than pass or fail, when after the last attempt it is still stalled, a
 stream lost packets that neither its meter nor a congested link explains, a generator sent
 less than 98 % of its schedule, or the run fell short of its objectives (other than by what a
-meter's own counters say it dropped) while the busiest
-``ovs-vswitchd`` thread (the userspace datapath's forwarding thread) used 90 % of a core or more
-(:mod:`emulation.hostcpu`). A busy datapath thread by itself is not harm: a saturated host can
-only take rate away and add delay, so a run that met every objective on it stands, and only a
-shortfall measured on it is not trusted; so is one while the datapath's receive sockets dropped
-packets it never read (:mod:`emulation.dpsock`). A policy violation fails a run whatever the CPU did:
-reachability does not depend on speed.
+meter's own counters say it dropped) while the datapath's receive sockets dropped packets it
+never read (:mod:`emulation.dpsock`). Each is evidence of the host failing the load. How busy
+the CPUs and the busiest ``ovs-vswitchd`` thread were (:mod:`emulation.hostcpu`) is reported
+beside the verdict but judges nothing: a forwarding thread at 95 % of a core carried a
+bottleneck's 50 Mbit/s to the packet, the same in a shadow and in production. A policy
+violation fails a run whatever the CPU did: reachability does not depend on speed.
 """
 
 from __future__ import annotations
@@ -75,7 +74,6 @@ LOG = logging.getLogger("netshadow.loadrun")
 
 DELIVERY_OBJECTIVE = 0.99
 SCHEDULE_KEPT = 0.98  # a generator that sent less than this share of its schedule fell behind
-DATAPATH_SATURATED_CORES = 0.9  # the busiest ovs-vswitchd thread at or above this: saturated
 RTT_PROBE_INTERVAL_S = 0.01
 
 
@@ -204,13 +202,6 @@ class LoadRun:
                 f"{f.scheduled_mbps:.2f} Mbit/s scheduled"
                 for f in flows if f.scheduled_mbps and f.protocol == "udp"
                 and f.offered_mbps < SCHEDULE_KEPT * f.scheduled_mbps]
-
-    @staticmethod
-    def _saturated(cpu: hostcpu.CpuUse | None) -> list[str]:
-        if cpu is None or cpu.ovs_thread_cores is None or cpu.ovs_thread_cores < DATAPATH_SATURATED_CORES:
-            return []
-        return [f"the datapath's busiest ovs-vswitchd thread used {cpu.ovs_thread_cores:.0%} of a "
-                f"core (machine {cpu.busy:.0%} busy)"]
 
     @staticmethod
     def _unread(rx_drops: dict | None) -> list[str]:
@@ -616,9 +607,9 @@ class LoadRun:
                 reasons.append(f"p95 RTT {worst:.2f} ms above the bound {self.rtt_bound_ms} ms")
                 host_sensitive = True
         if host_sensitive and not violations:
-            # the run fell short on a saturated datapath, or one that dropped packets it never
-            # read: the shortfall may be the host's
-            bound = tuple(bound) + tuple(self._saturated(cpu)) + tuple(self._unread(rx_drops))
+            # the run fell short while the datapath dropped packets it never read: the shortfall
+            # may be the host's
+            bound = tuple(bound) + tuple(self._unread(rx_drops))
         if violations:
             verdict = "fail"
         elif bound:

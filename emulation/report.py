@@ -66,10 +66,12 @@ class ShadowReport:
     reasons: tuple[str, ...]
     attempts: int = 1  # runs made: a run whose streams stalled is measured again
     # what in the reported run was the host's doing, not the plan's: stalls left after the last
-    # attempt, loss outside the meter, a generator behind its schedule, a saturated datapath
-    # thread. Any of them makes the run CPU-bound and its verdict "untrusted" (empty: clean)
+    # attempt, loss outside the meter, a generator behind its schedule, a shortfall while the
+    # datapath dropped packets unread. Any of them makes the run CPU-bound and its verdict
+    # "untrusted" (empty: clean)
     disturbances: tuple[str, ...] = ()
-    cpu: dict | None = None  # emulation.hostcpu.CpuUse over the load: busy share, busiest OVS thread
+    # emulation.hostcpu.CpuUse over the load: busy share, busiest OVS thread (reported, judges nothing)
+    cpu: dict | None = None
     # interface -> packets the userspace datapath's receive socket dropped during the load
     # (emulation.dpsock; None: not known)
     rx_drops: dict | None = None

@@ -139,18 +139,15 @@ def test_a_generator_behind_its_schedule_makes_the_run_untrusted(shadow, monkeyp
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
 
 
-def test_a_shortfall_on_a_saturated_datapath_thread_is_untrusted(shadow, monkeypatch):
+def test_a_busy_datapath_thread_is_reported_but_judges_nothing(shadow, monkeypatch):
     busy = CpuUse(2.0, 0.97, 0.96)
-    # lost 5 % past its meter on a congested link: a fail on a calm host
+    # lost 5 % past its meter on a congested link: the plan's, however busy the thread was
     short = flow(VIDEO, loss=0.05, meter=0.0)
     monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], busy))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
-    assert report.verdict == "untrusted" and "96% of a core" in report.disturbances[0]
+    assert report.verdict == "fail" and report.disturbances == ()
     assert any("red/video: lost 5.0%" in r for r in report.reasons)
     assert report.cpu == {"seconds": 2.0, "busy": 0.97, "ovs_thread_cores": 0.96}
-    calm = CpuUse(2.0, 0.6, 0.5)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], calm))
-    assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
 
 
 def test_what_a_meter_says_it_dropped_fails_the_plan_however_busy_the_host(shadow, monkeypatch):
@@ -159,15 +156,6 @@ def test_what_a_meter_says_it_dropped_fails_the_plan_however_busy_the_host(shado
                         lambda d, s, p: measured(flow(VIDEO, loss=0.3, meter=0.3), cpu=busy))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "fail" and report.disturbances == ()
-
-
-def test_a_run_that_met_its_objectives_on_a_saturated_thread_passes(shadow, monkeypatch):
-    # a saturated host only takes rate away and adds delay: a pass measured on it stands
-    busy = CpuUse(2.0, 0.58, 0.91)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, meter=0.0), cpu=busy))
-    report = shadow.run([VIDEO], duration_s=2, probe=False)
-    assert report.verdict == "pass" and report.disturbances == ()
-    assert report.cpu["ovs_thread_cores"] == 0.91  # what the CPU did is still reported
 
 
 def test_a_shortfall_while_the_datapath_dropped_unread_packets_is_untrusted(shadow, monkeypatch):
