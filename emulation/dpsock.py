@@ -31,8 +31,8 @@ _LINE = re.compile(r"^p_raw\s+(?:[A-Z-]+\s+)?\d+\s+\d+\s+\*:(\S+)\s.*?users:\(\(
                    r"skmem:\([^)]*\bd(\d+)\)")
 
 
-class RxDropError(RuntimeError):
-    """The datapath's receive sockets could not be listed."""
+class DatapathSocketError(RuntimeError):
+    """The datapath's packet sockets could not be listed."""
 
 
 def parse_ss(text: str, prefix: str = "") -> dict[str, int]:
@@ -61,9 +61,9 @@ def _ss() -> str:
         r = subprocess.run(["ss", "-0", "-a", "-m", "-n", "-p"], capture_output=True, text=True,
                            timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise RxDropError(f"ss: {e}") from e
+        raise DatapathSocketError(f"ss: {e}") from e
     if r.returncode != 0:
-        raise RxDropError(f"ss: {r.stderr.strip() or f'exit {r.returncode}'}")
+        raise DatapathSocketError(f"ss: {r.stderr.strip() or f'exit {r.returncode}'}")
     return r.stdout
 
 

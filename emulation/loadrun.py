@@ -116,8 +116,6 @@ class LoadRun:
     def __init__(self, util_threshold: float = 0.9, loss_threshold: float = 0.01,
                  rtt_bound_ms: float | None = None, frame_bytes: int = 1514, attempts: int = 3):
         self.util_threshold = util_threshold
-        self._probes: dict | None = None  # the scan's probes per source host, crafted once
-        self._pending_scanners: list | None = None  # spawned ahead of the next run
         self.loss_threshold = loss_threshold
         self.rtt_bound_ms = rtt_bound_ms
         if not 64 <= frame_bytes <= 1514:
@@ -126,6 +124,8 @@ class LoadRun:
         if not isinstance(attempts, int) or not 1 <= attempts <= 10:
             raise ValueError(f"attempts: must be an integer 1-10 (got {attempts!r})")
         self.attempts = attempts  # runs at most, while the streams stall
+        self._probes: dict | None = None  # the scan's probes per source host, crafted once
+        self._pending_scanners: list | None = None  # spawned ahead of the next run
 
     @property
     def controller_url(self) -> str:
@@ -410,7 +410,7 @@ class LoadRun:
     def _rx_drops(self) -> dict[str, int] | None:
         try:
             return dpsock.read_drops(self.prefix)
-        except dpsock.RxDropError as e:
+        except dpsock.DatapathSocketError as e:
             LOG.warning("%s: the datapath's receive drops are not known: %s", self.prefix, e)
             return None
 
