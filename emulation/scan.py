@@ -31,9 +31,10 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .udpgen import SO_TIMESTAMPNS, _arrival
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
-SO_TIMESTAMPNS = 35  # Linux <asm-generic/socket.h>
 CAPTURE_LIMIT = 20_000  # frames kept per scan: bounded whatever else reaches the host
 QUIET_MIN_S = 0.1  # with every allowed answer in, at least this long without another
 
@@ -118,16 +119,6 @@ def match(probes: Probes, n_targets: int, sent: list[float],
                 rtts[probes.owner[n]].append((at - sent[n]) * 1000)
                 break
     return [sorted(r) for r in rtts]
-
-
-def _arrival(ancdata, fallback: float) -> float:
-    import struct
-
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-            sec, nsec = struct.unpack_from("@ll", data)
-            return sec + nsec / 1e9
-    return fallback
 
 
 def _may_answer(frame: bytes, own_ip: bytes) -> bool:
