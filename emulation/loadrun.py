@@ -99,6 +99,14 @@ class Measured:
     rx_drops: dict | None = None  # interface -> packets the datapath's receive socket dropped
 
 
+def _end(procs) -> None:
+    """Kill and reap every process of ``procs`` still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
@@ -257,10 +265,7 @@ class LoadRun:
             paths = pairing.result()
         finally:
             pool.shutdown(wait=True)
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+            _end(procs)
         peaks = self._peak_utils(t_load + 1, t_load + duration_s)
         links = self._links(demands, flows, ports_before, ports_after, duration_s, peaks)
         return Measured(flows, links, paths, cpu, drops)
@@ -421,13 +426,12 @@ class LoadRun:
         """One scanner per source host, every host pair on ICMP and every application port, its
         probes crafted here (:func:`emulation.scan.craft`, once per spec); the host's side will
         wait with its socket open (:mod:`emulation.scan` ``--wait-start``): see :meth:`_ready`."""
-        pending, self._pending_scanners = self._pending_scanners, None
+        pending = self._pending_scanners
         if pending is not None and all(p.poll() is None for p, _, _ in pending):
+            self._pending_scanners = None
             procs.extend(p for p, _, _ in pending)
             return pending  # spawned ahead, while the plan was applied
-        for p, _, _ in pending or ():
-            p.kill()
-            p.wait()
+        self.drop_prespawned()
         from . import scan
         from .isolation import expected_cases
 
@@ -458,14 +462,17 @@ class LoadRun:
     def prespawn_scanners(self) -> None:
         """Start the next run's scanners now (a plan is being applied meanwhile); they wait for
         the run, which ends them whatever happens."""
-        if self._pending_scanners is None:
-            self._pending_scanners = self._spawn_scanners([])
+        if self._pending_scanners is not None:
+            return
+        procs: list[subprocess.Popen] = []
+        try:
+            self._pending_scanners = self._spawn_scanners(procs)
+        except BaseException:
+            _end(procs)  # the ones spawned before the failure
+            raise
 
     def drop_prespawned(self) -> None:
-        for p, _, _ in self._pending_scanners or ():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        _end(p for p, _, _ in self._pending_scanners or ())
         self._pending_scanners = None
 
     @staticmethod

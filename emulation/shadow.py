@@ -131,11 +131,7 @@ class Shadow(LoadRun):
         The next run's scanners start meanwhile (they only wait for it)."""
         self.ctl.stop()
         self.ctl = self._start_controller(plan)
-        try:
-            self.prespawn_scanners()
-        except BaseException:
-            self.drop_prespawned()
-            raise
+        self.prespawn_scanners()
         self.ctl.wait_ready(timeout_s=60)
         self.plan = plan
 
