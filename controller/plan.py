@@ -4,7 +4,10 @@ A ``Plan`` holds, per tenant application, an ``Allocation``: a guaranteed rate i
 by an OpenFlow meter at the ingress switches of the application's clients (L2 frames, as meters
 count them) with a burst in kbit, and optionally a DSCP class. It may also carry policy additions
 (``extra_policies``) - the shadow network evaluates those before anything like them reaches
-production - and CPU quotas for hosts. ``valid_from``/``valid_until`` bound when it applies.
+production - and compute for hosts: CPU quotas (a share of one CPU, the cgroup's
+``cpu.cfs_quota_us`` over its period) and memory limits (MiB, the cgroup's
+``memory.limit_in_bytes``), which the hosts' agents apply. ``valid_from``/``valid_until`` bound
+when it applies.
 Every problem raises :class:`PlanError` naming the field and the value.
 """
 
@@ -23,6 +26,8 @@ MAX_NAME_LEN = 100
 MAX_REASONS, MAX_REASON_LEN = 50, 500
 MAX_EXTRA_POLICIES = 100
 MAX_PLAN_BYTES = 256 * 1024
+MIN_CPU_QUOTA, MAX_CPU_QUOTA = 0.01, 1.0  # share of one CPU (1000 us of a 100 ms period at least)
+MIN_MEMORY_MIB, MAX_MEMORY_MIB = 16.0, 1024.0 * 1024  # a limit under 16 MiB kills any shell
 MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
 # the service objective of an allocation: a step violates it when the meters drop more than this
 # fraction of what the application offered
@@ -67,6 +72,7 @@ class Plan:
     allocations: tuple[Allocation, ...] = ()
     extra_policies: tuple[ExtraPolicy, ...] = ()
     cpu_quotas: tuple[tuple[str, float], ...] = ()  # (host, share of one CPU)
+    memory_limits: tuple[tuple[str, float], ...] = ()  # (host, MiB)
     valid_from: float | None = None
     valid_until: float | None = None
     reasons: tuple[str, ...] = field(default=(), compare=False)
@@ -81,6 +87,14 @@ class Plan:
                 return a
         return None
 
+    def cpu_quota(self, host: str) -> float | None:
+        """The host's CPU quota, a share of one CPU (None: the plan sets none)."""
+        return dict(self.cpu_quotas).get(host)
+
+    def memory_limit(self, host: str) -> float | None:
+        """The host's memory limit, MiB (None: the plan sets none)."""
+        return dict(self.memory_limits).get(host)
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -89,6 +103,7 @@ class Plan:
             "extra_policies": [{"tenant": p.tenant, "from": list(p.sources), "to": list(p.destinations),
                                 "apps": list(p.apps)} for p in self.extra_policies],
             "cpu_quotas": {h: q for h, q in self.cpu_quotas},
+            "memory_limits": {h: m for h, m in self.memory_limits},
             "valid_from": self.valid_from, "valid_until": self.valid_until,
             "reasons": list(self.reasons),
         }
@@ -182,8 +197,8 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
     """Validate decoded JSON against ``spec``; raise :class:`PlanError` naming the field."""
     if not isinstance(data, dict):
         raise PlanError("plan", data, "must be a JSON object")
-    unknown = set(data) - {"name", "allocations", "extra_policies", "cpu_quotas", "valid_from",
-                           "valid_until", "reasons"}
+    unknown = set(data) - {"name", "allocations", "extra_policies", "cpu_quotas", "memory_limits",
+                           "valid_from", "valid_until", "reasons"}
     if unknown:
         k = sorted(unknown)[0]
         raise PlanError(k, data[k], "unknown field")
@@ -193,7 +208,8 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
     allocs = _allocations(data, spec)
     _access_links(spec, allocs)
     extras = _extra_policies(data, spec)
-    quotas = _cpu_quotas(data, spec)
+    quotas = _per_host(data, spec, "cpu_quotas", "share of one CPU", MIN_CPU_QUOTA, MAX_CPU_QUOTA)
+    limits = _per_host(data, spec, "memory_limits", "MiB", MIN_MEMORY_MIB, MAX_MEMORY_MIB)
     vf, vu = _time(data, "valid_from"), _time(data, "valid_until")
     if vf is not None and vu is not None and vu <= vf:
         raise PlanError("valid_until", vu, f"must be after valid_from {vf}")
@@ -203,7 +219,8 @@ def parse_plan(data: Any, spec: NetworkSpec) -> Plan:
     for i, r in enumerate(reasons):
         if not isinstance(r, str) or len(r) > MAX_REASON_LEN:
             raise PlanError(f"reasons[{i}]", r, f"must be a string of at most {MAX_REASON_LEN} characters")
-    return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), vf, vu, tuple(reasons))
+    return Plan(name, tuple(allocs), tuple(extras), tuple(quotas), tuple(limits), vf, vu,
+                tuple(reasons))
 
 
 def _allocations(data: dict, spec: NetworkSpec) -> list[Allocation]:
@@ -269,20 +286,22 @@ def _extra_policies(data: dict, spec: NetworkSpec) -> list[ExtraPolicy]:
     return extras
 
 
-def _cpu_quotas(data: dict, spec: NetworkSpec) -> list[tuple[str, float]]:
-    quotas = []
-    cq = data.get("cpu_quotas", {})
-    if cq is None:
-        cq = {}
-    if not isinstance(cq, dict):
-        raise PlanError("cpu_quotas", cq, "must be an object of host: share of one CPU")
-    for h, q in cq.items():
+def _per_host(data: dict, spec: NetworkSpec, key: str, unit: str, lo: float,
+              hi: float) -> list[tuple[str, float]]:
+    """``key`` as an object of host: number in [lo, hi] (``unit``), every host one of the spec's."""
+    out = []
+    v = data.get(key, {})
+    if v is None:
+        v = {}
+    if not isinstance(v, dict):
+        raise PlanError(key, v, f"must be an object of host: {unit}")
+    for h, q in v.items():
         try:
             spec.host(h)
         except KeyError:
-            raise PlanError(f"cpu_quotas.{h}", h, "is not a host of the spec") from None
-        quotas.append((h, _num(f"cpu_quotas.{h}", q, 0, 1)))
-    return quotas
+            raise PlanError(f"{key}.{h}", h, "is not a host of the spec") from None
+        out.append((h, _num(f"{key}.{h}", q, lo, hi, lo_open=False)))
+    return out
 
 
 def read_plan_file(path: str) -> Any:

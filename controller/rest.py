@@ -78,7 +78,8 @@ class Endpoint:
     params: tuple[tuple[str, str], ...] = ()
 
 
-AGENT_METRICS = ("cpu", "memory_bytes", "rx_bps", "tx_bps", "cpu_quota")
+AGENT_METRICS = ("cpu", "cpu_throttled", "memory_bytes", "rx_bps", "tx_bps", "cpu_quota",
+                 "memory_limit")
 MAX_AGENT_BATCH = 10000
 MAX_POINTS = 200_000
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER

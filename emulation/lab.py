@@ -7,7 +7,8 @@
 * links: ``TCLink`` with HTB at the spec's capacity in Mbit/s, and under its class a short
   head-drop queue in place of the default 1000-packet FIFO (:func:`_link_queues`);
 * hosts: TX checksum offload off on every interface, or the userspace datapath drops their TCP
-  and UDP packets.
+  and UDP packets; a host with a CPU share (Mininet's ``CPULimitedHost``) also gets a memory
+  cgroup of its name, so a plan's memory limit has somewhere to go (:func:`_memory_cgroup`).
 
 Every object carries ``prefix`` (three characters, default ``nsl``), so a shadow network can run
 beside the lab. :meth:`Lab.stop` always ends with :func:`emulation.cleanup.remove` for the prefix,
@@ -110,6 +111,28 @@ def _controller_class(starting: bool):
     return CheckedController
 
 
+MEMORY_CGROUP_ROOT = "/sys/fs/cgroup/memory"
+
+
+def _memory_cgroup(node) -> str | None:
+    """A memory cgroup named like ``node`` (v1) holding its shell, whose charges follow a process
+    moved into it later (``move_charge_at_immigrate``); Mininet's ``CPULimitedHost`` makes only
+    cpu, cpuacct and cpuset groups. None where the memory controller is not mounted."""
+    root = MEMORY_CGROUP_ROOT
+    if not os.path.isdir(root):
+        return None
+    path = os.path.join(root, node.name)
+    os.makedirs(path, exist_ok=True)
+    try:
+        with open(os.path.join(path, "memory.move_charge_at_immigrate"), "w") as f:
+            f.write("3")
+    except OSError:
+        pass  # charges then stay where they were made; the limit still applies to new ones
+    with open(os.path.join(path, "cgroup.procs"), "w") as f:
+        f.write(str(node.pid))
+    return path
+
+
 class LabError(RuntimeError):
     """The lab could not be built or reached."""
 
@@ -183,6 +206,8 @@ class Lab:
                     if intf.name != "lo":
                         h.cmd(f"ethtool -K {intf.name} tx off >/dev/null 2>&1")
                 h.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
+                if self.spec.host(h.name[len(self.prefix):]).cpu is not None:
+                    _memory_cgroup(h)
         except BaseException:
             self.stop()
             raise

@@ -105,6 +105,20 @@ class ReactivePolicy(Policy):
         return np.array([self.current.allocation(*k).rate_mbps for k in self.keys])
 
 
+class Capped(Policy):
+    """Another policy's rates held to ``[lo, hi]``: what a plan can set (a CPU quota lies between
+    :data:`controller.plan.MIN_CPU_QUOTA` and :data:`controller.plan.MAX_CPU_QUOTA`)."""
+
+    def __init__(self, inner: Policy, lo: float, hi: float):
+        super().__init__(inner.keys)
+        self.inner, self.lo, self.hi = inner, lo, hi
+        self.name = inner.name
+        self.band, self.notes = inner.band, inner.notes
+
+    def decide(self, s):
+        return np.clip(np.asarray(self.inner.decide(s), dtype=float), self.lo, self.hi)
+
+
 def hindsight_multipliers(demand: np.ndarray, before: np.ndarray, budget_steps: int) -> np.ndarray:
     """(N,) constants ``c`` such that allocating ``c * (the previous step's demand)`` over
     ``demand`` (T, N) costs the least reserve while violating (dropping more than

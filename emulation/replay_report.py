@@ -31,6 +31,22 @@ def table(summaries: dict[str, dict], title: str):
     return t
 
 
+def compute_table(summaries: dict[str, dict], title: str):
+    """The compute replay's table: CPU in cores, so a step's cost is CPU-seconds reserved and its
+    shortfall the CPU-seconds the load asked for beyond the quota."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    for col in ("policy", "violation-s", "violated steps", "CPU-s short", "reserved CPU-s",
+                "peaks pre-allocated"):
+        t.add_column(col, justify="right" if col != "policy" else "left")
+    for name, s in summaries.items():
+        t.add_row(name, f"{s['violation_s']:.0f}", str(s["violation_steps"]),
+                  f"{s['dropped_mbytes'] * 8:.1f}", f"{s['reserved_mbit']:.1f}",
+                  f"{s['peaks_preallocated']}/{s['peaks']}")
+    return t
+
+
 def _plots(results: dict, out: Path, times, quantile: float = 0.9) -> list[Path]:
     import matplotlib
 

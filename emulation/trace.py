@@ -10,7 +10,17 @@ which two lab hosts, and how trace units become lab Mbit/s::
 
 Every flow's application must be UDP (replay measures demand as offered load, which TCP would
 adapt to what it is given) and allowed from ``src`` to ``dst`` by the spec; each tenant
-application appears once, because a plan allocates per tenant application. **Compression**
+application appears once, because a plan allocates per tenant application.
+
+A column may drive a host's **compute** instead: the CPU the host asks for, in cores (a share of
+one CPU) per trace unit::
+
+    compute:
+      - {column: cpu_pct, host: h1, scale: 0.01}   # a utilisation in % of one CPU
+
+The host must have a CPU share in the spec (a CPU-limited host, whose cgroup a plan's quota
+reaches), each host appears once, and a demand above :data:`controller.plan.MAX_CPU_QUOTA` (the
+most quota a plan sets) is refused. ``flows`` may then be empty. **Compression**
 ``STEP=SECONDS`` replays STEP of trace time in SECONDS of wall time (``300=1``: a 5-minute step
 per second; ``1h=2`` also works). Every problem raises :class:`ReplayError` naming the field.
 """
@@ -24,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from controller.plan import MAX_METER_MBPS
+from controller.plan import MAX_CPU_QUOTA, MAX_METER_MBPS
 from topologies import NetworkSpec
 from topologies.shown import shown
 
@@ -47,12 +57,26 @@ class MappedFlow:
 
 
 @dataclass(frozen=True)
+class MappedCompute:
+    column: str
+    tenant: str  # the host's
+    host: str
+    scale: float  # cores per trace unit
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(tenant, host): how the planner's compute series name a host."""
+        return (self.tenant, self.host)
+
+
+@dataclass(frozen=True)
 class ReplayMap:
     scale: float  # lab Mbit/s per trace unit
     flows: tuple[MappedFlow, ...]
+    compute: tuple[MappedCompute, ...] = ()
 
     def columns(self) -> list[str]:
-        return [f.column for f in self.flows]
+        return [f.column for f in self.flows] + [c.column for c in self.compute]
 
 
 MAX_DEMAND_MBPS = MAX_METER_MBPS  # the largest rate a plan can guarantee
@@ -61,17 +85,19 @@ MAX_DEMAND_MBPS = MAX_METER_MBPS  # the largest rate a plan can guarantee
 def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
     if not isinstance(data, dict):
         raise ReplayError(f"mapping: must be a mapping with 'scale' and 'flows' (got {type(data).__name__})")
-    unknown = sorted(str(k) for k in set(data) - {"scale", "flows"})
+    unknown = sorted(str(k) for k in set(data) - {"scale", "flows", "compute"})
     if unknown:
         raise ReplayError(f"{shown(unknown[0])[1:-1]}: unknown field of the mapping "
-                          "(it has scale and flows)")
+                          "(it has scale, flows and compute)")
     scale = data.get("scale", 1.0)
     if (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale)
             or not scale > 0):
         raise ReplayError(f"scale: must be a finite number > 0 (got {shown(scale)})")
-    flows = data.get("flows")
-    if not isinstance(flows, list) or not flows:
-        raise ReplayError(f"flows: must be a non-empty list (got {flows!r})")
+    compute = _compute(data.get("compute", []), spec, columns)
+    flows = data.get("flows", [] if compute else None)
+    if not isinstance(flows, list) or not (flows or compute):
+        raise ReplayError(f"flows: must be a non-empty list, or an empty one beside compute "
+                          f"(got {shown(flows)})")
     allowed = set(spec.allowed())
     out, seen = [], {}
     for i, f in enumerate(flows):
@@ -109,7 +135,44 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
                               f"flows[{seen[key]}]; one flow per tenant application")
         seen[key] = i
         out.append(MappedFlow(f["column"], tenant.id, app.name, f["src"], f["dst"]))
-    return ReplayMap(float(scale), tuple(out))
+    return ReplayMap(float(scale), tuple(out), compute)
+
+
+def _compute(items, spec: NetworkSpec, columns: list[str] | None) -> tuple[MappedCompute, ...]:
+    if not isinstance(items, list):
+        raise ReplayError(f"compute: must be a list (got {shown(items)})")
+    out, seen = [], {}
+    for i, c in enumerate(items):
+        where = f"compute[{i}]"
+        if not isinstance(c, dict):
+            raise ReplayError(f"{where}: must be a mapping (got {shown(c)})")
+        unknown = sorted(str(k) for k in set(c) - {"column", "host", "scale"})
+        if unknown:
+            raise ReplayError(f"{where}.{shown(unknown[0])[1:-1]}: unknown field (it has column, "
+                              "host and scale)")
+        for k in ("column", "host"):
+            if not isinstance(c.get(k), str) or not c[k]:
+                raise ReplayError(f"{where}.{k}: required, a non-empty string (got {shown(c.get(k))})")
+        if columns is not None and c["column"] not in columns:
+            raise ReplayError(f"{where}.column: not a column of the trace (got {shown(c['column'])})")
+        scale = c.get("scale", 1.0)
+        if (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale)
+                or not scale > 0):
+            raise ReplayError(f"{where}.scale: must be a finite number > 0 (got {shown(scale)})")
+        try:
+            host = spec.host(c["host"])
+            tenant = spec.tenant_of(host.name).id
+        except KeyError:
+            raise ReplayError(f"{where}.host: no host {shown(c['host'])} in a tenant of spec "
+                              f"{spec.name}") from None
+        if host.cpu is None:
+            raise ReplayError(f"{where}.host: {host.name} has no cpu share in spec {spec.name}; only "
+                              "a CPU-limited host has a cgroup a plan's quota reaches")
+        if host.name in seen:
+            raise ReplayError(f"{where}.host: {host.name} is already driven by compute[{seen[host.name]}]")
+        seen[host.name] = i
+        out.append(MappedCompute(c["column"], tenant, host.name, float(scale)))
+    return tuple(out)
 
 
 def load_mapping(path: str | Path, spec: NetworkSpec, columns: list[str] | None = None) -> ReplayMap:
@@ -175,6 +238,25 @@ def demand(values: np.ndarray, mapping: ReplayMap, names: tuple[str, ...],
                           f"(scale {mapping.scale:g} per trace unit) is more than {MAX_DEMAND_MBPS:g} "
                           "Mbit/s, the most a plan can guarantee; lower scale")
     return np.maximum(d, 0.0)
+
+
+def compute_demand(values: np.ndarray, mapping: ReplayMap, names: tuple[str, ...],
+                   times: pd.DatetimeIndex | None = None) -> np.ndarray:
+    """(T, hosts) cores from trace ``values`` for ``mapping.compute`` (gaps carried forward); a
+    demand above :data:`controller.plan.MAX_CPU_QUOTA` is a :class:`ReplayError` naming the column
+    and the time."""
+    cols = []
+    for c in mapping.compute:
+        v = pd.Series(values[:, names.index(c.column)]).ffill().fillna(0.0).to_numpy() * c.scale
+        bad = np.flatnonzero(~(v <= MAX_CPU_QUOTA))
+        if len(bad):
+            r = int(bad[0])
+            when = str(times[r]) if times is not None else f"row {r}"
+            raise ReplayError(f"{c.column}: CPU demand {float(v[r]):g} cores at {when} (scale "
+                              f"{c.scale:g} per trace unit) is more than {MAX_CPU_QUOTA:g}, the most "
+                              "quota a plan sets; lower scale")
+        cols.append(np.maximum(v, 0.0))
+    return np.stack(cols, axis=1) if cols else np.zeros((len(values), 0))
 
 
 def synthetic_trace(days: int = 8, step_s: int = 1800, peaks_mbps: tuple[float, ...] = (30.0, 12.0, 8.0),

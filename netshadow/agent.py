@@ -7,12 +7,20 @@ What is measured (every ``interval`` seconds):
 * **cpu** - cores in use: the host's cgroup (``cpuacct.usage``) when it has one (Mininet's
   ``CPULimitedHost``), else the summed user+system time of every process in the host's network
   namespace;
+* **cpu_throttled** - with a cgroup: seconds per second the host's runnable tasks waited out
+  its CPU quota (the growth of ``cpu.stat``'s ``throttled_time``). ``cpu`` can never exceed the
+  quota, so ``cpu + cpu_throttled`` is what the host asked for (exact for one runnable thread;
+  several threads throttled together count once per CPU they were queued on);
 * **memory** - bytes: the cgroup's ``memory.usage_in_bytes``, else the summed resident set of
   those processes.
 
-With ``--cgroup``, the agent also applies the CPU quota the plan in force gives its host
-(``cpu_quotas``, a share of one CPU) to the host's cgroup (``cpu.cfs_quota_us``), and reports it
-as ``cpu_quota``.
+With ``--cgroup``, the agent also applies the compute the plan in force gives its host: the CPU
+quota (``cpu_quotas``, a share of one CPU) to ``cpu.cfs_quota_us``, reported as ``cpu_quota``;
+and the memory limit (``memory_limits``, MiB) to ``memory.limit_in_bytes`` of the host's memory
+cgroup, when the host has one (the lab makes one per CPU-limited host), never below what the
+host uses now (a limit under its use would make the kernel reclaim or kill), reported as
+``memory_limit``. Processes of the host's namespace that are not in that memory cgroup yet are
+moved into it first (Mininet starts some of them from outside the host's shell).
 
 The host is the network namespace of ``--netns-pid`` (default: the agent's own). On a real host
 the agent runs there and reaches the controller over the management network; Mininet hosts
@@ -44,6 +52,8 @@ import requests
 LOG = logging.getLogger("netshadow.agent")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1024 * 1024
+MEMORY_SLACK = 1.1  # a memory limit is never set below this times what the host uses
 
 
 class Spool:
@@ -118,6 +128,44 @@ class HostReader:
             total += int(f[11]) + int(f[12])  # utime, stime (clock ticks)
         return total / CLK_TCK
 
+    def throttled_seconds(self) -> float | None:
+        """Cumulative seconds the cgroup's tasks were throttled (None without a cgroup)."""
+        if not self.cgroup:
+            return None
+        try:
+            text = (Path("/sys/fs/cgroup/cpu") / self.cgroup / "cpu.stat").read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "throttled_time":
+                return int(value) / 1e9
+        return None
+
+    def memory_cgroup(self) -> Path | None:
+        """The host's memory cgroup directory, if it has one."""
+        if not self.cgroup:
+            return None
+        p = Path("/sys/fs/cgroup/memory") / self.cgroup
+        return p if p.is_dir() else None
+
+    def join_memory_cgroup(self) -> int:
+        """Move the namespace's processes that are elsewhere into the memory cgroup; how many."""
+        cg = self.memory_cgroup()
+        if cg is None:
+            return 0
+        inside = {int(x) for x in (cg / "cgroup.procs").read_text().split()}
+        moved = 0
+        for pid in self._namespace_pids():
+            if pid in inside:
+                continue
+            try:
+                (cg / "cgroup.procs").write_text(str(pid))
+                moved += 1
+            except OSError:
+                continue  # it ended meanwhile
+        return moved
+
     def memory_bytes(self) -> int:
         if self.cgroup:
             p = Path("/sys/fs/cgroup/memory") / self.cgroup / "memory.usage_in_bytes"
@@ -146,23 +194,28 @@ class Agent:
         self.session = requests.Session()
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
-        self._prev: tuple[float, float, int, int] | None = None
+        self._prev: tuple[float, float, int, int, float | None] | None = None
         self._reachable = True
         self.stop_event = threading.Event()
         self.plan_url = controller.rstrip("/") + "/api/v1/plans/current"
         self.quota: float | None = None  # the CPU share last applied to the host's cgroup
+        self.memory_limit: float | None = None  # MiB last applied to the host's memory cgroup
 
     def read(self) -> dict | None:
         """One reading as rates since the previous call (None on the first call)."""
         t = time.time()
         cpu = self.reader.cpu_seconds()
+        throttled = self.reader.throttled_seconds()
         rx, tx = self.reader.net_bytes()
-        prev, self._prev = self._prev, (t, cpu, rx, tx)
+        prev, self._prev = self._prev, (t, cpu, rx, tx, throttled)
         if prev is None:
             return None
         dt = t - prev[0]
-        return {"t": t, "cpu": max(0.0, (cpu - prev[1]) / dt), "memory_bytes": self.reader.memory_bytes(),
-                "rx_bps": max(0, rx - prev[2]) * 8 / dt, "tx_bps": max(0, tx - prev[3]) * 8 / dt}
+        out = {"t": t, "cpu": max(0.0, (cpu - prev[1]) / dt), "memory_bytes": self.reader.memory_bytes(),
+               "rx_bps": max(0, rx - prev[2]) * 8 / dt, "tx_bps": max(0, tx - prev[3]) * 8 / dt}
+        if throttled is not None and prev[4] is not None:
+            out["cpu_throttled"] = max(0.0, (throttled - prev[4]) / dt)
+        return out
 
     def send_pending(self) -> int:
         """Post spooled readings oldest first until the spool is empty or a post fails."""
@@ -189,8 +242,10 @@ class Agent:
             sent += len(items)
 
     def apply_quota(self) -> float | None:
-        """Apply the plan's CPU quota for this host to its cgroup (cpu.cfs_quota_us); returns the
-        share in force. Without a cgroup or a quota for the host, nothing changes."""
+        """Apply the plan's compute for this host to its cgroups: the CPU quota
+        (``cpu.cfs_quota_us``) and the memory limit (``memory.limit_in_bytes``, never below what
+        the host uses now). Returns the CPU share in force. Without a cgroup, or for what the plan
+        does not set for the host, nothing changes."""
         if not self.reader.cgroup or not self._reachable:
             return self.quota
         try:
@@ -198,14 +253,34 @@ class Agent:
         except (requests.RequestException, ValueError):
             return self.quota
         share = (plan.get("cpu_quotas") or {}).get(self.host)
-        if share is None or share == self.quota:
-            return self.quota
-        base = Path("/sys/fs/cgroup/cpu") / self.reader.cgroup
-        period = int((base / "cpu.cfs_period_us").read_text())
-        (base / "cpu.cfs_quota_us").write_text(str(max(1000, int(share * period))))
-        LOG.info("host %s: CPU quota %.2f of one CPU", self.host, share)
-        self.quota = share
-        return share
+        if share is not None and share != self.quota:
+            base = Path("/sys/fs/cgroup/cpu") / self.reader.cgroup
+            period = int((base / "cpu.cfs_period_us").read_text())
+            (base / "cpu.cfs_quota_us").write_text(str(max(1000, int(share * period))))
+            LOG.info("host %s: CPU quota %.2f of one CPU", self.host, share)
+            self.quota = share
+        mib = (plan.get("memory_limits") or {}).get(self.host)
+        if mib is not None and mib != self.memory_limit:
+            self.apply_memory_limit(float(mib))
+        return self.quota
+
+    def apply_memory_limit(self, mib: float) -> None:
+        cg = self.reader.memory_cgroup()
+        if cg is None:
+            LOG.warning("host %s: the plan sets a memory limit but the host has no memory cgroup",
+                        self.host)
+            self.memory_limit = mib  # said once, not every reading
+            return
+        self.reader.join_memory_cgroup()
+        used = int((cg / "memory.usage_in_bytes").read_text())
+        limit = max(int(mib * MIB), int(used * MEMORY_SLACK))
+        (cg / "memory.limit_in_bytes").write_text(str(limit))
+        if limit > mib * MIB:
+            LOG.warning("host %s: memory limit %.0f MiB is under its use %.0f MiB; set %.0f MiB",
+                        self.host, mib, used / MIB, limit / MIB)
+        else:
+            LOG.info("host %s: memory limit %.0f MiB", self.host, mib)
+        self.memory_limit = mib
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -213,12 +288,14 @@ class Agent:
             if reading is not None:
                 if self.quota is not None:
                     reading["cpu_quota"] = self.quota
+                if self.memory_limit is not None and self.reader.memory_cgroup() is not None:
+                    reading["memory_limit"] = self.memory_limit
                 self.spool.append(reading)
             self.send_pending()
             try:
                 self.apply_quota()
             except OSError as e:
-                LOG.error("host %s: cannot apply the CPU quota: %s", self.host, e)
+                LOG.error("host %s: cannot apply the plan's compute: %s", self.host, e)
             self.stop_event.wait(self.interval_s)
 
 

@@ -1,7 +1,11 @@
 """``netshadow run``: the closed loop against a running controller (lab or real OVS).
 
 Every ``interval`` seconds: read the applications' offered load from the controller's telemetry
-(``GET /api/v1/series``, averaged over ``step`` -second buckets), score the last forecasts against
+(``GET /api/v1/series``, averaged over ``step`` -second buckets) and, for every CPU-limited host
+(one with a ``cpu`` share in the spec, whose agent applies a plan's compute), what its agent
+measured: the CPU it asked for (``cpu`` plus ``cpu_throttled``: its use cannot exceed its quota,
+the time it waited out the quota is the rest) and, with ``compute`` naming ``memory``, its
+memory in MiB; score the last forecasts against
 it, refit or update the profiler model every ``retrain_every`` cycles, forecast far enough ahead
 to cover a shadow run plus an apply (as measured in earlier cycles), decide a plan
 (:meth:`planner.core.Planner.decide`, the decision the replay benchmarks measure), optionally
@@ -10,6 +14,11 @@ cycle is stored in SQLite (``--db``) with the planner's memory, so a restarted l
 numbering and scores its forecasts from what it stored; the plan in force is read back from the
 controller every cycle (a plan the controller rolled back is not taken for the one in force).
 Status: ``GET /api/v1/loop`` and ``/metrics`` on ``--status-port``.
+
+When the plan sizes hosts' compute, the horizon also covers the agents: a reading averages the
+interval before it (so it lands a step late) and an agent applies a new quota at its next poll -
+two agent intervals. With ``policy="reactive"`` the loop runs the threshold baseline
+(:mod:`planner.reactive`) instead of forecasting: the same telemetry, apply path and records.
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from controller.plan import PlanError, parse_plan
 from controller.rest import RestServer
 from models.series import SeriesKey, SeriesSet
+from planner.compute import is_compute
 from planner.core import Decision, Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice, fit, forecast
+from planner.reactive import ReactivePlanner
 from topologies import NetworkSpec
 
 LOG = logging.getLogger("netshadow.loop")
@@ -93,6 +104,10 @@ class Metrics:
         self.violation_share = Gauge("netshadow_loop_violation_share", "Share of measured steps whose "
                                      "demand exceeded the rate in force", ["tenant", "app"], registry=r)
         self.anomalies = Counter("netshadow_loop_anomalies", "Anomalous surges seen", registry=r)
+        self.cpu_quota = Gauge("netshadow_loop_cpu_quota_cores", "CPU quota the last plan sets",
+                               ["host"], registry=r)
+        self.memory_limit = Gauge("netshadow_loop_memory_limit_mib", "Memory limit the last plan "
+                                  "sets", ["host"], registry=r)
         self.outcomes = Counter("netshadow_loop_plans", "Plans by outcome", ["outcome"], registry=r)
 
 
@@ -124,6 +139,42 @@ def fetch(url: str, spec: NetworkSpec, since: float, until: float, step_s: float
     while len(vals) and pick and np.isnan(vals[-1]).all():
         vals, times = vals[:-1], times[:-1]
     return [keys[i] for i in pick], times, vals
+
+
+def fetch_compute(url: str, spec: NetworkSpec, since: float, until: float, step_s: float,
+                  times: np.ndarray, metrics: tuple[str, ...] = ("cpu",)):
+    """(keys, values) of the CPU-limited hosts' compute on the buckets ``times``: ``cpu`` in
+    cores asked for (use plus throttled time), ``memory`` in MiB; keys as the planner names compute
+    (:mod:`planner.compute`). A host without readings yet is left out."""
+    hosts = [h.name for h in spec.hosts if h.cpu is not None]
+    if not hosts or not metrics or not len(times):
+        return [], np.zeros((len(times), 0))
+    r = requests.get(f"{url}/series", params={"kind": "host", "since": f"{since:.3f}",
+                                              "until": f"{until:.3f}", "step": f"{step_s:g}"}, timeout=30)
+    if r.status_code != 200:
+        raise LoopRunError(f"GET /series: HTTP {r.status_code}: {r.text[:200]}")
+    index = {round(float(t), 6): i for i, t in enumerate(times)}
+    got: dict[tuple[str, str], np.ndarray] = {}
+    for s in r.json()["series"]:
+        col = np.full(len(times), np.nan)
+        for t, v in s["points"]:
+            i = index.get(round(float(t), 6))
+            if i is not None and v is not None:
+                col[i] = v
+        got[(s["host"], s["metric"])] = col
+    keys, cols = [], []
+    for h in hosts:
+        tenant = spec.tenant_of(h).id
+        if "cpu" in metrics and (h, "cpu") in got:
+            throttled = got.get((h, "cpu_throttled"), np.zeros(len(times)))
+            keys.append(SeriesKey(tenant, h, "cpu"))
+            cols.append(got[(h, "cpu")] + np.nan_to_num(throttled))
+        if "memory" in metrics and (h, "memory_bytes") in got:
+            keys.append(SeriesKey(tenant, h, "memory"))
+            cols.append(got[(h, "memory_bytes")] / 2**20)
+    pick = [i for i, c in enumerate(cols) if np.isfinite(c).any()]
+    vals = np.stack([cols[i] for i in pick], axis=1) if pick else np.zeros((len(times), 0))
+    return [keys[i] for i in pick], vals
 
 
 def observed(keys: list[SeriesKey], times: np.ndarray, values: np.ndarray, step_s: float) -> SeriesSet:
@@ -206,6 +257,9 @@ class RunSettings:
     interval_s: float = 10.0  # between cycles
     history_s: float = 3600.0  # of telemetry each cycle reads
     forecaster: str = "lstm"
+    compute: tuple[str, ...] = ("cpu",)  # the hosts' compute the plan sizes: cpu, memory
+    policy: str = "predictive"  # or "reactive": the threshold baseline through the same loop
+    agent_interval_s: float = 1.0  # the hosts' agents' reading and polling interval
     retrain_every: int = 10  # cycles
     verify: str = "none"  # or "shadow"
     shadow_duration_s: float = 5.0
@@ -240,6 +294,7 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    reactive = ReactivePlanner(settings, rs.step_s)
     model, shadow = None, None
     shadow_s, apply_s = (rs.shadow_duration_s + 5.0 if rs.verify == "shadow" else 0.0), 0.5
     done = 0
@@ -247,14 +302,27 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
         while not stop.is_set() and (rs.cycles is None or done < rs.cycles):
             t0 = time.time()
             keys, times, values = fetch(url, spec, t0 - rs.history_s, t0, rs.step_s)
+            ckeys, cvalues = fetch_compute(url, spec, t0 - rs.history_s, t0, rs.step_s, times,
+                                           rs.compute)
+            keys, values = keys + ckeys, np.hstack([values, cvalues])
+            while len(values) and np.isnan(values[-1]).all():  # the newest bucket is not stored yet
+                values, times = values[:-1], times[:-1]
             if len(keys) == 0 or np.isfinite(values).sum(axis=0).min() < 3:
                 state.update(status="waiting for telemetry", waiting_since=state.get("waiting_since", t0))
                 stop.wait(rs.interval_s)
                 continue
             state["status"] = "running"
+            if rs.policy == "reactive":
+                _reactive_cycle(reactive, spec, url, token, rs, keys, times, values, cycle, t0,
+                                store, planner, metrics, state)
+                cycle += 1
+                done += 1
+                stop.wait(max(0.0, rs.interval_s - (time.time() - t0)))
+                continue
             retrain = model is None or (cycle % rs.retrain_every == 0)
             # the forecast must cover a shadow run and an apply: the model is built for it
-            horizon = max(1, math.ceil((shadow_s + apply_s) / rs.step_s) + 1)
+            lag = 2 * rs.agent_interval_s if any(is_compute(k) for k in keys) else 0.0
+            horizon = max(1, math.ceil((shadow_s + apply_s + lag) / rs.step_s) + 1)
             choice = ForecasterChoice(rs.forecaster, settings.quantile, horizon)
             model, model_note = fit(choice, model_input(observed(keys, times, values, rs.step_s)),
                                     previous=model, retrain=retrain)
@@ -298,6 +366,25 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
     return 0
 
 
+def _reactive_cycle(reactive: ReactivePlanner, spec, url, token, rs: RunSettings, keys, times,
+                    values, cycle: int, t0: float, store: CycleStore, planner: Planner,
+                    metrics: Metrics, state: dict) -> None:
+    """One cycle of the reactive baseline: the newest measurements, the threshold plan, the apply."""
+    plan = reactive.decide(t0, observed(keys, times, values, rs.step_s), current_plan(url, spec),
+                           f"reactive-{cycle}")
+    record = {"cycle": cycle, "t": t0, "policy": "reactive", "keys": [k.name for k in keys],
+              "actual_last": [None if not np.isfinite(x) else round(float(x), 4) for x in values[-1]],
+              "plan": plan.to_dict()}
+    _apply(url, token, plan, rs.watch_s, record)
+    record["seconds"] = round(time.time() - t0, 3)
+    store.add(record, planner.memory())
+    metrics.cycles.inc()
+    metrics.outcomes.labels(record["outcome"]).inc()
+    _observe_plan(metrics, plan)
+    state.update(cycle=cycle, last=record)
+    LOG.info("cycle %d: reactive; %s", cycle, record["outcome"])
+
+
 def _apply(url: str, token: str | None, plan, watch_s: float, record: dict) -> float:
     """POST the plan; the controller's typed outcome and its reason go into ``record``. Returns
     the seconds the apply took (the next horizon must cover it)."""
@@ -324,8 +411,7 @@ def _observe(m: Metrics, record: dict, d) -> None:
     m.horizon.set(record["horizon_steps"])
     m.anomalies.inc(len(d.anomalies))
     m.outcomes.labels(record["outcome"]).inc()
-    for a in d.plan.allocations:
-        m.allocated.labels(a.tenant, a.app).set(a.rate_mbps)
+    _observe_plan(m, d.plan)
     for k, up in d.required_mbps.items():
         m.forecast.labels(k.tenant, k.app).set(up)
     for k, v in d.margin_mbps.items():
@@ -337,6 +423,15 @@ def _observe(m: Metrics, record: dict, d) -> None:
         m.coverage.labels(k.tenant, k.app).set(s.coverage)
 
 
+def _observe_plan(m: Metrics, plan) -> None:
+    for a in plan.allocations:
+        m.allocated.labels(a.tenant, a.app).set(a.rate_mbps)
+    for h, q in plan.cpu_quotas:
+        m.cpu_quota.labels(h).set(q)
+    for h, v in plan.memory_limits:
+        m.memory_limit.labels(h).set(v)
+
+
 def _verify(spec, shadow, prefix, d, keys, duration_s):
     """Run the decision's plan in a (warm) shadow network with the forecast's upper rates."""
     from emulation.shadow import Shadow, demand_for
@@ -346,5 +441,5 @@ def _verify(spec, shadow, prefix, d, keys, duration_s):
     else:
         shadow.apply(d.plan)
     demands = [x for x in (demand_for(spec, k.tenant, k.app, d.forecast.get(k.name).quantile(d.quantile))
-                           for k in keys) if x is not None]
+                           for k in keys if not is_compute(k)) if x is not None]
     return shadow, shadow.run(demands, duration_s)

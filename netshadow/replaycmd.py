@@ -12,9 +12,17 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from controller.plan import MAX_CPU_QUOTA, MIN_CPU_QUOTA
 from controller.reactive import ReactiveSettings
-from emulation.policies import POLICIES, OraclePolicy, ReactivePolicy, StaticPolicy
-from emulation.trace import ReplayError, ReplayMap, demand, load_mapping, parse_compress
+from emulation.policies import POLICIES, Capped, OraclePolicy, ReactivePolicy, StaticPolicy
+from emulation.trace import (
+    ReplayError,
+    ReplayMap,
+    compute_demand,
+    demand,
+    load_mapping,
+    parse_compress,
+)
 from planner.core import PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice
 from planner.replay import PredictivePolicy, noise, shift_peaks
@@ -32,6 +40,8 @@ class ReplaySetup:
     demand: np.ndarray  # (T, N) lab Mbit/s, the replayed window
     times: pd.DatetimeIndex  # of the replayed steps
     repairs: object = None  # models.series.LoadReport: what loading the trace had to repair
+    compute_history: np.ndarray | None = None  # (H, M) cores the mapped hosts asked for before
+    compute_demand: np.ndarray | None = None  # (T, M) cores, the replayed window
 
     @property
     def before(self) -> np.ndarray:
@@ -56,6 +66,7 @@ def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, sta
         raise ReplayError(f"days: must be > 0 and at most 366 (got {days!r})")
     try:
         d = demand(series.values, mapping, series.names, series.times())
+        c = compute_demand(series.values, mapping, series.names, series.times())
     except ReplayError as e:
         raise ReplayError(f"trace: {trace}: {e}") from None
     n = int(round(days * 86400 / series.step_s))
@@ -74,7 +85,7 @@ def prepare(spec: NetworkSpec, trace: str, mapping_path: str, compress: str, sta
                           f"({series.time(0)} to {series.time(series.rows - 1)}) with history before them")
     return ReplaySetup(spec, mapping, series.start, series.step_s, wall, d[:lo], d[lo:lo + n],
                        pd.date_range(series.time(lo), periods=n, freq=pd.Timedelta(seconds=series.step_s)),
-                       repairs)
+                       repairs, c[:lo], c[lo:lo + n])
 
 
 def describe_repairs(r) -> str:
@@ -100,18 +111,24 @@ def forecaster_choice(kind: str, quantile: float = 0.9, epochs: int = 20,
 
 
 def make_forecaster(setup: ReplaySetup, kind: str, console: Console, epochs: int = 20, seed: int = 0,
-                    quantile: float = 0.9):
+                    quantile: float = 0.9, metric: str = "bandwidth"):
     """The profiler model for the predictive policy (:func:`planner.forecasters.fit`, the factory
-    ``netshadow run`` uses too), trained on the history before the window."""
+    ``netshadow run`` uses too), trained on the history before the window: of the mapped flows'
+    bandwidth, or with ``metric="cpu"`` of the mapped hosts' CPU."""
     from models.series import SeriesKey, SeriesSet
     from planner.forecasters import fit
 
     choice = forecaster_choice(kind, quantile, epochs, seed)
-    names = tuple(SeriesKey(f.tenant, f.app).name for f in setup.mapping.flows)
-    hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
+    if metric == "cpu":
+        names = tuple(SeriesKey(c.tenant, c.host, "cpu").name for c in setup.mapping.compute)
+        history = setup.compute_history
+    else:
+        names = tuple(SeriesKey(f.tenant, f.app).name for f in setup.mapping.flows)
+        history = setup.history
+    hist = SeriesSet(setup.start, setup.step_trace_s, names, history)
     t0 = time.monotonic()
     m, note = fit(choice, hist)
-    console.print(f"profiler: {note} fitted on {setup.history.shape[0]} steps of history in "
+    console.print(f"profiler: {note} fitted on {history.shape[0]} steps of {metric} history in "
                   f"{time.monotonic() - t0:.1f} s")
     return m
 
@@ -178,6 +195,37 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
     raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
 
 
+def compute_reactive_settings(setup: ReplaySetup) -> ReactiveSettings:
+    """The threshold allocator on CPU: the bandwidth reference's thresholds and cooldown, with
+    steps and a floor in cores (0.02 and the smallest quota a plan sets) instead of Mbit/s."""
+    return default_reactive_settings(setup, min_step_mbps=0.02, floor_mbps=MIN_CPU_QUOTA)
+
+
+def make_compute_policy(name: str, setup: ReplaySetup, forecaster=None, quantile: float = 0.9,
+                        budget: float = 0.01):
+    """A policy over the mapped hosts' CPU (cores), held to the quotas a plan can set: the
+    same four policies, the predictive one the planner's compute decision."""
+    keys = [c.key for c in setup.mapping.compute]
+    try:
+        settings = PlannerSettings(quantile=quantile, budget=budget)
+    except PlannerError as e:
+        raise ReplayError(str(e)) from None
+    before = setup.compute_history[-1] if len(setup.compute_history) else setup.compute_demand[0]
+    if name == "static":
+        inner = StaticPolicy(keys, setup.compute_demand, settings.headroom)
+    elif name == "oracle":
+        inner = OraclePolicy(keys, setup.compute_demand, settings.headroom)
+    elif name == "reactive":
+        inner = ReactivePolicy(keys, before * settings.reactive_start, compute_reactive_settings(setup))
+    elif name == "predictive":
+        choice = forecaster_choice(getattr(forecaster, "name", "lstm"), settings.quantile)
+        inner = PredictivePolicy(keys, setup.spec, forecaster, choice, setup.compute_history,
+                                 setup.start, setup.step_trace_s, settings, metric="cpu")
+    else:
+        raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
+    return Capped(inner, MIN_CPU_QUOTA, MAX_CPU_QUOTA)
+
+
 def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, console: Console,
             forecaster=None, corrupt: str | None = None, quantile: float = 0.9,
             budget: float = 0.01) -> dict:
@@ -209,21 +257,30 @@ def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, 
 
 
 def report(results: dict, setup: ReplaySetup, console: Console, json_out: str | None,
-           report_dir: str | None, title: str, meta: dict) -> dict:
+           report_dir: str | None, title: str, meta: dict, compute: dict | None = None) -> dict:
+    """The tables (bandwidth, then compute beside it when the mapping drives hosts' CPU), the
+    ratios, the JSON and the HTML report."""
     from emulation.replay_measures import compare, summarise
-    from emulation.replay_report import table, to_json, write_report
+    from emulation.replay_report import compute_table, table, to_json, write_report
 
-    summaries = {k: summarise(r) for k, r in results.items()}
-    console.print(table(summaries, title))
-    ratios = compare(summaries)
-    if ratios:
-        console.print(", ".join(f"{k} = {v:.3f}" for k, v in ratios.items() if v is not None))
+    for kind, res in (("bandwidth", results), ("compute", compute or {})):
+        if not res or not next(iter(res.values())).keys:
+            continue
+        summaries = {k: summarise(r) for k, r in res.items()}
+        console.print(table(summaries, title) if kind == "bandwidth"
+                      else compute_table(summaries, title + ": CPU"))
+        ratios = compare(summaries)
+        if ratios:
+            console.print(f"{kind}: " + ", ".join(f"{k} = {v:.3f}" for k, v in ratios.items()
+                                                  if v is not None))
     doc = to_json(results, meta)
+    if compute:
+        doc["compute"] = to_json(compute, meta)
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(doc, indent=1))
         console.print(f"JSON: {json_out}")
-    if report_dir:
+    if report_dir and setup.mapping.flows:
         page = write_report(results, report_dir, title, setup.times, meta)
         console.print(f"report: {page.resolve()}")
     return doc
@@ -328,16 +385,30 @@ def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
                   f"({setup.times[0]} to {setup.times[-1]}) "
                   f"{'idealised' if rs.ideal else f'at {setup.step_wall_s:g} s per step'}, "
                   f"{len(setup.mapping.flows)} applications, policies {', '.join(policies)}")
+    predictive = "predictive" in policies
     model = (make_forecaster(setup, rs.forecaster, console, quantile=rs.quantile)
-             if "predictive" in policies else None)
+             if predictive and setup.mapping.flows else None)
     title = rs.title
+    compute = None
+    if setup.mapping.compute:
+        if not rs.ideal:
+            raise ReplayError("compute: the mapping drives hosts' CPU, which is replayed "
+                              "idealised only (--ideal)")
+        from emulation.replay_ideal import simulate
+
+        cmodel = (make_forecaster(setup, rs.forecaster, console, quantile=rs.quantile, metric="cpu")
+                  if predictive else None)
+        compute = {name: simulate(make_compute_policy(name, setup, cmodel, rs.quantile, rs.budget),
+                                  setup.compute_demand, setup.step_trace_s,
+                                  [c.key for c in setup.mapping.compute]) for name in policies}
     if rs.ideal:
         from emulation.replay_ideal import simulate
 
         keys = [f.key for f in setup.mapping.flows]
         results = {name: simulate(make_policy(name, setup, model, rs.corrupt, quantile=rs.quantile,
                                               budget=rs.budget),
-                                  setup.demand, setup.step_trace_s, keys) for name in policies}
+                                  setup.demand, setup.step_trace_s, keys)
+                   for name in policies} if keys else {}
         title += " (idealised, without the lab)"
     else:
         with LabSession(rs.spec_path, rs.prefix, rs.workdir, console) as s:
@@ -348,7 +419,7 @@ def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
             "forecaster": rs.forecaster, "quantile": rs.quantile, "budget": rs.budget,
             "corrupt": rs.corrupt,
             "ideal": rs.ideal, "description": rs.description}
-    return report(results, setup, console, rs.json_out, rs.report_dir, title, meta)
+    return report(results, setup, console, rs.json_out, rs.report_dir, title, meta, compute)
 
 
 def run_replay_pcap(spec_path: str, pcap: str, tenant: str, app: str, src: str, dst: str, speed: float,

@@ -26,7 +26,9 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    was just measured is not believed (the floor of :mod:`planner.budget`). This is the one
    answer to "trust the forecast?": no forecaster is trusted, each is corrected by what it did;
 5. **allocation** - :func:`controller.allocator.allocate` (headroom, hysteresis, link capacities,
-   alternative paths);
+   alternative paths) for bandwidth; for compute (a host's ``cpu`` in cores or ``memory`` in MiB,
+   keyed by the host's tenant and name) the plan's CPU quota and memory limit, sized with the
+   same headroom and hysteresis (:mod:`planner.compute`). One plan carries both.
 
 Settings are in steps, so one set serves a 10-second loop and a half-hour trace alike. Rates are
 Mbit/s (L2, as meters count them), times epoch seconds (trace seconds in a replay).
@@ -48,6 +50,7 @@ from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
 
 from .budget import Margin, floor, scale
+from .compute import ComputeState, held, is_compute, size
 
 ANOMALY_POLICIES = ("cap", "alert", "allocate")
 
@@ -139,12 +142,9 @@ class Decision:
         return len(self.forecast.series[0].times) if self.forecast.series else 0
 
     def rates(self, keys: list[SeriesKey]) -> list[float]:
-        """The plan's rate for each key, Mbit/s (0 for one it does not allocate)."""
-        out = []
-        for k in keys:
-            a = self.plan.allocation(*k.app_key)
-            out.append(a.rate_mbps if a is not None else 0.0)
-        return out
+        """The plan's value for each key in its unit (Mbit/s; cores for a CPU quota, MiB for a
+        memory limit), 0 for one it does not allocate."""
+        return [held(self.plan, k) or 0.0 for k in keys]
 
 
 @dataclass
@@ -159,6 +159,7 @@ class Planner:
     margins: dict[SeriesKey, Margin] = field(default_factory=dict)
     last_seen: float | None = None  # time of the newest step the previous call saw
     alloc_state: AllocatorState = field(default_factory=AllocatorState)
+    compute_state: ComputeState = field(default_factory=ComputeState)
 
     # ------------------------------------------------------------------ inputs
     def _keys(self, observed: SeriesSet, forecast: Forecast) -> list[SeriesKey]:
@@ -168,8 +169,11 @@ class Planner:
                 k = SeriesKey.parse(name)
             except ValueError as e:
                 raise PlannerError(f"observed: {e}") from None
-            if k.metric != "bandwidth":
-                continue
+            if is_compute(k):
+                tenant = next((t for t in self.spec.tenants if t.id == k.tenant), None)
+                if tenant is None or k.app not in tenant.hosts:
+                    raise PlannerError(f"observed: {name}: a compute series names a host of its "
+                                       f"tenant ({k.app!r} is not one of {k.tenant!r})")
             try:
                 f = forecast.get(name)
             except KeyError:
@@ -183,7 +187,7 @@ class Planner:
                                    "with it") from None
             keys.append(k)
         if not keys:
-            raise PlannerError(f"observed: no bandwidth series among {list(observed.names)[:5]}")
+            raise PlannerError(f"observed: no series among {list(observed.names)[:5]}")
         if abs(forecast.step_s - observed.step_s) > 1e-9 * observed.step_s:
             raise PlannerError(f"forecast: step {forecast.step_s:g} s is not the observed series' "
                                f"{observed.step_s:g} s")
@@ -237,13 +241,13 @@ class Planner:
         # 1. the rate read back now was in force during every step measured since the last call
         if fresh and current is not None:
             for k in keys:
-                a = current.allocation(*k.app_key)
-                if a is None:
+                v = held(current, k)
+                if v is None:
                     continue
                 since = newest if self.last_seen is None else self.last_seen
                 for t in times:
                     if t > since or t == newest:
-                        self.in_force[(k, t)] = a.rate_mbps
+                        self.in_force[(k, t)] = v
         usage = dict(zip(keys, self._latest(cols, keys)))
         scored = {k: self._score(times, cols[k], k) for k in keys}
         surge = {k: self._surge(k, newest, cols[k][-1]) for k in keys}
@@ -269,9 +273,8 @@ class Planner:
         for k in keys:
             if surge[k] <= st.anomaly_threshold:
                 continue
-            a = current.allocation(*k.app_key) if current is not None else None
-            had = a.rate_mbps if a is not None else None
-            what = f"{k.tenant}/{k.app}: {usage[k]:.2f} Mbit/s is {surge[k]:.1f} interval widths " \
+            had = held(current, k)
+            what = f"{k.tenant}/{k.app}: {usage[k]:.2f} {k.unit} is {surge[k]:.1f} interval widths " \
                    "above its forecast"
             if st.anomaly_policy == "cap" and had is not None:
                 required[k] = min(max(required[k], usage[k]), had * st.cap_factor)
@@ -283,12 +286,21 @@ class Planner:
             else:
                 what += "; allocated"
             anomalies.append(what)
-        # 5. allocation
+        # 5. allocation: bandwidth over the links, compute per host
         horizon = len(forecast.get(keys[0].name).times)
-        plan = allocate(self.spec, {k.app_key: required[k] for k in keys},
-                        {k.app_key: usage[k] for k in keys}, current, now,
+        net = [k for k in keys if not is_compute(k)]
+        plan = allocate(self.spec, {k.app_key: required[k] for k in net},
+                        {k.app_key: usage[k] for k in net}, current, now,
                         self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}")
-        plan = replace(plan, valid_from=now, valid_until=now + horizon * step,
+        compute: dict[str, list] = {"cpu": [], "memory": []}
+        for k in keys:
+            if is_compute(k):
+                v, why = size(k, required[k], usage[k], held(current, k), now, self.compute_state,
+                              st.allocator(step))
+                compute[k.metric].append((k.app, v))
+                reasons.append(why)
+        plan = replace(plan, cpu_quotas=tuple(compute["cpu"]), memory_limits=tuple(compute["memory"]),
+                       valid_from=now, valid_until=now + horizon * step,
                        reasons=plan.reasons + tuple(anomalies) + tuple(reasons))
         self._remember(keys, forecast, newest, step, times[0])
         self.last_seen = newest if self.last_seen is None else max(self.last_seen, newest)

@@ -7,6 +7,9 @@ steps measured so far: what the model reads, at least :data:`OBSERVED_MIN` steps
 ``horizon`` steps after it with the fitted model, and hands both and the plan in force (the rates
 it asked for the step before, which the runner applied) to the planner. ``corrupt(t, median,
 upper) -> (median, upper)`` damages the forecasts on purpose (the robustness check).
+
+With ``metric="cpu"`` the keys are (tenant, host) and the rates are CPU quotas in cores: the
+compute replay, decided by the same planner (:mod:`planner.compute`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from controller.plan import Plan
 from emulation.policies import Policy, StepInput
 from models.forecast import Forecast, SeriesForecast
 from models.series import SeriesKey, SeriesSet
@@ -29,7 +33,8 @@ class PredictivePolicy(Policy):
     name = "predictive"
 
     def __init__(self, keys, spec: NetworkSpec, model, choice: ForecasterChoice, history: np.ndarray,
-                 start: pd.Timestamp, step_s: float, settings: PlannerSettings, corrupt=None):
+                 start: pd.Timestamp, step_s: float, settings: PlannerSettings, corrupt=None,
+                 metric: str = "bandwidth"):
         """``model``: fitted over the series of ``keys`` (in that order); ``history`` (H, N): the
         measured series before step 0 (lab Mbit/s), starting at ``start``."""
         super().__init__(keys)
@@ -40,7 +45,8 @@ class PredictivePolicy(Policy):
         self.model, self.choice, self.corrupt = model, choice, corrupt
         self.history = np.asarray(history, dtype=float)
         self.start, self.step_s = pd.Timestamp(start), float(step_s)
-        self.series_keys = [SeriesKey(t, a) for t, a in self.keys]
+        self.metric = metric
+        self.series_keys = [SeriesKey(t, a, metric) for t, a in self.keys]
         # what the model reads, and at least a few hours' worth for the planner's floor and scale
         self.context = max(model.context(choice.horizon), OBSERVED_MIN) + 2
         self.current = None
@@ -67,8 +73,15 @@ class PredictivePolicy(Policy):
             self.notes[s.t] = "forecast below the floor for " + ", ".join(
                 f"{k.tenant}/{k.app}" for k in d.floored)
         rates = np.array(d.rates(self.series_keys))
-        self.current = self.plan(rates, s.t)
+        self.current = self.in_force(rates, s.t)
         return rates
+
+    def in_force(self, rates: np.ndarray, t: int) -> Plan:
+        """The plan the runner applies for ``rates``: meters, or the hosts' CPU quotas."""
+        if self.metric == "bandwidth":
+            return self.plan(rates, t)
+        return Plan(f"{self.name}-{t}", cpu_quotas=tuple((h, float(r)) for (_, h), r
+                                                          in zip(self.keys, rates, strict=True)))
 
 
 def _damaged(fc: Forecast, corrupt, t: int, quantile: float) -> Forecast:

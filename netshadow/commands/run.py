@@ -18,7 +18,8 @@ def cmd_run(a) -> int:
     from ..loop import LoopRunError, RunSettings, run_loop
 
     spec = load_spec(a.spec)
-    for fld, v, lo in (("--step", a.step, 0.5), ("--interval", a.interval, 0.5), ("--history", a.history, 10),
+    for fld, v, lo in (("--agent-interval", a.agent_interval, 0.1),
+                       ("--step", a.step, 0.5), ("--interval", a.interval, 0.5), ("--history", a.history, 10),
                        ("--retrain-every", a.retrain_every, 1), ("--shadow-duration", a.shadow_duration, 1),
                        ("--hold", 0 if a.hold is None else a.hold, 0), ("--watch", a.watch, 0)):
         if not v >= lo:
@@ -34,7 +35,8 @@ def cmd_run(a) -> int:
                          forecaster=a.forecaster, retrain_every=a.retrain_every, verify=a.verify,
                          shadow_duration_s=a.shadow_duration, shadow_prefix=a.shadow_prefix,
                          watch_s=a.watch, db_path=a.db, status_host=a.status_host,
-                         status_port=a.status_port, cycles=a.cycles)
+                         status_port=a.status_port, cycles=a.cycles, policy=a.policy,
+                         compute=compute_arg(a.compute), agent_interval_s=a.agent_interval)
     except (OSError, ValueError, PlannerError) as e:
         error(f"netshadow run: {e}")
         return EXIT_INVALID
@@ -49,6 +51,21 @@ def cmd_run(a) -> int:
         return EXIT_FAIL
 
 
+COMPUTE = ("cpu", "memory")
+
+
+def compute_arg(text: str) -> tuple[str, ...]:
+    """``cpu,memory`` / ``cpu`` / ``none`` -> the compute metrics the plan sizes."""
+    if text == "none":
+        return ()
+    parts = tuple(p.strip() for p in text.split(","))
+    bad = [p for p in parts if p not in COMPUTE]
+    if bad or not parts:
+        raise ValueError(f"--compute: must be none or a comma-separated list of {', '.join(COMPUTE)} "
+                         f"(got {text[:60]!r})")
+    return parts
+
+
 def register(sub) -> None:
     p = sub.add_parser("run", help="the closed loop: telemetry -> forecast -> (shadow) -> plan -> "
                                    "feedback, against a running controller")
@@ -61,6 +78,14 @@ def register(sub) -> None:
     p.add_argument("--forecaster", default="lstm", help="lstm (default), selection (per series the "
                    "candidate that forecast the recent history best) or a baseline: persistence, "
                    "seasonal_naive, moving_average, holt_winters")
+    p.add_argument("--policy", choices=("predictive", "reactive"), default="predictive",
+                   help="predictive (default: forecast, budget, plan) or reactive (the threshold "
+                        "baseline on the newest measurements, through the same loop)")
+    p.add_argument("--compute", default="cpu",
+                   help="the CPU-limited hosts' compute the plan sizes: cpu (default), cpu,memory "
+                        "or none (a memory limit under a new process's need gets it killed; opt in)")
+    p.add_argument("--agent-interval", type=float, default=1.0,
+                   help="seconds between the hosts' agents' readings; the horizon covers two")
     p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
     p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")
     p.add_argument("--budget", type=float, default=0.01,
