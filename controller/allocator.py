@@ -114,11 +114,12 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
     moved: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def solve():
-        a = np.array([[1.0 if e in links[k] else 0.0 for k in keys] for e in edges])
+        a = np.array([[1.0 if e in links[k] else 0.0 for k in keys] for e in edges]).reshape(-1, len(keys))
         b = np.array([capacity[e] for e in edges])
-        res = linprog(-w, A_ub=a, b_ub=b, bounds=list(zip(lo, hi)), method="highs")
+        ab = dict(A_ub=a, b_ub=b) if len(edges) else {}  # one switch: no link to share
+        res = linprog(-w, bounds=list(zip(lo, hi)), method="highs", **ab)
         if res.status != 0:  # current use alone does not fit: let the priorities decide everything
-            res = linprog(-w, A_ub=a, b_ub=b, bounds=[(0, h) for h in hi], method="highs")
+            res = linprog(-w, bounds=[(0, h) for h in hi], method="highs", **ab)
         return res.x, a, b, res.status
 
     granted = dict(target)

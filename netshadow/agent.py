@@ -7,10 +7,11 @@ What is measured (every ``interval`` seconds):
 * **cpu** - cores in use: the host's cgroup (``cpuacct.usage``) when it has one (Mininet's
   ``CPULimitedHost``), else the summed user+system time of every process in the host's network
   namespace;
-* **cpu_throttled** - with a cgroup: seconds per second the host's runnable tasks waited out
-  its CPU quota (the growth of ``cpu.stat``'s ``throttled_time``). ``cpu`` can never exceed the
-  quota, so ``cpu + cpu_throttled`` is what the host asked for (exact for one runnable thread;
-  several threads throttled together count once per CPU they were queued on);
+* **cpu_throttled** - with a cgroup: seconds per second the host was held back by its CPU quota
+  (the growth of ``cpu.stat``'s ``throttled_time``). ``cpu`` can never exceed the quota, so
+  ``cpu + cpu_throttled`` bounds what the host asked for from above: exact for a thread that is
+  always runnable, more for one that would have slept through part of the time it was held back
+  (a quota that bites is taken for a larger demand than it withheld, never a smaller one);
 * **memory** - bytes: the cgroup's ``memory.usage_in_bytes``, else the summed resident set of
   those processes.
 

@@ -289,7 +289,7 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
         "anomaly_policy": settings.anomaly_policy, "forecaster": rs.forecaster, "verify": rs.verify},
         "resumed_from": last["cycle"] if last else None, "last": last}
     server = _serve_status(rs.status_host, rs.status_port, state, metrics)
-    LOG.info("loop status on http://%s:%d/api/v1/loop; %s", rs.status_host, server.port,
+    LOG.info("loop status on http://%s:%s/api/v1/loop; %s", rs.status_host, server.port,
              f"resuming after cycle {last['cycle']}" if last else "first cycle")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

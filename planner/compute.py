@@ -4,7 +4,8 @@ The planner decides compute the way it decides bandwidth (:mod:`planner.core`: t
 allocated quantile over the horizon, the violation budget's margin, the floor), per host instead
 of per application: an agent measures a host's cgroup, not the applications inside it. A compute
 series is a :class:`models.series.SeriesKey` whose ``app`` is the host's name and whose metric is
-``cpu`` (cores: what the host asked for, its use plus the time it waited out its quota) or
+``cpu`` (cores: what the host asked for, its use plus the time its quota held it back - an upper
+bound, see :mod:`netshadow.agent`) or
 ``memory`` (MiB in use). What is left to this module is what differs from a meter:
 
 * **the value in force**: a plan's ``cpu_quotas`` (a share of one CPU, the same number as cores)
