@@ -16,7 +16,9 @@ For every tenant application with a forecast:
 4. **alternative paths** - an application that did not get its requirement because a link of its
    path is full, and whose clients and servers sit on one pair of switches, is moved to another
    path (at most one hop longer than the shortest) if that path's spare capacity carries the whole
-   requirement; the programme is then solved again;
+   requirement; the programme is then solved again; likewise an application whose path
+   crosses a link in ``avoid`` (the links the scans say are down, :mod:`planner.scans`) is moved
+   to another path that avoids them, before the programme;
 5. **reasons** - each allocation says which forecast it came from, which link limited it, and
    why it moved.
 
@@ -67,7 +69,7 @@ def app_links(spec: NetworkSpec, paths: dict) -> dict[tuple[str, str], set[froze
 def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
              usage_mbps: dict[tuple[str, str], float], current: Plan | None, now: float,
              state: AllocatorState, settings: AllocatorSettings = AllocatorSettings(),
-             name: str = "plan") -> Plan:
+             name: str = "plan", avoid: frozenset = frozenset()) -> Plan:
     paths = compile_network(spec).paths
     links = app_links(spec, paths)
     capacity = {frozenset((lk.a, lk.b)): lk.capacity_mbps * settings.max_link_share for lk in spec.links}
@@ -112,6 +114,22 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
     hi = np.array([target[k] for k in keys])
     lo = np.array([min(usage_mbps.get(k, 0.0), target[k]) for k in keys])
     moved: dict[tuple[str, str], tuple[str, ...]] = {}
+    usable = {e: 0.0 if e in avoid else c for e, c in capacity.items()}  # for paths to move to
+    for k in keys:  # off the links the scans say are down, where another path has room
+        bad = links[k] & avoid
+        if not bad:
+            continue
+        names = ", ".join("-".join(sorted(e)) for e in sorted(bad, key=sorted))
+        alt = _alternative(spec, k, links, usable, target, target[k])
+        if alt is None:
+            reasons.append(f"{k[0]}/{k[1]}: its path crosses {names}, which the scans say "
+                           f"{'is' if len(bad) == 1 else 'are'} down; no other path carries "
+                           f"{target[k]:.2f} Mbit/s")
+            continue
+        moved[k] = alt
+        links[k] = {frozenset(e) for e in zip(alt, alt[1:])}
+        reasons.append(f"{k[0]}/{k[1]}: moved to path {'-'.join(alt)} (the scans say {names} "
+                       f"{'is' if len(bad) == 1 else 'are'} down)")
 
     def solve():
         a = np.array([[1.0 if e in links[k] else 0.0 for k in keys] for e in edges]).reshape(-1, len(keys))
@@ -129,7 +147,7 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
             k = keys[i]
             if x[i] >= target[k] - 1e-6 or k in moved:
                 continue
-            alt = _alternative(spec, k, links, capacity, {kk: x[j] for j, kk in enumerate(keys)},
+            alt = _alternative(spec, k, links, usable, {kk: x[j] for j, kk in enumerate(keys)},
                                target[k])
             if alt is not None:
                 moved[k] = alt

@@ -46,6 +46,13 @@ class Metrics:
         self.host_value = Gauge("netshadow_host_metric", "Host agent readings (cpu in cores, "
                                 "memory in bytes, rx/tx in bit/s)",
                                 ["tenant", "host", "metric"], registry=r)
+        labels = ["origin", "src", "dst", "proto", "port"]
+        self.scan_reachable = Gauge("netshadow_scan_reachable", "1 when the latest scan of the "
+                                    "pair and port was answered", labels, registry=r)
+        self.scan_conforms = Gauge("netshadow_scan_conforms", "1 when the latest scan of the pair "
+                                   "and port found what the spec says (0: drift)", labels, registry=r)
+        self.scan_rtt = Gauge("netshadow_scan_rtt_ms", "Median RTT of the latest scan's answers",
+                              labels, registry=r)
         self.switch_ready = Gauge("netshadow_switch_ready", "1 when the switch is programmed",
                                   ["switch"], registry=r)
         self.poll_seconds = Histogram("netshadow_poll_cycle_seconds",
@@ -86,6 +93,14 @@ class Metrics:
                 self.meter_bps.labels(f["switch"], f["meter"], metric.removesuffix("_bps")).set(v)
             elif kind == "host":
                 self.host_value.labels(f["tenant"], f["host"], metric).set(v)
+
+    def observe_scans(self, results) -> None:
+        """The latest result per (origin, pair, port) of :class:`controller.scans.ScanResult`."""
+        for x in results:
+            lab = (x.origin, x.src, x.dst, x.proto, "" if x.port is None else str(x.port))
+            self.scan_reachable.labels(*lab).set(1 if x.reachable else 0)
+            self.scan_conforms.labels(*lab).set(1 if x.conforms else 0)
+            self.scan_rtt.labels(*lab).set(math.nan if x.rtt_ms is None else x.rtt_ms)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -152,6 +152,13 @@ class RestApi:
                                             ("watch_s", "seconds to watch guaranteed throughput "
                                                         "after the apply; roll back on regression"))),
             Endpoint("GET", f"{API}/plans/current", "The plan in force", self.get_plan_current),
+            Endpoint("POST", f"{API}/scans", "Store a scan's results (reachability and RTT per host "
+                     "pair and port)", self.post_scans, mutating=True),
+            Endpoint("GET", f"{API}/scans", "Scan history, newest first, and the latest result per "
+                     "pair and port", self.get_scans,
+                     params=(("src", "host"), ("dst", "host"), ("origin", "shadow or production"),
+                             ("since", "epoch seconds or ISO 8601"), ("until", "epoch seconds or ISO 8601"),
+                             ("limit", "results, newest first (1-10000, default 1000)"))),
             Endpoint("GET", f"{API}/plans/history", "The audit log of plan changes",
                      self.get_plan_history, params=(("limit", "entries, newest first"),)),
             Endpoint("GET", "/metrics", "Prometheus exposition", self.get_metrics),
@@ -472,6 +479,47 @@ class RestApi:
         if not 1 <= limit <= 1000:
             raise ApiError(400, f"limit: must be 1-1000 (got {limit})", "limit")
         return {"history": self._need_enforcer().audit(limit)}
+
+    def post_scans(self, req, args):
+        from .scans import ScanError, parse_scans
+
+        store = self._need_store()
+        try:
+            results = parse_scans(self._json_body(req), self.core.spec, self.wall_clock())
+        except ScanError as e:
+            raise ApiError(400, str(e), e.field) from None
+        n = store.record_scans(results)
+        if self.metrics is not None:
+            self.metrics.observe_scans(results)
+        return {"stored": n}
+
+    def get_scans(self, req, args):
+        store = self._need_store()
+        q = req.GET
+        hosts = {h.name for h in self.core.spec.hosts}
+        for k in ("src", "dst"):
+            if k in q and q[k] not in hosts:
+                raise ApiError(404, f"{k}: no host {shown(q[k])} in the spec", k)
+        if "origin" in q and q["origin"] not in ("shadow", "production"):
+            raise ApiError(400, f"origin: must be shadow or production (got {shown(q['origin'])})",
+                           "origin")
+        since = _parse_time("since", q["since"]) if "since" in q else None
+        until = _parse_time("until", q["until"]) if "until" in q else None
+        if since is not None and until is not None and until < since:
+            raise ApiError(400, f"until: {shown(q['until'])} is before since {shown(q['since'])}", "until")
+        try:
+            limit = int(q.get("limit", "1000"))
+        except ValueError:
+            raise ApiError(400, f"limit: not an integer: {shown(q['limit'])}", "limit") from None
+        if not 1 <= limit <= 10_000:
+            raise ApiError(400, f"limit: must be 1-10000 (got {limit})", "limit")
+        rows = store.scans(since, until, q.get("src"), q.get("dst"), q.get("origin"), limit)
+        latest: dict = {}
+        for r in rows:  # newest first: the first seen per (origin, case) is its latest
+            latest.setdefault((r.origin, r.case), r)
+        return {"scans": [r.to_dict() for r in rows],
+                "latest": [r.to_dict() for r in latest.values()],
+                "drift": [r.to_dict() for r in latest.values() if not r.conforms]}
 
     def get_metrics(self, req, args):
         if self.metrics is None:

@@ -48,6 +48,14 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE audit (id INTEGER PRIMARY KEY, t REAL NOT NULL, actor TEXT NOT NULL,"
         " action TEXT NOT NULL, plan TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL)",
     ],
+    # version 3: scan history, per host pair and port (controller.scans)
+    [
+        "CREATE TABLE scans (id INTEGER PRIMARY KEY, t REAL NOT NULL, origin TEXT NOT NULL,"
+        " src TEXT NOT NULL, dst TEXT NOT NULL, proto TEXT NOT NULL, port INTEGER,"
+        " expected INTEGER NOT NULL, reachable INTEGER NOT NULL, rtt_ms REAL)",
+        "CREATE INDEX scans_pair_t ON scans (src, dst, t)",
+        "CREATE INDEX scans_t ON scans (t)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_AUDIT_ENTRIES = 10_000  # the newest are kept; plans are at most 256 KiB each
@@ -198,8 +206,39 @@ class Store:
         cur = c.execute("DELETE FROM points WHERE t < ?", (now - self.retention_s,))
         n = cur.rowcount
         c.execute("DELETE FROM agent_samples WHERE t < ?", (now - self.retention_s,))
+        c.execute("DELETE FROM scans WHERE t < ?", (now - self.retention_s,))
         c.execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?", (MAX_AUDIT_ENTRIES,))
         return n
+
+    def record_scans(self, results) -> int:
+        """Store :class:`controller.scans.ScanResult` rows in one transaction; how many."""
+        rows = [(r.t, r.origin, r.src, r.dst, r.proto, r.port, int(r.expected), int(r.reachable),
+                 r.rtt_ms) for r in results]
+        c = self._conn()
+
+        def body(new):
+            c.executemany("INSERT INTO scans (t, origin, src, dst, proto, port, expected, reachable,"
+                          " rtt_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            return len(rows)
+
+        return self._transaction(c, body)
+
+    def scans(self, since: float | None = None, until: float | None = None, src: str | None = None,
+              dst: str | None = None, origin: str | None = None, limit: int = 1000) -> list:
+        """Stored scan results, newest first, at most ``limit``."""
+        from .scans import ScanResult
+
+        where, args = ["t >= ?", "t <= ?"], [-1e300 if since is None else since,
+                                              1e300 if until is None else until]
+        for col, v in (("src", src), ("dst", dst), ("origin", origin)):
+            if v is not None:
+                where.append(f"{col} = ?")
+                args.append(v)
+        rows = self._conn().execute(
+            "SELECT t, origin, src, dst, proto, port, expected, reachable, rtt_ms FROM scans WHERE "
+            + " AND ".join(where) + " ORDER BY t DESC, id DESC LIMIT ?", (*args, limit))
+        return [ScanResult(t, o, s, d, p, port, bool(e), bool(r), rtt)
+                for t, o, s, d, p, port, e, r, rtt in rows]
 
     # ------------------------------------------------------------------ reads
     def series_names(self) -> list[str]:

@@ -181,8 +181,8 @@ def probe(iface: str, frames: list[bytes], own_ip: str, timeout_s: float, inter_
         drain()
         replies.clear()  # what arrived while waiting answers nothing
         for f in frames:
+            sent.append(time.time())  # before: an answer can be stamped before send() returns
             s.send(f)
-            sent.append(time.time())
             drain()
             time.sleep(inter_s)
         last_sent = time.time()

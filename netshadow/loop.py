@@ -15,6 +15,13 @@ numbering and scores its forecasts from what it stored; the plan in force is rea
 controller every cycle (a plan the controller rolled back is not taken for the one in force).
 Status: ``GET /api/v1/loop`` and ``/metrics`` on ``--status-port``.
 
+With ``scan_prefix`` (the production lab's name prefix) every ``scan_every`` cycles the loop scans
+production at a low rate (:mod:`emulation.scanlab`: one probe per host pair and port, lab
+addresses only), stores the results (``POST /api/v1/scans``, as it stores each shadow run's scan),
+reports every pair whose latest scans contradict the spec (:func:`planner.scans.drift`) and
+hands the planner the links the failing pairs cross and no answering pair does, which it routes
+around (:func:`planner.scans.suspect_links`).
+
 When the plan sizes hosts' compute, the horizon also covers the agents: a reading averages the
 interval before it (so it lands a step late) and an agent applies a new quota at its next poll -
 two agent intervals. With ``policy="reactive"`` the loop runs the threshold baseline
@@ -108,6 +115,10 @@ class Metrics:
                                ["host"], registry=r)
         self.memory_limit = Gauge("netshadow_loop_memory_limit_mib", "Memory limit the last plan "
                                   "sets", ["host"], registry=r)
+        self.drift = Gauge("netshadow_loop_scan_drift", "Host pairs and ports whose latest production "
+                           "scans contradict the spec", registry=r)
+        self.suspect = Gauge("netshadow_loop_suspect_links", "Links the planner routes around: the "
+                             "failing pairs cross them and no answering pair does", registry=r)
         self.outcomes = Counter("netshadow_loop_plans", "Plans by outcome", ["outcome"], registry=r)
 
 
@@ -208,11 +219,53 @@ def current_plan(url: str, spec: NetworkSpec):
 
 def decide_cycle(planner: Planner, choice: ForecasterChoice, model, keys: list[SeriesKey],
                  times: np.ndarray, values: np.ndarray, step_s: float, current, now: float,
-                 name: str) -> Decision:
+                 name: str, avoid: frozenset = frozenset()) -> Decision:
     """One cycle's decision: the measured buckets as the planner's observation, the fitted
-    model's forecast of the ``choice.horizon`` steps after them, the plan in force."""
+    model's forecast of the ``choice.horizon`` steps after them, the plan in force, the links the
+    scans say are down."""
     seen = observed(keys, times, values, step_s)
-    return planner.decide(now, seen, forecast(model, choice, model_input(seen)), current, name=name)
+    return planner.decide(now, seen, forecast(model, choice, model_input(seen)), current, name=name,
+                          avoid=avoid)
+
+
+def post_scans(url: str, token: str | None, origin: str, t: float, results: list[dict]) -> None:
+    """Store a scan's results in the controller (a controller without a store is only logged)."""
+    if not results:
+        return
+    r = requests.post(f"{url}/scans", json={"origin": origin, "t": t, "results": results}, timeout=30,
+                      headers={"Authorization": f"Bearer {token}"} if token else {})
+    if r.status_code in (401, 403):
+        raise LoopRunError(f"POST /scans: HTTP {r.status_code}: the token was refused")
+    if r.status_code != 200:
+        LOG.warning("POST /scans: HTTP %s: %s", r.status_code, r.text[:200])
+
+
+def scan_production(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings, current,
+                    t: float) -> dict:
+    """Scan the production lab, store it, and read the drift and the suspect links from the
+    stored history (this scan alone when the controller keeps no store)."""
+    from controller.scans import ScanResult, parse_scans
+    from emulation.production import AttachedLab
+    from emulation.scanlab import production_cases, scan
+    from planner.scans import drift, latest, suspect_links
+
+    t0 = time.monotonic()
+    lab = AttachedLab(spec, rs.scan_prefix)
+    results = scan(lab, spec, production_cases(spec), lambda h: f"{rs.scan_prefix}{h}-eth0")
+    post_scans(url, token, "production", t, results)
+    mine = parse_scans({"origin": "production", "t": t, "results": results}, spec, t)
+    r = requests.get(f"{url}/scans", params={"origin": "production", "since": f"{t - rs.scan_history_s:.3f}",
+                                             "limit": 10000}, timeout=30)
+    if r.status_code == 200:
+        history = [ScanResult.from_dict(x) for x in r.json()["scans"]]
+    else:
+        history = mine
+    drifts = drift(history)
+    down = suspect_links(spec, latest(history), current)
+    return {"t": t, "results": len(results), "seconds": round(time.monotonic() - t0, 3),
+            "drift": [d.to_dict() for d in drifts],
+            "suspect_links": sorted("-".join(sorted(e)) for e in down), "avoid": down}
+
 
 
 def decision_record(d: Decision, keys: list[SeriesKey]) -> dict:
@@ -260,6 +313,9 @@ class RunSettings:
     compute: tuple[str, ...] = ("cpu",)  # the hosts' compute the plan sizes: cpu, memory
     policy: str = "predictive"  # or "reactive": the threshold baseline through the same loop
     agent_interval_s: float = 1.0  # the hosts' agents' reading and polling interval
+    scan_prefix: str | None = None  # the production lab's prefix: scan it (None: no scans)
+    scan_every: int = 6  # cycles between production scans
+    scan_history_s: float = 600.0  # of stored scans read to date a drift
     retrain_every: int = 10  # cycles
     verify: str = "none"  # or "shadow"
     shadow_duration_s: float = 5.0
@@ -296,6 +352,8 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
         signal.signal(sig, lambda *_: stop.set())
     reactive = ReactivePlanner(settings, rs.step_s)
     model, shadow = None, None
+    avoid: frozenset = frozenset()  # the links the latest production scan says are down
+    scanned: dict | None = None
     shadow_s, apply_s = (rs.shadow_duration_s + 5.0 if rs.verify == "shadow" else 0.0), 0.5
     done = 0
     try:
@@ -312,6 +370,14 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                 stop.wait(rs.interval_s)
                 continue
             state["status"] = "running"
+            if rs.scan_prefix and (cycle - 1) % rs.scan_every == 0:
+                scanned = scan_production(spec, url, token, rs, current_plan(url, spec), t0)
+                avoid = scanned.pop("avoid")
+                state["drift"] = scanned["drift"]
+                metrics.drift.set(len(scanned["drift"]))
+                metrics.suspect.set(len(avoid))
+                for dr in scanned["drift"]:
+                    LOG.warning("drift: %s", dr["text"])
             if rs.policy == "reactive":
                 _reactive_cycle(reactive, spec, url, token, rs, keys, times, values, cycle, t0,
                                 store, planner, metrics, state)
@@ -327,15 +393,21 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
             model, model_note = fit(choice, model_input(observed(keys, times, values, rs.step_s)),
                                     previous=model, retrain=retrain)
             d = decide_cycle(planner, choice, model, keys, times, values, rs.step_s,
-                             current_plan(url, spec), t0, f"loop-{cycle}")
+                             current_plan(url, spec), t0, f"loop-{cycle}", avoid)
             record = {"cycle": cycle, "t": t0, "model": model_note, "horizon_steps": horizon,
                       "actual_last": [None if not np.isfinite(x) else round(float(x), 4)
                                       for x in values[-1]], **decision_record(d, keys)}
+            if scanned is not None:
+                record["scan"], scanned = scanned, None
             verdict = None
             if rs.verify == "shadow":
-                t1 = time.monotonic()
+                t1, t1_wall = time.monotonic(), time.time()
                 shadow, verdict = _verify(spec, shadow, rs.shadow_prefix, d, keys, rs.shadow_duration_s)
                 shadow_s = time.monotonic() - t1
+                post_scans(url, token, "shadow", t1_wall, [
+                    {"src": p.src, "dst": p.dst, "proto": p.proto, "port": p.port,
+                     "expected": p.expected, "reachable": p.reachable, "rtt_ms": p.rtt_p50_ms}
+                    for p in verdict.paths])
                 record["shadow"] = {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
                                     "attempts": verdict.attempts,
                                     "disturbances": list(verdict.disturbances),

@@ -224,11 +224,13 @@ class Planner:
     # One function on purpose (~80 lines): its numbered steps share the per-key state of one
     # decision (usage, surge, requirement, margin), and the order of the steps is the contract.
     def decide(self, now: float, observed: SeriesSet, forecast: Forecast,
-               current: Plan | None, name: str | None = None) -> Decision:
+               current: Plan | None, name: str | None = None,
+               avoid: frozenset = frozenset()) -> Decision:
         """``observed``: the measured series (names :class:`SeriesKey` names, bandwidth in
         Mbit/s, NaN where a step was not measured), its last row the newest complete step;
         ``forecast``: of the steps after it, with the allocated quantile; ``current``: the plan in
-        force, as read back (None: nothing is)."""
+        force, as read back (None: nothing is); ``avoid``: links (frozensets of two switch names)
+        the scans say are down (:func:`planner.scans.suspect_links`)."""
         st = self.settings
         keys = self._keys(observed, forecast)
         step = observed.step_s
@@ -291,7 +293,8 @@ class Planner:
         net = [k for k in keys if not is_compute(k)]
         plan = allocate(self.spec, {k.app_key: required[k] for k in net},
                         {k.app_key: usage[k] for k in net}, current, now,
-                        self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}")
+                        self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}",
+                        avoid=avoid)
         compute: dict[str, list] = {"cpu": [], "memory": []}
         for k in keys:
             if is_compute(k):

@@ -19,13 +19,20 @@ def cmd_run(a) -> int:
 
     spec = load_spec(a.spec)
     for fld, v, lo in (("--agent-interval", a.agent_interval, 0.1),
-                       ("--step", a.step, 0.5), ("--interval", a.interval, 0.5), ("--history", a.history, 10),
+                       ("--step", a.step, 0.5), ("--scan-every", a.scan_every, 1),
+                       ("--interval", a.interval, 0.5), ("--history", a.history, 10),
                        ("--retrain-every", a.retrain_every, 1), ("--shadow-duration", a.shadow_duration, 1),
                        ("--hold", 0 if a.hold is None else a.hold, 0), ("--watch", a.watch, 0)):
         if not v >= lo:
             error(f"netshadow run: {fld}: must be >= {lo:g} (got {v:g})")
             return EXIT_INVALID
     try:
+        if a.scan_prefix is not None:
+            from topologies.mininet_topo import PREFIX_RE
+
+            if not PREFIX_RE.match(a.scan_prefix):
+                raise ValueError(f"--scan-prefix: must be 3 characters, a lower-case letter and then "
+                                 f"lower-case letters or digits (got {a.scan_prefix[:20]!r})")
         token = load_token(a.token_file)
         hold = PlannerSettings.hold_steps if a.hold is None else a.hold / a.step
         planner = PlannerSettings(quantile=a.quantile, headroom=a.headroom, hold_steps=hold,
@@ -36,7 +43,8 @@ def cmd_run(a) -> int:
                          shadow_duration_s=a.shadow_duration, shadow_prefix=a.shadow_prefix,
                          watch_s=a.watch, db_path=a.db, status_host=a.status_host,
                          status_port=a.status_port, cycles=a.cycles, policy=a.policy,
-                         compute=compute_arg(a.compute), agent_interval_s=a.agent_interval)
+                         compute=compute_arg(a.compute), agent_interval_s=a.agent_interval,
+                         scan_prefix=a.scan_prefix, scan_every=a.scan_every)
     except (OSError, ValueError, PlannerError) as e:
         error(f"netshadow run: {e}")
         return EXIT_INVALID
@@ -86,6 +94,11 @@ def register(sub) -> None:
                         "or none (a memory limit under a new process's need gets it killed; opt in)")
     p.add_argument("--agent-interval", type=float, default=1.0,
                    help="seconds between the hosts' agents' readings; the horizon covers two")
+    p.add_argument("--scan-prefix", default=None,
+                   help="the production lab's name prefix (e.g. nsl): scan it at a low rate, store "
+                        "the scans, report drift from the spec and route around links the scans say "
+                        "are down (default: no scans)")
+    p.add_argument("--scan-every", type=int, default=6, help="cycles between production scans")
     p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
     p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")
     p.add_argument("--budget", type=float, default=0.01,
