@@ -65,7 +65,7 @@ def drift(history: list[ScanResult]) -> list[Drift]:
 
 
 def _route_links(spec: NetworkSpec, paths: dict, plan: Plan | None, r: ScanResult) -> set:
-    route = paths.get((r.src, r.dst), ()) + tuple(reversed(paths.get((r.dst, r.src), ())))
+    routes = [paths.get((r.src, r.dst), ()), paths.get((r.dst, r.src), ())]
     if plan is not None and r.proto != "icmp":
         tenant = next((t for t in spec.tenants if r.src in t.hosts), None)
         app = next((a for a in tenant.applications if (a.protocol, a.port) == (r.proto, r.port)),
@@ -73,8 +73,8 @@ def _route_links(spec: NetworkSpec, paths: dict, plan: Plan | None, r: ScanResul
         a = plan.allocation(tenant.id, app.name) if app is not None else None
         if a is not None and a.path and (a.path[0], a.path[-1]) == \
                 (spec.host(r.src).switch, spec.host(r.dst).switch):
-            route = a.path
-    return {Link(e) for e in zip(route, route[1:])}
+            routes = [a.path]  # and back along it
+    return {Link(e) for route in routes for e in zip(route, route[1:])}
 
 
 def suspect_links(spec: NetworkSpec, results: list[ScanResult], plan: Plan | None) -> frozenset:
