@@ -26,7 +26,11 @@ A run for the plan in force:
    after their meters) is its offered utilisation, and the controller's telemetry gives the
    peak one-second utilisation;
 4. the verdict: every guaranteed application got >= 99 % of what was offered through the plan,
-   no policy violation, and the RTT bound (if set) held.
+   no policy violation, and the RTT bound (if set) held;
+5. with compute demands, each CPU-limited host runs the calibrated CPU load at its forecast
+   shares beside the flows, and its cgroup's counters say whether it got the CPU it asked for
+   and whether the quota held it back (:mod:`emulation.hostcompute`): a quota that throttled
+   the load below its demand is a compute bottleneck and fails the plan.
 
 What the host did is kept apart from what the plan did. When the sender or the userspace
 datapath is descheduled, the stream arrives with a silence and then a burst, and the meter's
@@ -63,7 +67,7 @@ from controller.plan import DEFAULT_BURST_S, Plan
 from controller.tenancy import app_number, compile_network, meter_id, tenant_number
 from topologies import NetworkSpec, wire
 
-from . import dpsock, hostcpu
+from . import dpsock, hostcompute, hostcpu
 from .iperf import wait_listening
 from .isolation import app_ports
 from .meters import MeterCounters, read_meters, settled
@@ -97,6 +101,7 @@ class Measured:
     paths: list
     cpu: hostcpu.CpuUse | None = None
     rx_drops: dict | None = None  # interface -> packets the datapath's receive socket dropped
+    compute: tuple = ()  # report.ComputeResult per compute demand
 
 
 def _end(procs) -> None:
@@ -142,13 +147,16 @@ class LoadRun:
     def _host_iface(self, host: str) -> str:
         return f"{self.prefix}{host}-eth0"
 
-    def run(self, demands: list[FlowDemand], duration_s: float = 10.0, probe: bool = True) -> ShadowReport:
-        """Measure the plan in force under ``demands`` (the horizon compressed to
-        ``duration_s``); again, up to ``attempts`` runs, while a stream stalls."""
+    def run(self, demands: list[FlowDemand], duration_s: float = 10.0, probe: bool = True,
+            compute: list[hostcompute.ComputeDemand] = ()) -> ShadowReport:
+        """Measure the plan in force under ``demands`` and the CPU-limited hosts' ``compute``
+        (the horizon compressed to ``duration_s``); again, up to ``attempts`` runs, while a
+        stream stalls."""
         # nothing to offer, nothing to measure (and iperf3 reads a rate of 0 as "unlimited")
         demands = [d for d in demands if max(d.rates_mbps, default=0.0) > 0]
+        compute = [c for c in compute if c.shares and max(c.shares) > 0]
         for attempt in range(1, self.attempts + 1):
-            m = self._run_once(demands, duration_s, probe)
+            m = self._run_once(demands, duration_s, probe, compute)
             stalls = self._stalls(demands, m.flows)
             if not stalls:
                 break
@@ -157,7 +165,7 @@ class LoadRun:
         bound = tuple(stalls + self._host_loss(demands, m.flows, m.links)
                       + self._behind(demands, m.flows))
         return self._verdict(m.flows, m.links, m.paths, duration_s, attempt, bound, m.cpu,
-                             m.rx_drops)
+                             m.rx_drops, m.compute)
 
     # ------------------------------------------------------------------ the host's doing
     def _burst_s(self, d: FlowDemand) -> float:
@@ -220,7 +228,8 @@ class LoadRun:
                 f"(receive buffers full: {', '.join(f'{i} {n}' for i, n in worst)})"]
 
     # ------------------------------------------------------------------ one run
-    def _run_once(self, demands: list[FlowDemand], duration_s: float, probe: bool) -> Measured:
+    def _run_once(self, demands: list[FlowDemand], duration_s: float, probe: bool,
+                  compute: list = ()) -> Measured:
         procs: list[subprocess.Popen] = []
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-pairing")
         try:
@@ -235,11 +244,13 @@ class LoadRun:
             drops_before = self._rx_drops()
             senders, tcp = self._start_senders(demands, duration_s, procs)
             t_load = time.time()
+            loads, c_before = self._start_compute(compute, duration_s, t_load + 0.2, procs)
             cpu_before = hostcpu.sample()  # the UDP load has begun
             rtt_s = duration_s - 0.5  # the flows' RTT under the load, until just before its end
             rtts = self._start_rtt_probes(demands, rtt_s, procs)
             counts = []
             sent = [(d, json.loads(tx.communicate(timeout=duration_s + 30)[0])) for d, tx in senders]
+            computed = self._end_compute(compute, loads, c_before, duration_s)
             cpu = hostcpu.between(cpu_before, hostcpu.sample())  # over the load
             for d, _ in sent:  # every sender is done: the receivers wait only for what is in flight
                 receivers[id(d)].send_signal(signal.SIGUSR1)
@@ -268,7 +279,30 @@ class LoadRun:
             _end(procs)
         peaks = self._peak_utils(t_load + 1, t_load + duration_s)
         links = self._links(demands, flows, ports_before, ports_after, duration_s, peaks)
-        return Measured(flows, links, paths, cpu, drops)
+        return Measured(flows, links, paths, cpu, drops, computed)
+
+    def _cgroup(self, host: str) -> str:
+        return f"{self.prefix}{host}"
+
+    def _start_compute(self, compute: list, duration_s: float, start: float, procs: list):
+        """The CPU loads, all from ``start``; the cgroups' counters before them."""
+        before = {c.host: hostcompute.counts(self._cgroup(c.host)) for c in compute}
+        loads = []
+        for c in compute:
+            p = hostcompute.start_load(self.lab.host(c.host), c, duration_s / len(c.shares), start)
+            procs.append(p)
+            loads.append(p)
+        return loads, before
+
+    def _end_compute(self, compute: list, loads: list, before: dict, duration_s: float) -> tuple:
+        out = []
+        for c, p in zip(compute, loads, strict=True):
+            _, err = p.communicate(timeout=duration_s + 30)
+            if p.returncode != 0:
+                raise RuntimeError(f"cpu load in {c.host} exited {p.returncode}: {err[-300:]}")
+            out.append(hostcompute.result(c, before[c.host], hostcompute.counts(self._cgroup(c.host)),
+                                          duration_s, hostcompute.quota(self._cgroup(c.host))))
+        return tuple(out)
 
     def _start_receivers(self, demands: list[FlowDemand], duration_s: float, probe: bool,
                          procs: list) -> dict[int, subprocess.Popen]:
@@ -587,7 +621,7 @@ class LoadRun:
         return f.meter_dropped is not None and f.meter_dropped > 1 - DELIVERY_OBJECTIVE
 
     def _verdict(self, flows, links, paths, duration_s, attempts=1, bound=(), cpu=None,
-                 rx_drops=None) -> ShadowReport:
+                 rx_drops=None, compute=()) -> ShadowReport:
         bottlenecks = [f"link {lk.link} {lk.direction} at {lk.mean_util:.0%}"
                        + (f" (offered {lk.offered_util:.0%})" if lk.offered_util else "")
                        + f" carrying {', '.join(lk.flows) or 'no measured flow'}"
@@ -599,6 +633,14 @@ class LoadRun:
                       for p in paths if p.reachable != p.expected]
         short = [(f, r) for f in flows if (r := self._shortfall(f, links))]
         reasons = [r for _, r in short]
+        for c in compute:
+            short_c, disturbed = hostcompute.judge(c)
+            if short_c:
+                reasons.append(short_c)
+                bottlenecks.append(f"CPU of host {c.host}: quota {c.quota_cores}, asked "
+                                   f"{c.asked_cores:.2f}, got {c.used_cores:.2f}")
+            if disturbed:
+                bound = tuple(bound) + (disturbed,)
         # what a meter's own counters say it dropped is the plan's whatever the CPU did (a
         # stalled stream that overflowed its bucket is caught as a stall); any other shortfall
         # measured on a struggling host may be the host's
@@ -627,4 +669,4 @@ class LoadRun:
         return ShadowReport(plan.name if plan else "none", plan.cost_mbps() if plan else 0.0,
                             duration_s, tuple(flows), tuple(links), tuple(paths), tuple(bottlenecks),
                             tuple(violations), verdict, tuple(reasons), attempts, bound,
-                            None if cpu is None else cpu.to_dict(), rx_drops)
+                            None if cpu is None else cpu.to_dict(), rx_drops, tuple(compute))

@@ -53,6 +53,18 @@ class PathResult:
 
 
 @dataclass(frozen=True)
+class ComputeResult:
+    """A CPU-limited host's load in the run: what it asked for and what its cgroup gave it."""
+
+    tenant: str
+    host: str
+    asked_cores: float  # the load's schedule, mean over the run
+    used_cores: float  # the cgroup's CPU time over the run / its length
+    throttled_s: float  # seconds the cgroup was held back by its quota (cpu.stat)
+    quota_cores: float | None  # the quota in force (None: unlimited)
+
+
+@dataclass(frozen=True)
 class ShadowReport:
     plan: str
     plan_cost_mbps: float
@@ -75,6 +87,7 @@ class ShadowReport:
     # interface -> packets the userspace datapath's receive socket dropped during the load
     # (emulation.dpsock; None: not known)
     rx_drops: dict | None = None
+    compute: tuple[ComputeResult, ...] = ()  # the CPU-limited hosts' loads (emulation.hostcompute)
 
     @property
     def trusted(self) -> bool:

@@ -9,9 +9,11 @@ switches. ``netshadow shadow clean`` removes a crashed shadow by prefix, and not
 
 Per candidate plan, :meth:`Shadow.apply` restarts the controller with it, so meters and policy
 additions are installed on freshly cleared switches - the result does not depend on what ran
-before - and :meth:`Shadow.run` measures the forecast load exactly as production is measured
-(:mod:`emulation.loadrun`): flows, scan and RTT probes, link counters, and a verdict that keeps
-what the host did apart from what the plan did.
+before - and sets the plan's CPU quotas on the CPU-limited hosts' cgroups (production's agents
+do that; a shadow has none), and :meth:`Shadow.run` measures the forecast load exactly as
+production is measured (:mod:`emulation.loadrun`): flows, scan and RTT probes, link counters,
+the CPU-limited hosts' loads, and a verdict that keeps what the host did apart from what the
+plan did.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from controller.plan import Plan
 from topologies import NetworkSpec
 
-from . import cleanup
+from . import cleanup, hostcompute
 from .controller_proc import ControllerProcess, free_port
 from .lab import Lab
 from .loadrun import FlowDemand, LoadRun
@@ -87,6 +89,7 @@ class Shadow(LoadRun):
         self.lab: Lab | None = None
         self.plan: Plan | None = None
         self.build_s: float | None = None
+        self.base_quota: dict[str, float | None] = {}  # the CPU-limited hosts' own, at start
         self.spec_path = self.workdir / "spec.json"
         self.spec_path.write_text(json.dumps(self.spec.to_dict()))
 
@@ -119,6 +122,9 @@ class Shadow(LoadRun):
             self.lab.start()
             self.ctl.wait_started()
             self.ctl.wait_ready(timeout_s=60)
+            self.base_quota = {h.name: hostcompute.quota(self._cgroup(h.name))
+                               for h in self.spec.hosts if h.cpu is not None}
+            self._set_quotas(plan)
         except BaseException:
             self.stop()
             raise
@@ -133,7 +139,14 @@ class Shadow(LoadRun):
         self.ctl = self._start_controller(plan)
         self.prespawn_scanners()
         self.ctl.wait_ready(timeout_s=60)
+        self._set_quotas(plan)
         self.plan = plan
+
+    def _set_quotas(self, plan: Plan | None) -> None:
+        """The plan's CPU quota on each CPU-limited host, else the host's own share."""
+        for host, base in self.base_quota.items():
+            q = plan.cpu_quota(host) if plan is not None else None
+            hostcompute.set_quota(self._cgroup(host), base if q is None else q)
 
     def stop(self) -> None:
         self.drop_prespawned()

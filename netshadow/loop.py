@@ -505,13 +505,19 @@ def _observe_plan(m: Metrics, plan) -> None:
 
 
 def _verify(spec, shadow, prefix, d, keys, duration_s):
-    """Run the decision's plan in a (warm) shadow network with the forecast's upper rates."""
+    """Run the decision's plan in a (warm) shadow network with the forecast's upper rates and,
+    on the CPU-limited hosts, its upper CPU shares."""
     from emulation.shadow import Shadow, demand_for
 
     if shadow is None:
         shadow = Shadow(spec, prefix=prefix).start(d.plan)
     else:
         shadow.apply(d.plan)
+    from emulation.hostcompute import ComputeDemand
+
     demands = [x for x in (demand_for(spec, k.tenant, k.app, d.forecast.get(k.name).quantile(d.quantile))
                            for k in keys if not is_compute(k)) if x is not None]
-    return shadow, shadow.run(demands, duration_s)
+    compute = [ComputeDemand(k.tenant, k.app, tuple(min(1.0, max(0.0, float(v))) for v in
+                                                    d.forecast.get(k.name).quantile(d.quantile)))
+               for k in keys if k.metric == "cpu"]
+    return shadow, shadow.run(demands, duration_s, compute=compute)
