@@ -16,9 +16,7 @@ from .series import SeriesSet
 
 def infer_season(series: SeriesSet) -> int:
     """The season in steps: a day or a week when the data show it (autocorrelation >= 0.2 of the
-    mean-normalised total), else the first peak of the autocorrelation (>= 0.2, at least 0.2
-    above the trough before it, at most half the rows), else the lag with the highest
-    autocorrelation."""
+    mean-normalised total), else the lag with the highest autocorrelation."""
     v = np.nan_to_num(series.values / np.maximum(np.nanmean(series.values, axis=0), 1e-12))
     x = v.sum(axis=1) - v.sum(axis=1).mean()
     denom = float((x * x).sum()) or 1.0
@@ -32,14 +30,6 @@ def infer_season(series: SeriesSet) -> int:
         best = max(candidates, key=acf)
         if acf(best) >= 0.2:
             return best
-    # a pattern that repeats: the autocorrelation falls to a trough and rises to a peak at its
-    # period (a short lag's correlation is high for any smooth series, so its largest value alone
-    # would pick lag 2); two repeats must be in the data
-    ac = {lag: acf(lag) for lag in range(1, max(4, series.rows // 2 + 2))}
-    for lag in range(3, series.rows // 2 + 1):
-        if ac[lag] >= 0.2 and ac[lag] > ac[lag - 1] and ac[lag] >= ac[lag + 1] \
-                and min(ac[k] for k in range(1, lag)) <= ac[lag] - 0.2:
-            return lag
     lags = range(2, max(3, series.rows // 3))
     return max(lags, key=acf)
 

@@ -310,6 +310,7 @@ class RunSettings:
     interval_s: float = 10.0  # between cycles
     history_s: float = 3600.0  # of telemetry each cycle reads
     forecaster: str = "lstm"
+    season: int | None = None  # steps, for the seasonal baselines (None: inferred)
     compute: tuple[str, ...] = ("cpu",)  # the hosts' compute the plan sizes: cpu, memory
     policy: str = "predictive"  # or "reactive": the threshold baseline through the same loop
     agent_interval_s: float = 1.0  # the hosts' agents' reading and polling interval
@@ -389,7 +390,7 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
             # the forecast must cover a shadow run and an apply: the model is built for it
             lag = 2 * rs.agent_interval_s if any(is_compute(k) for k in keys) else 0.0
             horizon = max(1, math.ceil((shadow_s + apply_s + lag) / rs.step_s) + 1)
-            choice = ForecasterChoice(rs.forecaster, settings.quantile, horizon)
+            choice = ForecasterChoice(rs.forecaster, settings.quantile, horizon, season=rs.season)
             model, model_note = fit(choice, model_input(observed(keys, times, values, rs.step_s)),
                                     previous=model, retrain=retrain)
             d = decide_cycle(planner, choice, model, keys, times, values, rs.step_s,

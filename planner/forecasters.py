@@ -37,6 +37,7 @@ class ForecasterChoice:
     horizon: int = 1
     epochs: int = 20
     seed: int = 0
+    season: int | None = None  # steps, for the seasonal baselines (None: inferred from the data)
 
     def __post_init__(self):
         if self.name not in FORECASTERS:
@@ -49,6 +50,9 @@ class ForecasterChoice:
             raise PlannerError(f"horizon: must be an integer in 1..{MAX_HORIZON} steps (got {h!r})")
         if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
             raise PlannerError(f"epochs: must be an integer in 1..1000 (got {self.epochs!r})")
+        s = self.season
+        if s is not None and (not isinstance(s, int) or isinstance(s, bool) or not 2 <= s <= 100_000):
+            raise PlannerError(f"season: must be an integer of 2..100000 steps (got {s!r})")
 
     @property
     def quantiles(self) -> tuple[float, ...]:
@@ -72,7 +76,7 @@ def fit(choice: ForecasterChoice, series: SeriesSet, previous: Forecaster | None
     if choice.name == "selection":
         return _selection(choice, series, previous, retrain)
     if choice.name != "lstm":
-        by = {b.name: b for b in all_baselines(quantiles=q)}
+        by = {b.name: b for b in all_baselines(choice.season, quantiles=q)}
         return by[choice.name].fit(series), choice.name
     if series.rows < MIN_LSTM_ROWS:
         return (Persistence(quantiles=q).fit(series),
@@ -109,7 +113,7 @@ def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: b
         serves(previous, choice)
     if same and not retrain:
         return previous, "selection"
-    cands = all_baselines(quantiles=choice.quantiles)
+    cands = all_baselines(choice.season, quantiles=choice.quantiles)
     fitting_rows = int(series.rows * (1 - HOLDOUT))
     old = [c for c in previous.candidates if c.name == "lstm"] if same else []
     note = (f"selection of baselines (the lstm needs {MIN_LSTM_ROWS} steps of fitting history, "

@@ -37,9 +37,10 @@ def cmd_run(a) -> int:
         hold = PlannerSettings.hold_steps if a.hold is None else a.hold / a.step
         planner = PlannerSettings(quantile=a.quantile, headroom=a.headroom, hold_steps=hold,
                                   anomaly_policy=a.anomaly_policy, budget=a.budget)
-        ForecasterChoice(a.forecaster, a.quantile)  # refused now, not at the first cycle
+        ForecasterChoice(a.forecaster, a.quantile, season=a.season)  # refused now, not at the first cycle
         rs = RunSettings(planner, step_s=a.step, interval_s=a.interval, history_s=a.history,
-                         forecaster=a.forecaster, retrain_every=a.retrain_every, verify=a.verify,
+                         forecaster=a.forecaster, season=a.season, retrain_every=a.retrain_every,
+                         verify=a.verify,
                          shadow_duration_s=a.shadow_duration, shadow_prefix=a.shadow_prefix,
                          watch_s=a.watch, db_path=a.db, status_host=a.status_host,
                          status_port=a.status_port, cycles=a.cycles, policy=a.policy,
@@ -99,6 +100,9 @@ def register(sub) -> None:
                         "the scans, report drift from the spec and route around links the scans say "
                         "are down (default: no scans)")
     p.add_argument("--scan-every", type=int, default=6, help="cycles between production scans")
+    p.add_argument("--season", type=int, default=None,
+                   help="season in steps for the seasonal baselines (default: inferred from the "
+                        "history: a day or a week when it shows one)")
     p.add_argument("--retrain-every", type=int, default=10, help="update the model every N cycles")
     p.add_argument("--quantile", type=float, default=0.9, help="forecast quantile allocated (risk knob)")
     p.add_argument("--budget", type=float, default=0.01,

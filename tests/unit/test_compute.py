@@ -217,10 +217,18 @@ def test_the_cpu_load_follows_its_schedule_in_cpu_time():
         cpuload.parse_shares("0.1,2")
 
 
-def test_the_season_of_a_repeating_pattern_is_its_period_not_a_short_lag():
-    v = np.r_[np.full(30, 0.002), np.array(([0.1] * 10 + [0.5] * 6) * 3)]
+def test_a_season_given_to_the_forecaster_is_the_one_its_seasonal_baselines_use():
+    from planner.forecasters import ForecasterChoice, fit
+
+    v = np.array(([0.1] * 10 + [0.5] * 6) * 3)
     s = SeriesSet(pd.Timestamp(0, unit="s", tz="UTC"), 1.0, ("a/b/cpu",), v[:, None])
-    assert infer_season(s) == 16
+    assert infer_season(s) == 2  # a square wave's first lags correlate more than its period
+    m, _ = fit(ForecasterChoice("seasonal_naive", 0.9, 4, season=16), s)
+    assert m.season == 16
+    fc = m.predict(4, s)
+    assert list(fc.series[0].median) == pytest.approx([0.1, 0.1, 0.1, 0.1])
+    with pytest.raises(PlannerError, match="season"):
+        ForecasterChoice("seasonal_naive", 0.9, 1, season=1)
 
 
 def test_plan_has_no_compute_by_default():
