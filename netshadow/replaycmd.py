@@ -256,6 +256,33 @@ def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, 
     return results
 
 
+def run_compute(setup: ReplaySetup, policies: list[str], lab, console: Console, forecaster=None,
+                quantile: float = 0.9, budget: float = 0.01) -> dict:
+    """Every policy's compute replay on the lab (:mod:`emulation.replay_compute`)."""
+    from rich.progress import Progress
+
+    from emulation.replay_compute import replay_compute
+    from emulation.replay_measures import summarise
+
+    out = {}
+    T = setup.compute_demand.shape[0]
+    for name in policies:
+        policy = make_compute_policy(name, setup, forecaster, quantile, budget)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"{name} (CPU): {T} steps x {setup.step_wall_s:g} s", total=T)
+            out[name] = replay_compute(lab, setup.mapping, setup.compute_demand, policy,
+                                       setup.step_trace_s, setup.step_wall_s,
+                                       progress=lambda t, task=task: bar.update(task, completed=t))
+        s = summarise(out[name])
+        console.print(f"{name} (CPU): {s['violation_s']:.0f} violation-s, {s['reserved_mbit']:.1f} "
+                      f"CPU-s reserved, {s['peaks_preallocated']}/{s['peaks']} peaks pre-allocated")
+        busy = [n for n in out[name].notes.values() if n.startswith("machine busy")]
+        if busy:
+            console.print(f"[yellow]warning: {name} (CPU): in {len(busy)} of {T} steps a load got "
+                          "less CPU than it asked for without being throttled (the machine was busy)")
+    return out
+
+
 def report(results: dict, setup: ReplaySetup, console: Console, json_out: str | None,
            report_dir: str | None, title: str, meta: dict, compute: dict | None = None) -> dict:
     """The tables (bandwidth, then compute beside it when the mapping drives hosts' CPU), the
@@ -390,14 +417,11 @@ def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
              if predictive and setup.mapping.flows else None)
     title = rs.title
     compute = None
-    if setup.mapping.compute:
-        if not rs.ideal:
-            raise ReplayError("compute: the mapping drives hosts' CPU, which is replayed "
-                              "idealised only (--ideal)")
+    cmodel = (make_forecaster(setup, rs.forecaster, console, quantile=rs.quantile, metric="cpu")
+              if predictive and setup.mapping.compute else None)
+    if setup.mapping.compute and rs.ideal:
         from emulation.replay_ideal import simulate
 
-        cmodel = (make_forecaster(setup, rs.forecaster, console, quantile=rs.quantile, metric="cpu")
-                  if predictive else None)
         compute = {name: simulate(make_compute_policy(name, setup, cmodel, rs.quantile, rs.budget),
                                   setup.compute_demand, setup.step_trace_s,
                                   [c.key for c in setup.mapping.compute]) for name in policies}
@@ -413,7 +437,9 @@ def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
     else:
         with LabSession(rs.spec_path, rs.prefix, rs.workdir, console) as s:
             results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, rs.corrupt,
-                              rs.quantile, budget=rs.budget)
+                              rs.quantile, budget=rs.budget) if setup.mapping.flows else {}
+            if setup.mapping.compute:
+                compute = run_compute(setup, policies, s.lab, console, cmodel, rs.quantile, rs.budget)
     meta = {"spec": rs.spec_path, "trace": str(rs.trace), "mapping": str(rs.mapping),
             "compress": rs.compress, "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
             "forecaster": rs.forecaster, "quantile": rs.quantile, "budget": rs.budget,

@@ -185,17 +185,6 @@ def test_the_compute_replay_is_printed_beside_the_bandwidth_one(tmp_path, capsys
     assert max(max(row) for row in doc["compute"]["runs"]["static"]["allocated"]) <= 1.0
 
 
-def test_a_lab_replay_of_compute_is_refused_with_a_reason(tmp_path, capsys):
-    from netshadow.cli import main
-
-    t = pd.date_range("2026-01-05", periods=96, freq="30min", tz="UTC")
-    pd.DataFrame({"time": t.strftime("%Y-%m-%dT%H:%M"), "cpu": 50.0}).to_csv(tmp_path / "t.csv", index=False)
-    (tmp_path / "m.yaml").write_text("compute:\n  - {column: cpu, host: h2, scale: 0.01}\n")
-    rc = main(["replay", "--spec", "compute", "--trace", str(tmp_path / "t.csv"), "--map",
-               str(tmp_path / "m.yaml"), "--compress", "1800=1", "--policy", "static"])
-    assert rc == 2 and "--ideal" in capsys.readouterr().err
-
-
 # ---------------------------------------------------------------------------- the load and the season
 def test_the_cpu_load_follows_its_schedule_in_cpu_time():
     clock = {"t": 0.0, "cpu": 0.0}
