@@ -155,14 +155,24 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
         for pr in probers:
             out, _ = pr.communicate(timeout=60)
             res.rtt_ms.extend(json.loads(out))
-        res.band = {t: (list(map(float, m)), list(map(float, u))) for t, (m, u) in policy.band.items()}
-        res.notes = dict(policy.notes)
+        keep_bands(res, policy)
         return res
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        end_processes(procs)
+
+
+def keep_bands(res: ReplayResult, policy) -> None:
+    """The policy's forecast bands and notes into the result (JSON-able)."""
+    res.band = {t: (list(map(float, m)), list(map(float, u))) for t, (m, u) in policy.band.items()}
+    res.notes.update(policy.notes)
+
+
+def end_processes(procs) -> None:
+    """Kill and reap every process of ``procs`` still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=10)
 
 
 class _Windows:

@@ -3,7 +3,8 @@ its CPU quota, measured by the host's cgroup.
 
 For one policy, :func:`replay_compute` starts, per mapped host, the calibrated CPU load
 (:mod:`emulation.cpuload`) with the whole schedule of shares from one shared wall-clock instant.
-Before each step ``t`` begins (by :data:`LEAD_S`) it reads every host's cgroup counters (CPU time
+Before each step ``t`` begins - earlier by what such a round took so far, as the bandwidth
+replay does (:func:`emulation.replay.actuation_lead`) - it reads every host's cgroup counters (CPU time
 used, time throttled), asks the policy for step ``t``'s quotas - seeing what each host asked for
 in the steps so far as an agent reports it, CPU used plus time throttled - and writes them to the
 cgroups; a quota that goes down is written just after the boundary, so the previous step's load
@@ -27,10 +28,16 @@ import numpy as np
 
 from . import hostcompute
 from .policies import Policy, StepInput
-from .replay import ReplayResult, ReplayRunError, _sleep_until
+from .replay import (
+    ReplayResult,
+    ReplayRunError,
+    _sleep_until,
+    actuation_lead,
+    end_processes,
+    keep_bands,
+)
 from .trace import ReplayMap
 
-LEAD_S = 0.05  # a raised quota is written this long before its step begins
 AFTER_S = 0.02  # a lowered one this long after
 THROTTLED_EVIDENCE = 0.01  # of a step's window: throttled longer, the quota bit in that step
 
@@ -61,8 +68,10 @@ def replay_compute(lab, mapping: ReplayMap, demand: np.ndarray, policy: Policy, 
             procs.append(hostcompute.start_load(lab.host(c.host), d, step_wall_s, t0))
         _sleep_until(t0)
         last = [hostcompute.counts(g) for g in groups]
+        work: list[float] = []  # seconds each read + decide + write round took
         for t in range(1, T + 1):
-            _sleep_until(t0 + t * step_wall_s - LEAD_S)
+            _sleep_until(t0 + t * step_wall_s - actuation_lead(work, step_wall_s))
+            began = time.monotonic()
             rates = None
             if t < T:
                 seen = StepInput(t, t * step_trace_s, asked_seen[:t - 1].copy(), short_seen[:t - 1].copy())
@@ -70,6 +79,8 @@ def replay_compute(lab, mapping: ReplayMap, demand: np.ndarray, policy: Policy, 
                                    float)
                 res.allocated[t] = rates
                 _write(groups, np.maximum(rates, res.allocated[t - 1]))
+                res.late_s.append(time.time() - (t0 + t * step_wall_s))
+                work.append(time.monotonic() - began)
             _sleep_until(t0 + t * step_wall_s)
             now = [hostcompute.counts(g) for g in groups]
             used = np.array([(b[0] - a[0]) / step_wall_s for a, b in zip(last, now, strict=True)])
@@ -97,14 +108,10 @@ def replay_compute(lab, mapping: ReplayMap, demand: np.ndarray, policy: Policy, 
             _, err = p.communicate(timeout=60)
             if p.returncode != 0:
                 raise ReplayRunError(f"a CPU load exited {p.returncode}: {err[-300:]}")
-        res.band = {t: (list(map(float, m)), list(map(float, u))) for t, (m, u) in policy.band.items()}
-        res.notes.update(policy.notes)
+        keep_bands(res, policy)
         return res
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
+        end_processes(procs)
         for g, q in zip(groups, base, strict=True):
             hostcompute.set_quota(g, q)
 

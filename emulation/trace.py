@@ -89,10 +89,7 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
     if unknown:
         raise ReplayError(f"{shown(unknown[0])[1:-1]}: unknown field of the mapping "
                           "(it has scale, flows and compute)")
-    scale = data.get("scale", 1.0)
-    if (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale)
-            or not scale > 0):
-        raise ReplayError(f"scale: must be a finite number > 0 (got {shown(scale)})")
+    scale = _scale("scale", data.get("scale", 1.0))
     compute = _compute(data.get("compute", []), spec, columns)
     flows = data.get("flows", [] if compute else None)
     if not isinstance(flows, list) or not (flows or compute):
@@ -138,6 +135,12 @@ def parse_mapping(data: dict, spec: NetworkSpec, columns: list[str] | None = Non
     return ReplayMap(float(scale), tuple(out), compute)
 
 
+def _scale(fld: str, v) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not v > 0:
+        raise ReplayError(f"{fld}: must be a finite number > 0 (got {shown(v)})")
+    return float(v)
+
+
 def _compute(items, spec: NetworkSpec, columns: list[str] | None) -> tuple[MappedCompute, ...]:
     if not isinstance(items, list):
         raise ReplayError(f"compute: must be a list (got {shown(items)})")
@@ -155,10 +158,7 @@ def _compute(items, spec: NetworkSpec, columns: list[str] | None) -> tuple[Mappe
                 raise ReplayError(f"{where}.{k}: required, a non-empty string (got {shown(c.get(k))})")
         if columns is not None and c["column"] not in columns:
             raise ReplayError(f"{where}.column: not a column of the trace (got {shown(c['column'])})")
-        scale = c.get("scale", 1.0)
-        if (not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale)
-                or not scale > 0):
-            raise ReplayError(f"{where}.scale: must be a finite number > 0 (got {shown(scale)})")
+        scale = _scale(f"{where}.scale", c.get("scale", 1.0))
         try:
             host = spec.host(c["host"])
             tenant = spec.tenant_of(host.name).id

@@ -157,7 +157,8 @@ def fetch_compute(url: str, spec: NetworkSpec, since: float, until: float, step_
     """(keys, values) of the CPU-limited hosts' compute on the buckets ``times``: ``cpu`` in
     cores asked for (use plus throttled time), ``memory`` in MiB; keys as the planner names compute
     (:mod:`planner.compute`). A host without readings yet is left out."""
-    hosts = [h.name for h in spec.hosts if h.cpu is not None]
+    members = {h for t in spec.tenants for h in t.hosts}
+    hosts = [h.name for h in spec.hosts if h.cpu is not None and h.name in members]
     if not hosts or not metrics or not len(times):
         return [], np.zeros((len(times), 0))
     r = requests.get(f"{url}/series", params={"kind": "host", "since": f"{since:.3f}",
@@ -245,13 +246,16 @@ def scan_production(spec: NetworkSpec, url: str, token: str | None, rs: RunSetti
     """Scan the production lab, store it, and read the drift and the suspect links from the
     stored history (this scan alone when the controller keeps no store)."""
     from controller.scans import ScanResult, parse_scans
-    from emulation.production import AttachedLab
+    from emulation.production import AttachedLab, ProductionError
     from emulation.scanlab import production_cases, scan
     from planner.scans import drift, latest, suspect_links
 
     t0 = time.monotonic()
-    lab = AttachedLab(spec, rs.scan_prefix)
-    results = scan(lab, spec, production_cases(spec), lambda h: f"{rs.scan_prefix}{h}-eth0")
+    try:
+        lab = AttachedLab(spec, rs.scan_prefix)
+        results = scan(lab, spec, production_cases(spec), lambda h: f"{rs.scan_prefix}{h}-eth0")
+    except (ProductionError, RuntimeError) as e:
+        raise LoopRunError(f"--scan-prefix: {e}") from None
     post_scans(url, token, "production", t, results)
     mine = parse_scans({"origin": "production", "t": t, "results": results}, spec, t)
     r = requests.get(f"{url}/scans", params={"origin": "production", "since": f"{t - rs.scan_history_s:.3f}",
@@ -381,7 +385,8 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                     LOG.warning("drift: %s", dr["text"])
             if rs.policy == "reactive":
                 _reactive_cycle(reactive, spec, url, token, rs, keys, times, values, cycle, t0,
-                                store, planner, metrics, state)
+                                store, planner, metrics, state, scanned)
+                scanned = None
                 cycle += 1
                 done += 1
                 stop.wait(max(0.0, rs.interval_s - (time.time() - t0)))
@@ -441,13 +446,16 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
 
 def _reactive_cycle(reactive: ReactivePlanner, spec, url, token, rs: RunSettings, keys, times,
                     values, cycle: int, t0: float, store: CycleStore, planner: Planner,
-                    metrics: Metrics, state: dict) -> None:
-    """One cycle of the reactive baseline: the newest measurements, the threshold plan, the apply."""
+                    metrics: Metrics, state: dict, scanned: dict | None = None) -> None:
+    """One cycle of the reactive baseline: the newest measurements, the threshold plan, the apply
+    (it reports what a scan found, but does not route around it)."""
     plan = reactive.decide(t0, observed(keys, times, values, rs.step_s), current_plan(url, spec),
                            f"reactive-{cycle}")
     record = {"cycle": cycle, "t": t0, "policy": "reactive", "keys": [k.name for k in keys],
               "actual_last": [None if not np.isfinite(x) else round(float(x), 4) for x in values[-1]],
               "plan": plan.to_dict()}
+    if scanned is not None:
+        record["scan"] = scanned
     _apply(url, token, plan, rs.watch_s, record)
     record["seconds"] = round(time.time() - t0, 3)
     store.add(record, planner.memory())
