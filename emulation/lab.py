@@ -115,9 +115,11 @@ MEMORY_CGROUP_ROOT = "/sys/fs/cgroup/memory"
 
 
 def _memory_cgroup(node) -> str | None:
-    """A memory cgroup named like ``node`` (v1) holding its shell, whose charges follow a process
-    moved into it later (``move_charge_at_immigrate``); Mininet's ``CPULimitedHost`` makes only
-    cpu, cpuacct and cpuset groups. None where the memory controller is not mounted."""
+    """A memory cgroup named like ``node`` (v1) holding its shell (so everything the shell starts);
+    Mininet's ``CPULimitedHost`` makes only cpu, cpuacct and cpuset groups. A process moved in
+    later brings its charges along only where the kernel still moves them
+    (``move_charge_at_immigrate``, gone from recent kernels); elsewhere what it allocates from then
+    on is charged. None where the memory controller is not mounted."""
     root = MEMORY_CGROUP_ROOT
     if not os.path.isdir(root):
         return None

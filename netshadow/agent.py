@@ -21,7 +21,8 @@ and the memory limit (``memory_limits``, MiB) to ``memory.limit_in_bytes`` of th
 cgroup, when the host has one (the lab makes one per CPU-limited host), never below what the
 host uses now (a limit under its use would make the kernel reclaim or kill), reported as
 ``memory_limit``. Processes of the host's namespace that are not in that memory cgroup yet are
-moved into it first (Mininet starts some of them from outside the host's shell).
+moved into it first (Mininet starts some of them from outside the host's shell; what they
+allocated before is charged to it only where the kernel still moves charges).
 
 The host is the network namespace of ``--netns-pid`` (default: the agent's own). On a real host
 the agent runs there and reaches the controller over the management network; Mininet hosts

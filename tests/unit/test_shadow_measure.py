@@ -105,7 +105,7 @@ def test_a_stalled_run_is_measured_again_and_the_report_says_so(shadow, monkeypa
                  measured(flow(VIDEO, gap=0.5, meter=0.02)),
                  measured(flow(VIDEO, meter=0.0))])
     calls = []
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: calls.append(1) or next(runs))
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): calls.append(1) or next(runs))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert len(calls) == 3 and report.attempts == 3
     assert report.disturbances == () and report.verdict == "pass" and report.trusted
@@ -113,7 +113,7 @@ def test_a_stalled_run_is_measured_again_and_the_report_says_so(shadow, monkeypa
 
 def test_host_loss_alone_is_not_measured_again_but_makes_the_run_untrusted(shadow, monkeypatch):
     calls = []
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: calls.append(1) or
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): calls.append(1) or
                         measured(flow(VIDEO, loss=0.05, meter=0.0)))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert len(calls) == 1 and report.verdict == "untrusted" and not report.trusted
@@ -123,7 +123,7 @@ def test_host_loss_alone_is_not_measured_again_but_makes_the_run_untrusted(shado
 def test_after_the_last_attempt_a_stalled_run_is_untrusted_with_what_it_measured(shadow, monkeypatch):
     shadow.attempts = 2
     monkeypatch.setattr(shadow, "_run_once",
-                        lambda d, s, p: measured(flow(VIDEO, loss=0.05, gap=0.4, meter=0.05)))
+                        lambda d, s, p, c=(): measured(flow(VIDEO, loss=0.05, gap=0.4, meter=0.05)))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.attempts == 2 and report.verdict == "untrusted"
     assert any("silent 0.400 s" in x for x in report.disturbances)
@@ -131,11 +131,13 @@ def test_after_the_last_attempt_a_stalled_run_is_untrusted_with_what_it_measured
 
 
 def test_a_generator_behind_its_schedule_makes_the_run_untrusted(shadow, monkeypatch):
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, sent=0.95, meter=0.0)))
+    monkeypatch.setattr(shadow, "_run_once",
+                        lambda d, s, p, c=(): measured(flow(VIDEO, sent=0.95, meter=0.0)))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "untrusted"
     assert report.disturbances == ("red/video h1>h2: its generator sent 14.25 of 15.00 Mbit/s scheduled",)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: measured(flow(VIDEO, sent=0.99, meter=0.0)))
+    monkeypatch.setattr(shadow, "_run_once",
+                        lambda d, s, p, c=(): measured(flow(VIDEO, sent=0.99, meter=0.0)))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
 
 
@@ -143,7 +145,7 @@ def test_a_busy_datapath_thread_is_reported_but_judges_nothing(shadow, monkeypat
     busy = CpuUse(2.0, 0.97, 0.96)
     # lost 5 % past its meter on a congested link: the plan's, however busy the thread was
     short = flow(VIDEO, loss=0.05, meter=0.0)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], busy))
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): Measured([short], [HOT], [], busy))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "fail" and report.disturbances == ()
     assert any("red/video: lost 5.0%" in r for r in report.reasons)
@@ -153,24 +155,24 @@ def test_a_busy_datapath_thread_is_reported_but_judges_nothing(shadow, monkeypat
 def test_what_a_meter_says_it_dropped_fails_the_plan_however_busy_the_host(shadow, monkeypatch):
     busy = CpuUse(2.0, 0.97, 0.96)
     monkeypatch.setattr(shadow, "_run_once",
-                        lambda d, s, p: measured(flow(VIDEO, loss=0.3, meter=0.3), cpu=busy))
+                        lambda d, s, p, c=(): measured(flow(VIDEO, loss=0.3, meter=0.3), cpu=busy))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "fail" and report.disturbances == ()
 
 
 def test_a_shortfall_while_the_datapath_dropped_unread_packets_is_untrusted(shadow, monkeypatch):
     short = flow(VIDEO, loss=0.05, meter=0.0)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): Measured(
         [short], [HOT], [], None, {"ntms1-eth1": 40, "ntms3-eth2": 2}))
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "untrusted" and report.rx_drops == {"ntms1-eth1": 40, "ntms3-eth2": 2}
     assert "dropped 42 packets it never read" in report.disturbances[0]
     assert "ntms1-eth1 40" in report.disturbances[0]
     # a run that met its objectives stands; none dropped: the shortfall is the plan's
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): Measured(
         [flow(VIDEO, meter=0.0)], [], [], None, {"ntms1-eth1": 40}))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "pass"
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured([short], [HOT], [], None, {}))
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): Measured([short], [HOT], [], None, {}))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
 
 
@@ -178,7 +180,7 @@ def test_a_policy_violation_fails_a_cpu_bound_run_all_the_same(shadow, monkeypat
     from emulation.report import PathResult
 
     opened = PathResult("h1", "h4", "tcp", 80, False, True, 0.2, 0.3, 0.3)
-    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p: Measured(
+    monkeypatch.setattr(shadow, "_run_once", lambda d, s, p, c=(): Measured(
         [flow(VIDEO, loss=0.05, meter=0.0)], [], [opened], None))
     assert shadow.run([VIDEO], duration_s=2, probe=False).verdict == "fail"
 
