@@ -64,6 +64,28 @@ def app_links(spec: NetworkSpec, paths: dict) -> dict[tuple[str, str], set[froze
     return out
 
 
+def hysteresis(key, want: float, cur: float | None, now: float, state: AllocatorState,
+               settings: AllocatorSettings, fmt: str = ".2f") -> tuple[float, str]:
+    """Step 2 for one allocation (any unit, ``fmt`` its format): what it gets instead of ``want``
+    given ``cur`` in force, and a note for its reason ('' when it simply gets ``want``)."""
+    if cur is None:
+        return want, ""
+    if abs(want - cur) <= settings.min_change * cur:
+        state.below_since.pop(key, None)
+        return cur, f"; keeps {cur:{fmt}} (change under {settings.min_change:.0%})"
+    if want < cur:
+        if want > cur * (1 - settings.release_fraction):
+            state.below_since.pop(key, None)
+            return cur, f"; keeps {cur:{fmt}} (drop under {settings.release_fraction:.0%})"
+        since = state.below_since.setdefault(key, now)
+        if now - since < settings.hold_s:
+            return cur, f"; keeps {cur:{fmt}} until the drop has lasted {settings.hold_s:g} s"
+        state.below_since.pop(key, None)
+        return want, f"; releases {cur - want:{fmt}} after {now - since:.0f} s below"
+    state.below_since.pop(key, None)
+    return want, ""
+
+
 # One function on purpose (~85 lines): the hysteresis, the optimisation and the path moves
 # read and write the same per-application rates and reasons in one pass.
 def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
@@ -84,29 +106,9 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
         used = max(0.0, usage_mbps.get(k, 0.0))
         want = max(f * (1 + settings.headroom), used, settings.min_rate_mbps)
         cur = current.allocation(*k).rate_mbps if current and current.allocation(*k) else None
-        why = f"{k[0]}/{k[1]}: forecast {f:.2f} Mbit/s, in use {used:.2f}"
-        if cur is not None:
-            if abs(want - cur) <= settings.min_change * cur:
-                want = cur
-                state.below_since.pop(k, None)
-                why += f"; keeps {cur:.2f} (change under {settings.min_change:.0%})"
-            elif want < cur:
-                if want > cur * (1 - settings.release_fraction):
-                    want = cur
-                    state.below_since.pop(k, None)
-                    why += f"; keeps {cur:.2f} (drop under {settings.release_fraction:.0%})"
-                else:
-                    since = state.below_since.setdefault(k, now)
-                    if now - since < settings.hold_s:
-                        why += f"; keeps {cur:.2f} until the drop has lasted {settings.hold_s:g} s"
-                        want = cur
-                    else:
-                        why += f"; releases {cur - want:.2f} after {now - since:.0f} s below"
-                        state.below_since.pop(k, None)
-            else:
-                state.below_since.pop(k, None)
+        want, note = hysteresis(k, want, cur, now, state, settings)
         target[k] = want
-        reasons.append(why)
+        reasons.append(f"{k[0]}/{k[1]}: forecast {f:.2f} Mbit/s, in use {used:.2f}{note}")
 
     # 3: the linear programme over link capacities; 4: move what a full link limits
     edges = sorted(capacity, key=sorted)

@@ -30,11 +30,16 @@ class ComputeDemand:
     shares: tuple[float, ...]  # of one CPU, one per forecast step
 
 
+def throttled_seconds(cgroup: str) -> float:
+    """Cumulative seconds ``cgroup`` was held back by its CPU quota (``cpu.stat``)."""
+    stat = dict(line.split() for line in (CGROUP_CPU / cgroup / "cpu.stat").read_text().splitlines())
+    return int(stat.get("throttled_time", 0)) / 1e9
+
+
 def counts(cgroup: str) -> tuple[float, float]:
     """(CPU seconds used, seconds throttled) of ``cgroup``, cumulative."""
     used = int((CGROUP_CPUACCT / cgroup / "cpuacct.usage").read_text()) / 1e9
-    stat = dict(line.split() for line in (CGROUP_CPU / cgroup / "cpu.stat").read_text().splitlines())
-    return used, int(stat.get("throttled_time", 0)) / 1e9
+    return used, throttled_seconds(cgroup)
 
 
 def quota(cgroup: str) -> float | None:

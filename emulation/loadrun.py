@@ -104,7 +104,7 @@ class Measured:
     compute: tuple = ()  # report.ComputeResult per compute demand
 
 
-def _end(procs) -> None:
+def end_processes(procs) -> None:
     """Kill and reap every process of ``procs`` still running."""
     for p in procs:
         if p.poll() is None:
@@ -276,7 +276,7 @@ class LoadRun:
             paths = pairing.result()
         finally:
             pool.shutdown(wait=True)
-            _end(procs)
+            end_processes(procs)
         peaks = self._peak_utils(t_load + 1, t_load + duration_s)
         links = self._links(demands, flows, ports_before, ports_after, duration_s, peaks)
         return Measured(flows, links, paths, cpu, drops, computed)
@@ -502,11 +502,11 @@ class LoadRun:
         try:
             self._pending_scanners = self._spawn_scanners(procs)
         except BaseException:
-            _end(procs)  # the ones spawned before the failure
+            end_processes(procs)  # the ones spawned before the failure
             raise
 
     def drop_prespawned(self) -> None:
-        _end(p for p, _, _ in self._pending_scanners or ())
+        end_processes(p for p, _, _ in self._pending_scanners or ())
         self._pending_scanners = None
 
     @staticmethod

@@ -29,6 +29,7 @@ import requests
 from controller.tenancy import app_number, meter_id, tenant_number
 from topologies import NetworkSpec
 
+from .loadrun import end_processes
 from .meters import MeterError, read_meters
 from .policies import Policy, StepInput
 from .trace import ReplayMap
@@ -166,13 +167,6 @@ def keep_bands(res: ReplayResult, policy) -> None:
     res.band = {t: (list(map(float, m)), list(map(float, u))) for t, (m, u) in policy.band.items()}
     res.notes.update(policy.notes)
 
-
-def end_processes(procs) -> None:
-    """Kill and reap every process of ``procs`` still running."""
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait(timeout=10)
 
 
 class _Windows:

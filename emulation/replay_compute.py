@@ -27,15 +27,9 @@ import time
 import numpy as np
 
 from . import hostcompute
+from .loadrun import end_processes
 from .policies import Policy, StepInput
-from .replay import (
-    ReplayResult,
-    ReplayRunError,
-    _sleep_until,
-    actuation_lead,
-    end_processes,
-    keep_bands,
-)
+from .replay import ReplayResult, ReplayRunError, _sleep_until, actuation_lead, keep_bands
 from .trace import ReplayMap
 
 AFTER_S = 0.02  # a lowered one this long after

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import requests
 
+from emulation import hostcompute
+
 LOG = logging.getLogger("netshadow.agent")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -135,14 +137,9 @@ class HostReader:
         if not self.cgroup:
             return None
         try:
-            text = (Path("/sys/fs/cgroup/cpu") / self.cgroup / "cpu.stat").read_text()
+            return hostcompute.throttled_seconds(self.cgroup)
         except OSError:
             return None
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name == "throttled_time":
-                return int(value) / 1e9
-        return None
 
     def memory_cgroup(self) -> Path | None:
         """The host's memory cgroup directory, if it has one."""
@@ -256,9 +253,7 @@ class Agent:
             return self.quota
         share = (plan.get("cpu_quotas") or {}).get(self.host)
         if share is not None and share != self.quota:
-            base = Path("/sys/fs/cgroup/cpu") / self.reader.cgroup
-            period = int((base / "cpu.cfs_period_us").read_text())
-            (base / "cpu.cfs_quota_us").write_text(str(max(1000, int(share * period))))
+            hostcompute.set_quota(self.reader.cgroup, share)
             LOG.info("host %s: CPU quota %.2f of one CPU", self.host, share)
             self.quota = share
         mib = (plan.get("memory_limits") or {}).get(self.host)

@@ -24,9 +24,7 @@ the limit (the kernel reclaims there, and kills beyond it). The same comparison 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from controller.allocator import AllocatorSettings
+from controller.allocator import AllocatorSettings, AllocatorState, hysteresis
 from controller.plan import (
     MAX_CPU_QUOTA,
     MAX_MEMORY_MIB,
@@ -57,33 +55,16 @@ def held(plan: Plan | None, k: SeriesKey) -> float | None:
     return a.rate_mbps if a is not None else None
 
 
-@dataclass
-class ComputeState:
-    """The hysteresis clock per compute key: since when its requirement has been lower."""
-
-    below_since: dict[SeriesKey, float] = field(default_factory=dict)
-
-
 def size(k: SeriesKey, required: float, used: float, current: float | None, now: float,
-         state: ComputeState, settings: AllocatorSettings) -> tuple[float, str]:
-    """The quota or limit for ``k`` (in ``k.unit``) and why."""
+         state: AllocatorState, settings: AllocatorSettings) -> tuple[float, str]:
+    """The quota or limit for ``k`` (in ``k.unit``) and why; ``state`` keeps the hysteresis
+    clock per key, as the allocator's does per application."""
     lo, hi = BOUNDS[k.metric]
     want = min(hi, max(required * (1 + settings.headroom), used, lo))
     why = f"{k.tenant}/{k.app} {k.metric}: required {required:.3g} {k.unit}, in use {used:.3g}"
-    if current is not None:
-        if abs(want - current) <= settings.min_change * current:
-            state.below_since.pop(k, None)
-            return current, why + f"; keeps {current:.3g} (change under {settings.min_change:.0%})"
-        if want < current:
-            if want > current * (1 - settings.release_fraction):
-                state.below_since.pop(k, None)
-                return current, why + f"; keeps {current:.3g} (drop under {settings.release_fraction:.0%})"
-            since = state.below_since.setdefault(k, now)
-            if now - since < settings.hold_s:
-                return current, why + f"; keeps {current:.3g} until the drop has lasted {settings.hold_s:g} s"
-            state.below_since.pop(k, None)
-            return round(want, 4), why + f"; releases {current - want:.3g} after {now - since:.0f} s below"
-        state.below_since.pop(k, None)
-    if want >= hi and required * (1 + settings.headroom) > hi:
-        why += f"; capped at {hi:g}, the most a plan sets"
-    return round(want, 4), why
+    v, note = hysteresis(k, want, current, now, state, settings, fmt=".3g")
+    if note.startswith("; keeps"):
+        return v, why + note
+    if not note and want >= hi and required * (1 + settings.headroom) > hi:
+        note = f"; capped at {hi:g}, the most a plan sets"
+    return round(v, 4), why + note

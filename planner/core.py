@@ -50,7 +50,7 @@ from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
 
 from .budget import Margin, floor, scale
-from .compute import ComputeState, held, is_compute, size
+from .compute import held, is_compute, size
 
 ANOMALY_POLICIES = ("cap", "alert", "allocate")
 
@@ -159,7 +159,7 @@ class Planner:
     margins: dict[SeriesKey, Margin] = field(default_factory=dict)
     last_seen: float | None = None  # time of the newest step the previous call saw
     alloc_state: AllocatorState = field(default_factory=AllocatorState)
-    compute_state: ComputeState = field(default_factory=ComputeState)
+    compute_state: AllocatorState = field(default_factory=AllocatorState)  # compute's hysteresis
 
     # ------------------------------------------------------------------ inputs
     def _keys(self, observed: SeriesSet, forecast: Forecast) -> list[SeriesKey]:

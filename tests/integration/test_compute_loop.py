@@ -79,6 +79,8 @@ def _run_policy(lab, policy: str, periods: int, loop_from: int, tmp: Path):
     loop = None
     try:
         with CgroupWatch(cg) as watch:
+            # the loop starts at a point of the load's wall-clock schedule (its history), not
+            # after a guessed delay: the load runs from t0 whatever the machine does
             time.sleep(max(0.0, t0 + loop_from * PERIOD - time.time()))
             with open(tmp / f"{policy}.log", "wb") as log:
                 loop = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)

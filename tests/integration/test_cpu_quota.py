@@ -63,6 +63,7 @@ def test_plan_memory_limit_reaches_the_hosts_memory_cgroup_never_below_its_use(t
         # from the host's shell (so in its memory cgroup), a process holding 48 MiB: more than the
         # smallest limit a plan may set; and one started from outside it, not in the cgroup yet
         hog = int(lab.lab.host("h1").cmd(
+            # (its sleep only keeps the memory held until the finally kills it)
             f"{sys.executable} -c \"import time; x = bytearray(48 << 20); "
             f"x[::4096] = b'1' * len(x[::4096]); time.sleep(60)\" >/dev/null 2>&1 & echo $!").split()[-1])
         sleeper = lab.lab.host("h1").popen(["sleep", "60"])

@@ -82,7 +82,7 @@ def test_scans_are_stored_and_a_broken_link_is_reported_and_avoided(tmp_path):
             # 2. s1-s3 breaks: green's h7 -> h8 path (s5-s1-s3) goes dark
             assert lab.lab.net.configLinkStatus(f"{lab.lab.prefix}s1", f"{lab.lab.prefix}s3", "down") is None
             before = _rx_bytes(lab, "h8")
-            time.sleep(1.0)
+            time.sleep(1.0)  # a measurement window, not a wait: 5 Mbit/s would bring 625 kB in it
             assert _rx_bytes(lab, "h8") - before < 20_000  # nothing of the 5 Mbit/s arrives
             recs = _loop(lab, tmp_path / "b.db", "--cycles", "2")
             drift = {(d["src"], d["dst"], d["proto"], d["port"]) for d in recs[0]["scan"]["drift"]}
@@ -93,8 +93,8 @@ def test_scans_are_stored_and_a_broken_link_is_reported_and_avoided(tmp_path):
             assert any("the scans say" in x for x in recs[-1]["plan"]["reasons"]), recs[-1]["plan"]["reasons"]
             assert recs[-1]["outcome"] in ("applied", "unchanged"), recs[-1]
             before = _rx_bytes(lab, "h8")
-            time.sleep(1.0)
-            assert _rx_bytes(lab, "h8") - before > 300_000  # the stream arrives over the new path
+            wait_for(lambda: _rx_bytes(lab, "h8") - before > 300_000, 10,
+                     "the stream arriving at h8 over the new path")
         finally:
             for p in (tx, rx):
                 p.kill()
