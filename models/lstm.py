@@ -113,6 +113,7 @@ def pinball_loss(levels: tuple[float, ...]):
 
 class LSTMForecaster(Forecaster):
     name = "lstm"
+    needs_start = True  # calendar features
 
     def __init__(self, window: int = 36, horizon: int = 12,
                  quantiles: tuple[float, ...] = DEFAULT_QUANTILES, units: int = 32,

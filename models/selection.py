@@ -152,9 +152,9 @@ class Selection(Forecaster):
 
 
 def _median(c: Forecaster, values: np.ndarray, h: int, start) -> np.ndarray:
-    """``c``'s aligned median (models with calendar features read ``start``; the others need
-    no interval computed)."""
-    return c.forecast(values, h, start)[0] if getattr(c, "name", "") == "lstm" else c.point(values, h)
+    """``c``'s aligned median (models that read the time - the LSTM's calendar features, a
+    covariate aligned by time - are given ``start``; the others need no interval computed)."""
+    return c.forecast(values, h, start)[0] if getattr(c, "needs_start", False) else c.point(values, h)
 
 
 def _conformal(score: np.ndarray, q: float) -> np.ndarray:

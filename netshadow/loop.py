@@ -220,13 +220,35 @@ def current_plan(url: str, spec: NetworkSpec):
 
 def decide_cycle(planner: Planner, choice: ForecasterChoice, model, keys: list[SeriesKey],
                  times: np.ndarray, values: np.ndarray, step_s: float, current, now: float,
-                 name: str, avoid: frozenset = frozenset()) -> Decision:
+                 name: str, avoid: frozenset = frozenset(), covariate: SeriesSet | None = None
+                 ) -> Decision:
     """One cycle's decision: the measured buckets as the planner's observation, the fitted
-    model's forecast of the ``choice.horizon`` steps after them, the plan in force, the links the
-    scans say are down."""
+    model's forecast of the ``choice.horizon`` steps after them (reading ``covariate``, the RTT
+    history, where it chose to), the plan in force, the links the scans say are down."""
     seen = observed(keys, times, values, step_s)
-    return planner.decide(now, seen, forecast(model, choice, model_input(seen)), current, name=name,
-                          avoid=avoid)
+    return planner.decide(now, seen, forecast(model, choice, model_input(seen), covariate), current,
+                          name=name, avoid=avoid)
+
+
+def fetch_rtt(url: str, spec: NetworkSpec, keys: list[SeriesKey], times: np.ndarray, step_s: float,
+              hold_s: float, now: float) -> SeriesSet | None:
+    """The RTT history of each application's paths from the stored production scans over the
+    buckets ``times`` (:func:`planner.scans.rtt_covariate`; a value holds ``hold_s`` seconds, the
+    time between scans; a scan after the last bucket, by ``now``, counts in it); None when there is
+    none or the controller keeps no store."""
+    from controller.scans import ScanResult
+    from planner.scans import rtt_covariate
+
+    if not len(times):
+        return None
+    r = requests.get(f"{url}/scans", params={"origin": "production", "since": f"{float(times[0]):.3f}",
+                                             "limit": 10000}, timeout=30)
+    if r.status_code != 200:
+        LOG.warning("GET /scans: HTTP %s: %s; no RTT covariate", r.status_code, r.text[:200])
+        return None
+    history = [ScanResult.from_dict(x) for x in r.json()["scans"]]
+    return rtt_covariate(spec, keys, history, float(times[0]), len(times), step_s,
+                         math.ceil(hold_s / step_s), until=now)
 
 
 def post_scans(url: str, token: str | None, origin: str, t: float, results: list[dict]) -> None:
@@ -270,6 +292,13 @@ def scan_production(spec: NetworkSpec, url: str, token: str | None, rs: RunSetti
             "drift": [d.to_dict() for d in drifts],
             "suspect_links": sorted("-".join(sorted(e)) for e in down), "avoid": down}
 
+
+
+def _covariate_chosen(model) -> dict[str, list[int]]:
+    """Per series, the horizons (steps) at which the selection forecasts with the covariate."""
+    choice = model.choice() if hasattr(model, "choice") else {}
+    return {n: [h for h, c in by_h.items() if "+" in c["chosen"]] for n, by_h in choice.items()
+            if any("+" in c["chosen"] for c in by_h.values())}
 
 
 def decision_record(d: Decision, keys: list[SeriesKey]) -> dict:
@@ -396,13 +425,20 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
             lag = 2 * rs.agent_interval_s if any(is_compute(k) for k in keys) else 0.0
             horizon = max(1, math.ceil((shadow_s + apply_s + lag) / rs.step_s) + 1)
             choice = ForecasterChoice(rs.forecaster, settings.quantile, horizon, season=rs.season)
+            rtt = fetch_rtt(url, spec, keys, times, rs.step_s, rs.scan_every * rs.interval_s,
+                            time.time()) if rs.scan_prefix else None
             model, model_note = fit(choice, model_input(observed(keys, times, values, rs.step_s)),
-                                    previous=model, retrain=retrain)
+                                    previous=model, retrain=retrain, covariate=rtt)
             d = decide_cycle(planner, choice, model, keys, times, values, rs.step_s,
-                             current_plan(url, spec), t0, f"loop-{cycle}", avoid)
+                             current_plan(url, spec), t0, f"loop-{cycle}", avoid, rtt)
             record = {"cycle": cycle, "t": t0, "model": model_note, "horizon_steps": horizon,
                       "actual_last": [None if not np.isfinite(x) else round(float(x), 4)
                                       for x in values[-1]], **decision_record(d, keys)}
+            if rtt is not None:
+                record["covariate"] = {"rtt_steps": {n: int(np.isfinite(rtt.values[:, j]).sum())
+                                                     for j, n in enumerate(rtt.names)
+                                                     if np.isfinite(rtt.values[:, j]).any()},
+                                       "chosen": _covariate_chosen(model)}
             if scanned is not None:
                 record["scan"], scanned = scanned, None
             verdict = None

@@ -9,6 +9,10 @@ plus the one the planner allocates.
 The LSTM's input window follows the history it is trained on (a sixth of it, 8 to 48 steps); with
 less than :data:`MIN_LSTM_ROWS` steps it is not trained and persistence forecasts instead, which
 the returned note says.
+
+A covariate (the RTT history of each application's path, :mod:`models.covariate`) adds one
+candidate to the selection - persistence corrected by the RTT's rise - chosen per series and
+horizon only where it forecast the backtest best; the other forecasters do not read it.
 """
 
 from __future__ import annotations
@@ -66,15 +70,15 @@ def serves(model: Forecaster, choice: ForecasterChoice) -> bool:
 
 
 def fit(choice: ForecasterChoice, series: SeriesSet, previous: Forecaster | None = None,
-        retrain: bool = True) -> tuple[Forecaster, str]:
+        retrain: bool = True, covariate: SeriesSet | None = None) -> tuple[Forecaster, str]:
     """A model of ``choice`` fitted on ``series`` and a note on what it is. A ``previous`` LSTM
     over the same series that serves ``choice`` is updated (``retrain``) or reused on the new data;
-    otherwise a new one is trained."""
+    otherwise a new one is trained. ``covariate``: see the module docstring."""
     from models.baselines import Persistence, all_baselines
 
     q = choice.quantiles
     if choice.name == "selection":
-        return _selection(choice, series, previous, retrain)
+        return _selection(choice, series, previous, retrain, covariate)
     if choice.name != "lstm":
         by = {b.name: b for b in all_baselines(choice.season, quantiles=q)}
         return by[choice.name].fit(series), choice.name
@@ -100,20 +104,25 @@ def _lstm(choice: ForecasterChoice, rows: int):
                           quantiles=choice.quantiles)
 
 
-def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: bool):
+def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: bool,
+               covariate: SeriesSet | None = None):
     """The selection (:mod:`models.selection`) over the baselines and, with enough history for
     its fitting part, the LSTM. A ``previous`` selection over the same series that serves
     ``choice`` is reused (not ``retrain``) or fitted again with its LSTM updated from the
     weights it has (a few epochs), not trained anew."""
-    from models.baselines import all_baselines
+    from models.baselines import Persistence, all_baselines
+    from models.covariate import Leading, bind_covariate
     from models.selection import HOLDOUT, Selection
 
     same = previous is not None and getattr(previous, "name", "") == "selection" and \
         previous.series is not None and previous.series.names == series.names and \
         serves(previous, choice)
     if same and not retrain:
-        return previous, "selection"
+        return bind_covariate(previous, covariate), "selection"
     cands = all_baselines(choice.season, quantiles=choice.quantiles)
+    if covariate is not None:
+        cands.append(Leading(Persistence(quantiles=choice.quantiles),
+                             quantiles=choice.quantiles).with_covariate(covariate))
     fitting_rows = int(series.rows * (1 - HOLDOUT))
     old = [c for c in previous.candidates if c.name == "lstm"] if same else []
     note = (f"selection of baselines (the lstm needs {MIN_LSTM_ROWS} steps of fitting history, "
@@ -131,9 +140,12 @@ def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: b
         raise PlannerError(f"history: {e}") from None
 
 
-def forecast(model: Forecaster, choice: ForecasterChoice, series: SeriesSet) -> Forecast:
+def forecast(model: Forecaster, choice: ForecasterChoice, series: SeriesSet,
+             covariate: SeriesSet | None = None) -> Forecast:
     """The ``choice.horizon`` steps after ``series`` from a fitted ``model`` (no refit), refused
-    when the model cannot serve them."""
+    when the model cannot serve them; a model that reads a covariate reads ``covariate``."""
+    from models.covariate import bind_covariate
+
     if not serves(model, choice):
         limit = getattr(model, "horizon", None)
         if tuple(model.quantiles) != choice.quantiles:
@@ -141,4 +153,4 @@ def forecast(model: Forecaster, choice: ForecasterChoice, series: SeriesSet) -> 
                                f"model, which has {list(model.quantiles)}")
         raise PlannerError(f"horizon: {choice.horizon} steps are needed, the {model.name} model "
                            f"predicts at most {limit}")
-    return model.predict(choice.horizon, series)
+    return bind_covariate(model, covariate).predict(choice.horizon, series)

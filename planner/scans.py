@@ -10,15 +10,22 @@ route around.
   plan in force sets one (:attr:`controller.plan.Allocation.path`), else the controller's route
   for the pair. The planner moves applications off these links where another path has room
   (:func:`controller.allocator.allocate`'s ``avoid``).
+* **RTT covariate** - per application, the mean RTT of its allowed paths per forecast step: the
+  covariate the profiler may use (:mod:`models.covariate`) where a rising RTT has led demand.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 
 from controller.plan import Plan
 from controller.scans import ScanResult
 from controller.tenancy import compile_network
+from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
 
 Link = frozenset  # of two switch names
@@ -87,3 +94,53 @@ def suspect_links(spec: NetworkSpec, results: list[ScanResult], plan: Plan | Non
         elif r.expected:
             failing |= _route_links(spec, paths, plan, r)
     return frozenset(failing - answering)
+
+
+def rtt_covariate(spec: NetworkSpec, keys: list[SeriesKey], history: list[ScanResult],
+                  start: float, rows: int, step_s: float, hold_steps: int,
+                  until: float | None = None) -> SeriesSet | None:
+    """Per bandwidth series in ``keys``, the mean RTT (ms) of the application's allowed host pairs
+    that answered, on the ``rows`` steps of ``step_s`` seconds from ``start`` (epoch seconds): a
+    result counts in the step it ran in, one that ran after the last step but by ``until`` (the
+    forecast's time: this cycle's scan, after the last complete step) in the last, as the newest
+    RTT known there. A pair's
+    RTT is its probe of the application's port or, where the scans do not probe that port (a UDP
+    application), its ICMP probe across the same hosts. A step without a scan holds the last
+    measured value for up to ``hold_steps`` steps (what was known then); the other steps and the
+    compute series are NaN. None when no step has a value."""
+    if rows < 2 or not math.isfinite(step_s) or step_s <= 0:
+        return None
+    allowed = spec.allowed()
+    wanted: dict[tuple, list[int]] = {}  # (src, dst, proto, port) -> columns
+    fallback: dict[tuple, list[int]] = {}  # (src, dst) -> columns without a probed port
+    probed = {(r.src, r.dst, r.proto, r.port) for r in history if r.rtt_ms is not None}
+    for j, k in enumerate(keys):
+        if k.metric != "bandwidth":
+            continue
+        tenant = next((t for t in spec.tenants if t.id == k.tenant), None)
+        app = next((a for a in tenant.applications if a.name == k.app), None) if tenant else None
+        if app is None:
+            continue
+        for s, d, a in allowed:
+            if a == k.app and s in tenant.hosts:
+                case = (s, d, app.protocol, app.port)
+                (wanted if case in probed else fallback).setdefault(
+                    case if case in probed else (s, d), []).append(j)
+    total = np.zeros((rows, len(keys)))
+    count = np.zeros((rows, len(keys)))
+    for r in history:
+        if not r.reachable or r.rtt_ms is None:
+            continue
+        i = int(math.floor((r.t - start) / step_s))
+        i = rows - 1 if i >= rows and until is not None and r.t <= until else i
+        if not 0 <= i < rows:
+            continue
+        cols = wanted.get(r.case) or (fallback.get((r.src, r.dst)) if r.proto == "icmp" else None)
+        for j in cols or ():
+            total[i, j] += r.rtt_ms
+            count[i, j] += 1
+    if not count.any():
+        return None
+    mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    held = pd.DataFrame(mean).ffill(limit=max(0, int(hold_steps))).to_numpy()
+    return SeriesSet(pd.Timestamp(start, unit="s", tz="UTC"), step_s, tuple(k.name for k in keys), held)

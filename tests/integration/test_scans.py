@@ -62,6 +62,8 @@ def test_scans_are_stored_and_a_broken_link_is_reported_and_avoided(tmp_path):
             (rec,) = _loop(lab, tmp_path / "a.db", "--cycles", "1")
             assert rec["scan"]["results"] > 100 and rec["scan"]["drift"] == [], rec["scan"]
             assert rec["scan"]["suspect_links"] == []
+            # the scan's RTTs are the profiler's covariate: green/metrics (UDP) by its ICMP probe
+            assert rec["covariate"]["rtt_steps"]["green/metrics/bandwidth"] >= 1, rec.get("covariate")
             got = requests.get(f"{lab.ctl.url}/scans", params={"origin": "production", "src": "h7"},
                                timeout=10).json()
             assert got["drift"] == [] and got["scans"]

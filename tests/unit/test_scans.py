@@ -1,12 +1,13 @@
 """Scan history, pure parts: a posted scan is validated by name, stored and read back newest
 first (and pruned with the telemetry), the REST endpoints answer and refuse, drift is dated from
 its newest unbroken run, the suspect links are those only failing pairs cross, and the allocator
-moves an application off them."""
+moves an application off them; the RTT history is the profiler's covariate per application."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from webob import Request
 
@@ -17,7 +18,8 @@ from controller.plan import Allocation, Plan
 from controller.rest import RestApi
 from controller.scans import ScanError, ScanResult, parse_scans
 from controller.store import Store
-from planner.scans import drift, latest, suspect_links
+from models.series import SeriesKey
+from planner.scans import drift, latest, rtt_covariate, suspect_links
 from topologies import bundled, load_spec
 
 SPEC = load_spec(bundled("default"))
@@ -132,3 +134,22 @@ def test_the_allocator_moves_an_application_off_a_link_the_scans_say_is_down():
                     avoid=frozenset({frozenset(("s3", "s4"))}))
     assert plan.allocation("blue", "dns").path is None
     assert any("no other path" in r for r in plan.reasons)
+
+
+def test_the_rtt_covariate_is_per_application_held_between_scans_and_nan_elsewhere():
+    keys = [SeriesKey("green", "backup"), SeriesKey("green", "metrics"), SeriesKey("red", "web"),
+            SeriesKey("green", "h7", "cpu")]
+    t0 = NOW - 100
+    hist = [res(t0 + 1, rtt=2.0), res(t0 + 3, rtt=4.0),  # step 0: the backup port, twice
+            res(t0 + 1, proto="icmp", port=None, rtt=1.0),  # metrics is UDP: ICMP stands in
+            res(t0 + 41, rtt=8.0), res(t0 + 41, proto="icmp", port=None, rtt=3.0),
+            res(t0 + 41, src="h1", dst="h2", port=80, reachable=False, rtt=None),  # no answer
+            res(t0 + 92, rtt=6.0),  # this cycle's scan, after the last complete step: in it
+            res(t0 + 99, rtt=50.0)]  # after the forecast's time: not counted
+    cov = rtt_covariate(SPEC, keys, hist, t0, 8, 10.0, hold_steps=2, until=t0 + 95)
+    v = cov.values
+    assert cov.names == tuple(k.name for k in keys) and cov.step_s == 10.0
+    assert list(v[:, 0]) == pytest.approx([3.0, 3.0, 3.0, np.nan, 8.0, 8.0, 8.0, 6.0], nan_ok=True)
+    assert list(v[:, 1][:5]) == pytest.approx([1.0, 1.0, 1.0, np.nan, 3.0], nan_ok=True)
+    assert np.isnan(v[:, 2]).all() and np.isnan(v[:, 3]).all()  # never answered; compute
+    assert rtt_covariate(SPEC, keys, hist[5:6], t0, 8, 10.0, 2) is None  # nothing measured
