@@ -147,7 +147,7 @@ def forecast_table(setup, candidates: list[str]) -> dict:
             out[m][h]["x_best_baseline"] = out[m][h]["mae"] / best if best > 0 else None
     picked = {}
     for name, by_h in sel.choice().items():
-        picked[name] = {h: by_h[h]["chosen"] for h in HORIZONS}
+        picked[name] = {h: by_h[h]["pool"] for h in HORIZONS}
     return out, sel, picked
 
 

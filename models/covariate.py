@@ -10,10 +10,9 @@ selection) and adds, per series and horizon ``h``::
 ``beta_h`` is fitted per series by least squares (shrunk by :data:`SHRINK`) on the base's own
 ``h``-step errors over the fitting history, from :data:`MIN_PAIRS` origins with a known rise at
 least; with fewer, or where the covariate is unknown at the forecast origin, the correction is 0
-and the forecast is the base's. It is a candidate of :class:`models.selection.Selection` like any
-other: chosen per series and horizon only where its backtest MAE beat every other candidate's, so
-a covariate that says nothing about demand is seldom chosen, and then with a fitted response near
-zero.
+and the forecast is the base's. It is a candidate of :class:`models.selection.Selection` that is
+not pooled: per series and horizon it replaces the pool where its backtest MAE beat the pool's, and
+a covariate that says nothing about demand gets a fitted response near zero.
 
 The covariate is a :class:`models.series.SeriesSet` with the demand series' names (a name it
 lacks is unknown throughout) and the same step; it is aligned by time, so it may start and end

@@ -297,8 +297,9 @@ def scan_production(spec: NetworkSpec, url: str, token: str | None, rs: RunSetti
 def _covariate_chosen(model) -> dict[str, list[int]]:
     """Per series, the horizons (steps) at which the selection forecasts with the covariate."""
     choice = model.choice() if hasattr(model, "choice") else {}
-    return {n: [h for h, c in by_h.items() if "+" in c["chosen"]] for n, by_h in choice.items()
-            if any("+" in c["chosen"] for c in by_h.values())}
+    uses = {n: [h for h, c in by_h.items() if any("+" in p for p in c["pool"])]
+            for n, by_h in choice.items()}
+    return {n: hs for n, hs in uses.items() if hs}
 
 
 def decision_record(d: Decision, keys: list[SeriesKey]) -> dict:

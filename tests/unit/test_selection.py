@@ -1,6 +1,7 @@
 """Forecaster selection (baselines only; the LSTM candidate is exercised in tests/model): the
-backtest picks per series the candidate that forecast the recent history best, the intervals
-are calibrated on that backtest one quantile at a time, and short histories work."""
+backtest ranks per series the candidates by how they forecast the recent history, the forecast is
+the median of the three best, the intervals are calibrated on that backtest one quantile at a
+time, and short histories work."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.baselines import all_baselines
+from models.baselines import SeasonalNaive, all_baselines
 from models.evaluate import evaluate
 from models.selection import Selection
 from models.series import SeriesSet
@@ -40,7 +41,7 @@ def test_the_backtest_picks_per_series_and_says_what_it_picked():
         for c in by_h.values():
             maes = {k: v for k, v in c["backtest_mae"].items() if v is not None}
             assert maes[c["chosen"]] == min(maes.values())  # never worse than a candidate there
-    assert "h1 persistence" in sel.note("t/walk/bandwidth")
+    assert "h1 median(persistence, " in sel.note("t/walk/bandwidth")
 
 
 def test_on_the_next_days_the_selection_is_as_good_as_the_best_candidate_and_covers():
@@ -53,8 +54,30 @@ def test_on_the_next_days_the_selection_is_as_good_as_the_best_candidate_and_cov
     scores, preds = evaluate(models, s, split, [1], trained=tuple(models))
     by = {x.model: x for x in scores}
     best = min(by[b.name].mae for b in models[:-1])
-    assert by["selection"].mae <= 1.02 * best
+    # the median of the three best costs a little where one candidate is exactly the process
+    assert by["selection"].mae <= 1.05 * best
     assert 0.7 <= by["selection"].coverage <= 0.9  # 10-90 %, calibrated on the backtest
+
+
+def test_the_forecast_is_the_median_of_the_three_best_by_backtest_and_never_of_a_loser():
+    s = two_kinds(6, seed=2)
+    long = SeasonalNaive(season=10 * DAY)  # a season longer than the history: cannot forecast
+    long.name = "seasonal_naive_10d"
+    cands = all_baselines(season=DAY) + [long]
+    sel = Selection(cands, horizon=3).fit(s)
+    v = s.values
+    for j, name in enumerate(s.names):
+        for h in (1, 3):
+            c = sel.choice()[name][h]
+            maes = sorted((m, n) for n, m in c["backtest_mae"].items() if m is not None)
+            assert c["pool"] == [n for _, n in maes[:3]] and c["pool"][0] == c["chosen"]
+            pooled = np.stack([next(m for m in sel.candidates if m.name == n).point(v, h)[:, j]
+                               for n in c["pool"]])
+            known = np.isfinite(pooled).all(axis=0)  # elsewhere the others' median stands in
+            assert known[-DAY:].all()
+            np.testing.assert_allclose(sel.point(v, h)[known, j], np.median(pooled[:, known], axis=0))
+    assert all(len(sel.pooled_names(h, j)) == 3 for h in (1, 2, 3) for j in (0, 1))
+    assert all("seasonal_naive_10d" not in sel.pooled_names(h, j) for h in (1, 2, 3) for j in (0, 1))
 
 
 def test_the_factory_builds_a_selection_on_two_days_of_hours_without_the_lstm_and_says_so():
