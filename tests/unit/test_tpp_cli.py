@@ -35,13 +35,14 @@ def test_evaluate_prints_table_and_writes_json_and_plot(csv, tmp_path, capsys):
     doc = json.loads((tmp_path / "s.json").read_text())
     assert {(s["model"], s["horizon"]) for s in doc["scores"]} >= {("persistence", 1), ("holt_winters", 4),
                                                                    ("selection", 1), ("selection", 4)}
-    # what the selection picked, per series and horizon, among the candidates it backtested
-    assert "What the selection picked" in out
+    # what the selection pooled, per series and horizon, among the candidates it backtested
+    assert "What the selection pooled" in out
     for name in ("a->b", "b->a"):
         for h in ("1", "4"):
             c = doc["selection"][name][h]
             assert c["chosen"] in c["backtest_mae"] and c["backtest_mae"][c["chosen"]] == min(
                 v for v in c["backtest_mae"].values() if v is not None)
+            assert c["pool"][0] == c["chosen"] and len(c["pool"]) == 3
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
