@@ -296,9 +296,9 @@ def scan_production(spec: NetworkSpec, url: str, token: str | None, rs: RunSetti
 
 def _covariate_chosen(model) -> dict[str, list[int]]:
     """Per series, the horizons (steps) at which the selection forecasts with the covariate."""
-    choice = model.choice() if hasattr(model, "choice") else {}
-    uses = {n: [h for h, c in by_h.items() if any("+" in p for p in c["pool"])]
-            for n, by_h in choice.items()}
+    readers = {c.name for c in getattr(model, "candidates", []) if hasattr(c, "with_covariate")}
+    choice = model.choice() if readers else {}
+    uses = {n: [h for h, c in by_h.items() if readers & set(c["pool"])] for n, by_h in choice.items()}
     return {n: hs for n, hs in uses.items() if hs}
 
 

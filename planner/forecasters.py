@@ -11,8 +11,9 @@ less than :data:`MIN_LSTM_ROWS` steps it is not trained and persistence forecast
 the returned note says.
 
 A covariate (the RTT history of each application's path, :mod:`models.covariate`) adds one
-candidate to the selection - persistence corrected by the RTT's rise - chosen per series and
-horizon only where it forecast the backtest best; the other forecasters do not read it.
+candidate to the selection - persistence corrected by the RTT's rise - that replaces the pool per
+series and horizon only where it beat the pool on the backtest; the other forecasters do not read
+it.
 """
 
 from __future__ import annotations

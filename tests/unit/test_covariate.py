@@ -12,6 +12,7 @@ from models.baselines import Persistence, all_baselines
 from models.covariate import Leading
 from models.selection import Selection
 from models.series import SeriesSet
+from netshadow.loop import _covariate_chosen
 from planner.forecasters import ForecasterChoice, fit, forecast
 
 STEP = 60.0
@@ -51,6 +52,7 @@ def test_a_leading_rtt_is_chosen_and_forecasts_better_than_persistence_on_new_da
                     horizon=3).fit(demand.slice(0, split))
     picked = sel.choice()[NAME]
     assert picked[1]["pool"] == picked[2]["pool"] == ["persistence+rtt"]  # replaces the pool
+    assert _covariate_chosen(sel)[NAME][:2] == [1, 2]  # as the loop's cycle record says it
     lead = next(c for c in sel.candidates if c.name == "persistence+rtt")
     assert lead.beta(1)[0] > 0  # demand follows a rising RTT upwards
     pers = Persistence().fit(demand.slice(0, split))
