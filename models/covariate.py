@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Forecaster
+from .baselines import _shift
 from .forecast import DEFAULT_QUANTILES
 from .series import SeriesSet
 
@@ -123,13 +124,6 @@ def _aligned(cov: SeriesSet | None, rows: int, start, names) -> np.ndarray:
     for j, n in enumerate(names):
         if n in cov.names and hi > lo:
             out[lo:hi, j] = cov.values[lo + k:hi + k, cov.names.index(n)]
-    return out
-
-
-def _shift(values: np.ndarray, k: int) -> np.ndarray:
-    out = np.full_like(values, np.nan)
-    if k < len(values):
-        out[k:] = values[: len(values) - k]
     return out
 
 
