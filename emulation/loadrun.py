@@ -10,7 +10,9 @@ A run for the plan in force:
 
 1. every demand becomes a flow between its hosts: UDP from :mod:`emulation.udpgen` (scapy
    frames, raw socket, on the schedule, one rate per step), TCP from iperf3 at the schedule's
-   mean rate; UDP receivers count distinct sequence numbers, so loss is exact;
+   mean rate in ``TCP_WRITE_BYTES`` writes (iperf3's own 128 KiB writes left the socket as
+   bursts of ~90 frames that queued every other flow on their path for milliseconds); UDP
+   receivers count distinct sequence numbers, so loss is exact;
 2. first, before the load, scan probes (:mod:`emulation.scan`) from every host to every other
    host on every application port and ICMP, on the network the plan programmed: the
    reachability matrix, checked against the spec's policies. They used to run during the load,
@@ -20,7 +22,7 @@ A run for the plan in force:
    (:func:`emulation.probe.rtt_series`, every ``RTT_PROBE_INTERVAL_S``),
    answered by the flow's receiver and kernel-timed at both ends, with the time they queued
    behind the load at the receiver taken out; a TCP flow's RTT is the kernel's smoothed RTT
-   that iperf3 reports each second;
+   that iperf3 reports every ``TCP_RTT_INTERVAL_S``;
 3. per link direction the bytes that arrived at its far end (OpenFlow port counters, before and
    after) over the run: its carried utilisation; what the plan put on it (the flows crossing it,
    after their meters) is its offered utilisation, and the controller's telemetry gives the
@@ -79,6 +81,8 @@ LOG = logging.getLogger("netshadow.loadrun")
 DELIVERY_OBJECTIVE = 0.99
 SCHEDULE_KEPT = 0.98  # a generator that sent less than this share of its schedule fell behind
 RTT_PROBE_INTERVAL_S = 0.01
+TCP_WRITE_BYTES = 8192  # iperf3's write size for a TCP flow: about six frames at a time
+TCP_RTT_INTERVAL_S = 0.1  # iperf3's reporting interval: a TCP flow's RTT sample, seconds
 
 
 @dataclass(frozen=True)
@@ -366,7 +370,8 @@ class LoadRun:
             mean = float(np.mean(d.rates_mbps))
             cl = lab.host(d.src).popen(
                 ["iperf3", "-c", spec.host(d.dst).ip, "-p", str(d.port), "-b", f"{mean:.3f}M",
-                 "-t", str(duration_s), "--json"], stdout=subprocess.PIPE, text=True)
+                 "-l", str(TCP_WRITE_BYTES), "-i", str(TCP_RTT_INTERVAL_S), "-t", str(duration_s),
+                 "--json"], stdout=subprocess.PIPE, text=True)
             tcp.append((d, cl))
             procs.append(cl)
         return senders, tcp
@@ -407,8 +412,8 @@ class LoadRun:
                           _percentile(answered, 50), _percentile(answered, 95))
 
     def _tcp_flow(self, d: FlowDemand, out: dict, until_s: float) -> FlowResult:
-        """A TCP flow from iperf3's report; its RTT is the sender's smoothed RTT (kernel) each
-        second up to ``until_s`` into the run."""
+        """A TCP flow from iperf3's report; its RTT is the sender's smoothed RTT (kernel) every
+        ``TCP_RTT_INTERVAL_S`` up to ``until_s`` into the run."""
         end = out.get("end", {})
         sent = end.get("sum_sent", {}).get("bits_per_second", 0.0) / 1e6
         got = end.get("sum_received", {}).get("bits_per_second", 0.0) / 1e6

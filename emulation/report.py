@@ -24,7 +24,7 @@ class FlowResult:
     meter_passed_mbps: float | None = None  # L2, what left the meter (its counters, UDP)
     scheduled_mbps: float | None = None  # L2, the schedule's mean rate (what was asked of the generator)
     # the flow's own round-trip time under load, ms: UDP echo probes on its path and port, or
-    # for TCP the sender's smoothed RTT each second
+    # for TCP the sender's smoothed RTT every 0.1 s
     rtt_p50_ms: float | None = None
     rtt_p95_ms: float | None = None
 
