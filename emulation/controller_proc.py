@@ -22,6 +22,31 @@ class ControllerProcessError(RuntimeError):
     """The controller process failed to start or to become healthy."""
 
 
+class PlanApplyError(RuntimeError):
+    """A controller did not put a plan in force; the message names the plan and why."""
+
+    def __init__(self, message: str, reached: bool):
+        super().__init__(message)
+        self.reached = reached  # the controller answered (it refused or rolled back)
+
+
+def post_plan(base_url: str, token: str | None, body: dict, timeout_s: float = 60.0) -> dict:
+    """``POST /api/v1/plans`` at ``base_url`` (``http://host:port``): the enforcer's transaction
+    and confirmation. Returns the controller's answer once the plan is applied (or already was);
+    raises :class:`PlanApplyError` otherwise."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        r = requests.post(f"{base_url}/api/v1/plans", json=body, headers=headers, timeout=timeout_s)
+        answer = r.json()
+    except (requests.RequestException, ValueError) as e:
+        raise PlanApplyError(f"apply at {base_url}: {e}", reached=False) from None
+    if r.status_code != 200 or answer.get("outcome") not in ("applied", "unchanged"):
+        why = answer.get("error") or answer.get("reason") or answer.get("outcome")
+        raise PlanApplyError(f"the controller did not apply plan {body.get('name')!r} "
+                             f"(HTTP {r.status_code}): {why}", reached=True)
+    return answer
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

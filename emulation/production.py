@@ -25,6 +25,7 @@ from controller.plan import Plan, PlanError, parse_plan
 from topologies import NetworkSpec, parse_spec
 from topologies.spec import SpecError
 
+from .controller_proc import PlanApplyError, post_plan
 from .loadrun import LoadRun
 
 
@@ -124,17 +125,10 @@ class Production(LoadRun):
             raise ProductionError(f"--compare-production: the plan in force: {e}") from None
 
     def _post(self, body: dict) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = requests.post(f"{self.url}/api/v1/plans", json=body, headers=headers, timeout=60)
-            answer = r.json()
-        except (requests.RequestException, ValueError) as e:
-            raise ProductionError(f"--compare-production: apply at {self.url}: {e}") from None
-        if r.status_code != 200 or answer.get("outcome") not in ("applied", "unchanged"):
-            why = answer.get("error") or answer.get("reason") or answer.get("outcome")
-            raise ProductionError(f"--compare-production: the controller did not apply plan "
-                                  f"{body.get('name')!r} (HTTP {r.status_code}): {why}")
-        return answer
+            return post_plan(self.url, self.token, body)
+        except PlanApplyError as e:
+            raise ProductionError(f"--compare-production: {e}") from None
 
     def apply(self, plan: Plan | None) -> None:
         """Put ``plan`` in force in production (None: a plan without allocations)."""

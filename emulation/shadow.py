@@ -7,10 +7,13 @@ and REST ports, with its own store in the shadow's work directory. Production is
 the shadow's switches connect only to the shadow's controller, and its hosts only to its
 switches. ``netshadow shadow clean`` removes a crashed shadow by prefix, and nothing else.
 
-Per candidate plan, :meth:`Shadow.apply` restarts the controller with it, so meters and policy
-additions are installed on freshly cleared switches - the result does not depend on what ran
-before - and sets the plan's CPU quotas on the CPU-limited hosts' cgroups (production's agents
-do that; a shadow has none), and :meth:`Shadow.run` measures the forecast load exactly as
+Per candidate plan, :meth:`Shadow.apply` puts it in force through the shadow controller's REST
+API, exactly as production's plans are (``POST /api/v1/plans``: the enforcer's phased
+transaction, confirmed by barriers, rolled back on failure), so the shadow measures the plan
+as production will hold it, in tens of milliseconds where restarting the controller on cleared
+switches took seconds; a controller that has died is restarted with the plan instead. It also
+sets the plan's CPU quotas on the CPU-limited hosts' cgroups (production's agents do that; a
+shadow has none), and :meth:`Shadow.run` measures the forecast load exactly as
 production is measured (:mod:`emulation.loadrun`): flows, scan and RTT probes, link counters,
 the CPU-limited hosts' loads, and a verdict that keeps what the host did apart from what the
 plan did.
@@ -19,6 +22,8 @@ plan did.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +32,7 @@ from controller.plan import Plan
 from topologies import NetworkSpec
 
 from . import cleanup, hostcompute
-from .controller_proc import ControllerProcess, free_port
+from .controller_proc import ControllerProcess, PlanApplyError, free_port, post_plan
 from .lab import Lab
 from .loadrun import FlowDemand, LoadRun
 from .report import ShadowReport
@@ -73,6 +78,10 @@ def demands_from_forecast(spec: NetworkSpec, forecast, quantile: float = 0.5) ->
     return out
 
 
+class ShadowError(RuntimeError):
+    """The shadow could not put a plan in force; the message names the plan and why."""
+
+
 class Shadow(LoadRun):
     def __init__(self, spec: NetworkSpec, prefix: str = "sh1", tenants: list[str] | None = None,
                  workdir: str | Path | None = None, util_threshold: float = 0.9,
@@ -92,16 +101,22 @@ class Shadow(LoadRun):
         self.base_quota: dict[str, float | None] = {}  # the CPU-limited hosts' own, at start
         self.spec_path = self.workdir / "spec.json"
         self.spec_path.write_text(json.dumps(self.spec.to_dict()))
+        # the shadow's own API token, so that plans are applied through the API as production's
+        self.token = secrets.token_urlsafe(24)
+        self.token_path = self.workdir / "api-token"
+        fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.token)
 
     # ------------------------------------------------------------------ lifecycle
     def _controller(self, plan: Plan | None) -> ControllerProcess:
         """A controller process for the shadow, registered under its prefix so that
         ``netshadow shadow clean`` can end it by pid after a crash."""
-        args = []
+        args = ["--token-file", str(self.token_path)]
         if plan is not None:
             p = self.workdir / f"plan-{plan.name}.json"
             p.write_text(json.dumps(plan.to_dict()))
-            args = ["--plan", str(p)]
+            args += ["--plan", str(p)]
         return ControllerProcess(self.spec_path, self.of_port, self.rest_port,
                                  log_path=self.workdir / "controller.log", extra_args=args,
                                  db_path=self.workdir / "shadow.db")
@@ -125,6 +140,7 @@ class Shadow(LoadRun):
             self.base_quota = {h.name: hostcompute.quota(self._cgroup(h.name))
                                for h in self.spec.hosts if h.cpu is not None}
             self._set_quotas(plan)
+            self.prespawn_scanners()  # crafts the scan's probes once: the first run is warm too
         except BaseException:
             self.stop()
             raise
@@ -133,14 +149,29 @@ class Shadow(LoadRun):
         return self
 
     def apply(self, plan: Plan | None) -> None:
-        """Restart the shadow's controller with ``plan``; switches are cleared and re-programmed.
-        The next run's scanners start meanwhile (they only wait for it)."""
-        self.ctl.stop()
-        self.ctl = self._start_controller(plan)
+        """Put ``plan`` in force through the shadow controller's API (None: a plan without
+        allocations), as production's plans are; a controller that has died is restarted with
+        it on cleared switches. The next run's scanners start meanwhile (they only wait for it).
+        Raises :class:`ShadowError` when the controller refuses or rolls the plan back."""
         self.prespawn_scanners()
-        self.ctl.wait_ready(timeout_s=60)
+        body = plan.to_dict() if plan is not None else {"name": "none"}
+        if self.ctl.proc.poll() is None:
+            try:
+                post_plan(self.ctl.url.removesuffix("/api/v1"), self.token, body)
+            except PlanApplyError as e:
+                if e.reached:
+                    raise ShadowError(f"shadow {self.prefix}: {e}") from None
+                self._restart(plan)  # the controller stopped answering
+        else:
+            self._restart(plan)
         self._set_quotas(plan)
         self.plan = plan
+
+    def _restart(self, plan: Plan | None) -> None:
+        """A new controller started with ``plan``; switches are cleared and re-programmed."""
+        self.ctl.stop()
+        self.ctl = self._start_controller(plan)
+        self.ctl.wait_ready(timeout_s=60)
 
     def _set_quotas(self, plan: Plan | None) -> None:
         """The plan's CPU quota on each CPU-limited host, else the host's own share."""

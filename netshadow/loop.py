@@ -443,19 +443,31 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
             if scanned is not None:
                 record["scan"], scanned = scanned, None
             verdict = None
+            refused = None
             if rs.verify == "shadow":
+                from emulation.shadow import ShadowError
+
                 t1, t1_wall = time.monotonic(), time.time()
-                shadow, verdict = _verify(spec, shadow, rs.shadow_prefix, d, keys, rs.shadow_duration_s)
-                shadow_s = time.monotonic() - t1
-                post_scans(url, token, "shadow", t1_wall, [
-                    {"src": p.src, "dst": p.dst, "proto": p.proto, "port": p.port,
-                     "expected": p.expected, "reachable": p.reachable, "rtt_ms": p.rtt_p50_ms}
-                    for p in verdict.paths])
-                record["shadow"] = {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
-                                    "attempts": verdict.attempts,
-                                    "disturbances": list(verdict.disturbances),
-                                    "seconds": round(shadow_s, 2)}
-            if verdict is not None and verdict.verdict == "untrusted":
+                try:
+                    shadow, verdict = _verify(spec, shadow, rs.shadow_prefix, d, keys,
+                                              rs.shadow_duration_s)
+                except ShadowError as e:
+                    refused = str(e)
+                else:
+                    shadow_s = time.monotonic() - t1
+                    post_scans(url, token, "shadow", t1_wall, [
+                        {"src": p.src, "dst": p.dst, "proto": p.proto, "port": p.port,
+                         "expected": p.expected, "reachable": p.reachable, "rtt_ms": p.rtt_p50_ms}
+                        for p in verdict.paths])
+                    record["shadow"] = {"verdict": verdict.verdict, "reasons": list(verdict.reasons),
+                                        "attempts": verdict.attempts,
+                                        "disturbances": list(verdict.disturbances),
+                                        "seconds": round(shadow_s, 2)}
+            if refused is not None:
+                # the shadow's controller would not hold the plan: production is not asked to
+                record["outcome"] = "not verified: the shadow refused the plan"
+                record["reason"] = refused
+            elif verdict is not None and verdict.verdict == "untrusted":
                 # the machine was measured, not the plan: nothing verified, nothing applied
                 record["outcome"] = "not verified: the shadow run was CPU-bound"
                 record["reason"] = "; ".join(verdict.disturbances)

@@ -107,7 +107,7 @@ def run_shadow(a) -> int:
 
 def run(ss: ShadowRunSettings) -> int:
     from emulation.production import Production, ProductionError
-    from emulation.shadow import Shadow, demands_from_forecast, evaluate_plans
+    from emulation.shadow import Shadow, ShadowError, demands_from_forecast, evaluate_plans
 
     console = Console(width=120)
     try:
@@ -133,14 +133,15 @@ def run(ss: ShadowRunSettings) -> int:
     with shadow:
         console.print(f"shadow {ss.prefix}: {len(shadow.spec.hosts)} hosts built in "
                       f"{shadow.build_s:.2f} s; {len(demands)} flows, {ss.duration_s:g} s per plan")
-        if production is None:
-            reports, best = evaluate_plans(shadow, list(ss.plans), demands, ss.duration_s)
-        else:
-            try:
+        try:
+            if production is None:
+                reports, best = evaluate_plans(shadow, list(ss.plans), demands, ss.duration_s)
+            else:
                 compared = _compare(shadow, production, list(ss.plans), demands, ss.duration_s)
-            except ProductionError as e:
-                error(f"netshadow shadow run: {e}")
-                return 1
+        except (ProductionError, ShadowError) as e:
+            error(f"netshadow shadow run: {e}")
+            return 1
+        if production is not None:
             reports = [s for s, _, _ in compared]
             passing = [r for r in reports if r.verdict == "pass"]
             best = min(passing, key=lambda r: r.plan_cost_mbps) if passing else None

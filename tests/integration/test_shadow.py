@@ -13,11 +13,12 @@ import sys
 import time
 
 import pytest
+import requests
 
-from controller.plan import parse_plan
+from controller.plan import Allocation, Plan, parse_plan
 from emulation import cleanup
 from emulation.isolation import expected_cases, run_probes
-from emulation.shadow import FlowDemand, Shadow
+from emulation.shadow import FlowDemand, Shadow, ShadowError
 from models.forecast import Forecast, SeriesForecast
 from topologies import bundled, load_spec
 
@@ -134,6 +135,39 @@ def test_plan_opening_a_denied_port_is_a_policy_violation(prod_and_shadow):
     report = shadow.run([], duration_s=1)
     assert report.violations == ("h2>h1 tcp/80: denied by policy but reachable",)
     assert report.verdict == "fail"
+
+
+def test_plans_reach_the_shadow_through_its_api_and_a_dead_controller_is_restarted(prod_and_shadow):
+    prod, shadow = prod_and_shadow
+    url = shadow.controller_url
+
+    def current():
+        return requests.get(f"{url}/plans/current", timeout=10).json()["plan"]
+
+    try:
+        pid = shadow.ctl.proc.pid
+        shadow.apply(parse_plan({"name": "video-10", "allocations": [
+            {"tenant": "red", "app": "video", "rate_mbps": 10}]}, prod.spec))
+        # applied by the enforcer's transaction, as production's plans are: same process
+        assert shadow.ctl.proc.pid == pid and current()["name"] == "video-10"
+        history = requests.get(f"{url}/plans/history", timeout=10).json()["history"]
+        assert history[0]["plan"]["name"] == "video-10" and history[0]["action"] == "apply", history
+        # a plan the controller refuses is an error naming it, and the plan in force stays
+        bad = Plan("nobody", allocations=(Allocation("purple", "video", 5.0),))
+        with pytest.raises(ShadowError, match="nobody"):
+            shadow.apply(bad)
+        assert current()["name"] == "video-10"
+        # a controller that died is started again with the plan, on cleared switches
+        shadow.ctl.proc.send_signal(signal.SIGKILL)
+        shadow.ctl.proc.wait(timeout=10)
+        shadow.apply(parse_plan({"name": "video-12", "allocations": [
+            {"tenant": "red", "app": "video", "rate_mbps": 12}]}, prod.spec))
+        assert shadow.ctl.proc.pid != pid and current()["name"] == "video-12"
+        report = shadow.run([FlowDemand("red", "video", "h1", "h2", "udp", 5004, (15.0,))],
+                            duration_s=3, probe=False)
+        assert report.flows[0].meter_passed_mbps == pytest.approx(12, rel=0.05), report.flows
+    finally:
+        shadow.apply(None)
 
 
 def forecast_file(path):
