@@ -34,7 +34,7 @@ from pathlib import Path
 
 from controller.plan import parse_plan
 from emulation.controller_proc import ControllerProcess, free_port
-from emulation.fidelity import compare
+from emulation.fidelity import RTT_ABS_MS, RTT_TOL, compare
 from emulation.lab import Lab
 from emulation.production import Production, side_by_side
 from emulation.shadow import FlowDemand, Shadow, demand_for
@@ -200,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
                        ("median", "worst", "self_median", "self_worst")), tol[k])
     console.print(t)
     console.print(f"verdicts production contradicted: {contradicted or 'none'}")
+    # an RTT error with the p50 shifted as far as the p95 is a constant of the path in one of
+    # the two networks, not queueing the shadow failed to predict
+    for r in scored:
+        for ap_ in r["fidelity"]["apps"]:
+            s95, p95 = ap_["shadow_rtt_p95_ms"], ap_["production_rtt_p95_ms"]
+            if s95 is not None and p95 is not None and abs(s95 - p95) > max(RTT_TOL * p95, RTT_ABS_MS):
+                console.print(f"RTT outside tolerance: {r['scenario']}#{r['repeat']} "
+                              f"{ap_['tenant']}/{ap_['app']}: p95 {s95} vs {p95} ms "
+                              f"(shift {s95 - p95:+.3f}), p50 shift {ap_['rtt_p50_shift_ms']:+g} ms")
     console.print(f"runs flagged CPU-bound (not scored), per scenario: {flagged}")
     for w in whatifs:
         console.print(f"what-if on {w['spec']} ({w['hosts']} hosts, {w['flows']} flows, "

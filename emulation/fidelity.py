@@ -41,6 +41,9 @@ class AppFidelity:
     production_rtt_p95_ms: float | None
     rtt_error_ms: float | None
     worst: float  # the largest error / tolerance of this application's figures
+    # shadow's p50 RTT less production's, ms: where it moved as far as the p95, the RTT error is
+    # a constant of the path in one network (the datapath's), not queueing mispredicted
+    rtt_p50_shift_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,12 @@ def compare(shadow: ShadowReport, production: ShadowReport) -> Fidelity:
         loss_pp = None if f.loss is None or p.loss is None else abs(f.loss - p.loss) * 100
         rtt_ms, rtt_ratio = _rtt_ratio(f.rtt_p95_ms, p.rtt_p95_ms)
         worst = max(d_err / RATE_TOL, (loss_pp or 0.0) / LOSS_TOL_PP, rtt_ratio)
+        p50 = None if f.rtt_p50_ms is None or p.rtt_p50_ms is None \
+            else round(f.rtt_p50_ms - p.rtt_p50_ms, 3)
         apps.append(AppFidelity(f.tenant, f.app, f.delivered_mbps, p.delivered_mbps,
                                 round(d_err, 4), f.loss, p.loss,
                                 None if loss_pp is None else round(loss_pp, 3),
-                                f.rtt_p95_ms, p.rtt_p95_ms, rtt_ms, round(worst, 3)))
+                                f.rtt_p95_ms, p.rtt_p95_ms, rtt_ms, round(worst, 3), p50))
     missing += [f"{t}/{a}: not measured in the shadow" for t, a in prod]
     prod_links = {lk.direction: lk for lk in production.links}
     links = []

@@ -15,9 +15,9 @@ from emulation.report import FlowResult, LinkResult, ShadowReport
 from topologies import bundled, load_spec
 
 
-def flow(app="video", delivered=20.0, loss=0.001, rtt=1.5, proto="udp") -> FlowResult:
+def flow(app="video", delivered=20.0, loss=0.001, rtt=1.5, proto="udp", p50=1.0) -> FlowResult:
     return FlowResult("red", app, "h1", "h2", proto, 20.0, delivered, loss, 25.0, 0.01, 0.0,
-                      20.0, 20.0, 1.0, rtt)
+                      20.0, 20.0, p50, rtt)
 
 
 def report(flows, util=0.4, verdict="pass", disturbances=()) -> ShadowReport:
@@ -48,6 +48,19 @@ def test_one_figure_out_of_tolerance_makes_the_run_unfaithful():
     assert f.score == pytest.approx(2.0) and f.faithful is False
     big = compare(report([flow(rtt=30.0)]), report([flow(rtt=28.0)]))  # 2 ms off is within 10 %
     assert big.apps[0].worst == pytest.approx(2.0 / 2.8, abs=1e-3)
+
+
+def test_the_p50_shift_tells_a_constant_of_the_path_from_queueing():
+    # the whole distribution moved (p50 and p95 by 1 ms): the path's latency differs
+    moved = compare(report([flow(rtt=3.0, p50=2.0)]), report([flow(rtt=2.0, p50=1.0)]))
+    # only the tail moved: queueing the shadow did not reproduce
+    tail = compare(report([flow(rtt=3.0, p50=1.0)]), report([flow(rtt=2.0, p50=1.0)]))
+    assert moved.apps[0].rtt_error_ms == tail.apps[0].rtt_error_ms == pytest.approx(1.0)
+    assert moved.apps[0].rtt_p50_shift_ms == pytest.approx(1.0)
+    assert tail.apps[0].rtt_p50_shift_ms == pytest.approx(0.0)
+    assert moved.score == tail.score  # reported beside the error; the score is not changed
+    no_rtt = compare(report([flow(proto="tcp", p50=None)]), report([flow(proto="tcp")]))
+    assert no_rtt.apps[0].rtt_p50_shift_ms is None
 
 
 def test_a_verdict_production_contradicts_is_unfaithful_whatever_the_figures():
