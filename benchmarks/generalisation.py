@@ -13,6 +13,12 @@ scenarios built at run time from ``../shared/data``, each scored the same way:
 
 then the median and the worst scenario of each figure.
 
+* **lab table** (``--lab``, as root with Open vSwitch; two scenarios by default): the first
+  ``--lab-days`` of the scenario's test day replayed on a real lab (its spec, its own controller,
+  every policy through the controller's API, 1 s per trace step), the predictive policy on the
+  same fitted selection; violation-seconds, reserve x reactive's and x the oracle's, peaks, as
+  ``netshadow replay`` measures them.
+
 Scenarios: Abilene March 2004 (5-minute traffic matrix; four disjoint sets of four
 origin-destination pairs by mean rank, the last day, and the top set on two earlier days too),
 each pair an application between the hosts of its PoPs on ``topologies/abilene.yaml``, scaled by
@@ -25,12 +31,15 @@ data is academic-licensed: it is read where it lies and nothing of it is written
     python benchmarks/generalisation.py --no-lstm       # baselines only, predictive on the best
                                                         # baseline (a minute)
     python benchmarks/generalisation.py --only nab      # scenarios whose name contains 'nab'
+    python benchmarks/generalisation.py --lab ''        # no lab replays
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -62,6 +71,9 @@ HORIZONS = (1, 3, 12)
 BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters")
 POLICIES = ("static", "reactive", "predictive", "oracle")
 QUANTILE = 0.9
+LAB_SCENARIOS = "abilene-od5-8-last,nab-elb_request_count_8c0756"  # replayed on the lab too
+FEW_FRAMES = 50  # an application sending fewer 1514-byte frames than this per lab step is noted
+LAB_DAYS = 0.25
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,36 @@ def allocation_table(setup, model) -> dict:
     return rows
 
 
-def run_scenario(sc: Scenario, lstm: bool, console: Console) -> dict:
+def lab_table(sc: Scenario, setup, model, days: float, out: Path, console: Console) -> dict:
+    """The first ``days`` of the scenario's test window replayed on the lab, every policy; the
+    predictive one on ``model`` (fitted on the same history)."""
+    from netshadow.replaycmd import LabSession, run_all
+
+    lab_setup = prepare(load_spec(sc.spec), sc.trace, sc.mapping, sc.compress,
+                        setup.times[0].strftime("%Y-%m-%dT%H:%M:%S"), days)
+    with LabSession(sc.spec, "ngl", out / sc.name / "lab", console) as s:
+        results = run_all(lab_setup, list(POLICIES), s.lab, s.ctl.url, s.token, console, model,
+                          quantile=QUANTILE)
+    # a step of a few frames is measured in whole frames: one frame more or less than the rate
+    # allows is a violation the policy did not cause
+    frames = np.median(lab_setup.demand, axis=0) * 1e6 * lab_setup.step_wall_s / (1514 * 8)
+    rows: dict = {"_few_frames": {"/".join(f.key): round(float(n), 1) for f, n in
+                                  zip(lab_setup.mapping.flows, frames, strict=True) if n < FEW_FRAMES}}
+    for p, r in results.items():
+        m = summarise(r)
+        rows[p] = {k: m[k] for k in ("steps", "violation_steps", "violation_s", "reserved_mbit",
+                                     "peaks", "peaks_preallocated", "late_steps")}
+    for p in POLICIES:
+        r = rows[p]
+        r["x_reactive"] = r["reserved_mbit"] / max(rows["reactive"]["reserved_mbit"], 1e-9)
+        r["x_oracle"] = r["reserved_mbit"] / max(rows["oracle"]["reserved_mbit"], 1e-9)
+        r["violation_s_x_reactive"] = (r["violation_s"] / rows["reactive"]["violation_s"]
+                                       if rows["reactive"]["violation_s"] else None)
+    return rows
+
+
+def run_scenario(sc: Scenario, lstm: bool, console: Console, lab_days: float | None = None,
+                 out: Path | None = None) -> dict:
     t0 = time.monotonic()
     setup = prepare(load_spec(sc.spec), sc.trace, sc.mapping, sc.compress, sc.start, 1.0)
     candidates = (["lstm"] if lstm else []) + list(BASELINES)
@@ -172,7 +213,11 @@ def run_scenario(sc: Scenario, lstm: bool, console: Console) -> dict:
     at = allocation_table(setup, model)  # the selection fitted for the table serves one step too
     doc = {"scenario": sc.name, "steps": int(setup.demand.shape[0]), "history_steps": int(len(setup.history)),
            "applications": len(setup.mapping.flows), "predictor": "selection", "picked": picked,
-           "forecast": ft, "allocation": at, "seconds": round(time.monotonic() - t0, 1)}
+           "forecast": ft, "allocation": at}
+    if lab_days:
+        doc["lab"] = lab_table(sc, setup, model, lab_days, out, console)
+        doc["lab_days"] = lab_days
+    doc["seconds"] = round(time.monotonic() - t0, 1)
     show(doc, console)
     return doc
 
@@ -201,6 +246,22 @@ def show(doc: dict, console: Console) -> None:
         a.add_row(p, str(s["violation_steps"]), f"{s['violation_s']:.0f}", f"{s['x_reactive']:.3f}",
                   f"{s['x_oracle']:.3f}", f"{s['peaks_preallocated']}/{s['peaks']}")
     console.print(a)
+    if "lab" in doc:
+        b = Table(title=f"{doc['scenario']}: on the lab, the first {doc['lab_days']:g} day of the test day")
+        for c in ("policy", "violated steps", "violation-s", "x reactive's violation-s",
+                  "reserve x reactive", "x oracle", "peaks", "late steps"):
+            b.add_column(c, justify="right")
+        for p in POLICIES:
+            s = doc["lab"][p]
+            vx = s["violation_s_x_reactive"]
+            b.add_row(p, f"{s['violation_steps']}/{s['steps']}", f"{s['violation_s']:.0f}",
+                      "-" if vx is None else f"{vx:.2f}", f"{s['x_reactive']:.3f}",
+                      f"{s['x_oracle']:.3f}", f"{s['peaks_preallocated']}/{s['peaks']}",
+                      str(s["late_steps"]))
+        console.print(b)
+        for key, n in doc["lab"]["_few_frames"].items():
+            console.print(f"[yellow]note: {key} sends a median {n:g} frames per lab step: whole frames "
+                          f"quantise its rate by up to {100 / max(n, 1):.0f} %[/]")
 
 
 def summary(docs: list[dict]) -> dict:
@@ -223,6 +284,11 @@ def summary(docs: list[dict]) -> dict:
         add("predictive - reactive violated steps", pr["violation_steps"] - re_["violation_steps"], n)
         add("predictive reserve x reactive", pr["x_reactive"], n)
         add("predictive reserve x oracle", pr["x_oracle"], n)
+        if "lab" in d:
+            lp, lr = d["lab"]["predictive"], d["lab"]["reactive"]
+            add("lab: predictive - reactive violated steps", lp["violation_steps"] - lr["violation_steps"], n)
+            add("lab: predictive reserve x reactive", lp["x_reactive"], n)
+            add("lab: predictive reserve x oracle", lp["x_oracle"], n)
     # worst: the highest value, except for coverage, where the lowest is worst
     out = {}
     for k, vals in figs.items():
@@ -237,17 +303,34 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "out" / "generalisation"))
     ap.add_argument("--no-lstm", action="store_true", help="baselines only (no TensorFlow)")
-    ap.add_argument("--only", help="run the scenarios whose name contains this")
+    ap.add_argument("--only", help="run the scenarios whose name contains this (comma-separated: "
+                                   "any of these)")
     ap.add_argument("--data", default=str(DATA), help="the shared data directory (default %(default)s)")
+    ap.add_argument("--lab", default=LAB_SCENARIOS,
+                    help="scenarios (names, comma-separated) also replayed on a lab; '' for none "
+                         "(default %(default)s)")
+    ap.add_argument("--lab-days", type=float, default=LAB_DAYS,
+                    help="days of the test day replayed on the lab, at 1 s per step (default %(default)s)")
     a = ap.parse_args()
     out, data = Path(a.out), Path(a.data)
     console = Console(width=140)
     if not (data / ABILENE_FILE).exists() or not (data / "nab").is_dir():
         console.print(f"needs {data / ABILENE_FILE} and {data / 'nab'}")
         return 2
-    suite = [s for s in scenarios(data, out) if not a.only or a.only in s.name]
+    every = scenarios(data, out)
+    only = [x for x in (a.only or "").split(",") if x]
+    suite = [s for s in every if not only or any(x in s.name for x in only)]
     console.print(f"{len(suite)} scenarios: {', '.join(s.name for s in suite)}")
-    docs = [run_scenario(s, not a.no_lstm, console) for s in suite]
+    on_lab = {n for n in a.lab.split(",") if n}
+    unknown = on_lab - {s.name for s in every}
+    if unknown:
+        console.print(f"--lab: no such scenario: {sorted(unknown)}")
+        return 2
+    if on_lab and (os.geteuid() != 0 or not shutil.which("ovs-vsctl")):
+        console.print("--lab: lab replays need root and Open vSwitch; skipped (--lab '' to say so)")
+        on_lab = set()
+    docs = [run_scenario(s, not a.no_lstm, console, a.lab_days if s.name in on_lab else None, out)
+            for s in suite]
     summ = summary(docs)
     t = Table(title=f"median and worst over {len(docs)} scenarios")
     for c in ("figure", "median", "worst", "worst scenario"):
