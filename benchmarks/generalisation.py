@@ -27,9 +27,10 @@ tweet volumes) on ``topologies/default.yaml`` as red/video h1 -> h2, scaled so t
 maximum is 40 Mbit/s, with at most 14 days of history (one scenario with only two). The Abilene
 data is academic-licensed: it is read where it lies and nothing of it is written.
 
-    python benchmarks/generalisation.py                 # every scenario (about 15 minutes)
-    python benchmarks/generalisation.py --no-lstm       # baselines only, predictive on the best
-                                                        # baseline (a minute)
+    python benchmarks/generalisation.py                 # every scenario, two on the lab (about
+                                                        # 30 minutes; the lab needs root)
+    python benchmarks/generalisation.py --no-lstm --lab ''  # baselines only, predictive on the
+                                                        # best baseline, no lab (a few minutes)
     python benchmarks/generalisation.py --only nab      # scenarios whose name contains 'nab'
     python benchmarks/generalisation.py --lab ''        # no lab replays
 """

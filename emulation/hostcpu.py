@@ -27,22 +27,25 @@ class CpuSample:
     total_ticks: int  # all cores, /proc/stat
     idle_ticks: int  # idle + iowait
     ovs_threads: tuple[tuple[int, int], ...]  # (thread id, utime + stime ticks)
+    steal_ticks: int = 0  # all cores: time the hypervisor ran something else (a virtual machine)
 
 
 @dataclass(frozen=True)
 class CpuUse:
     """CPU over an interval: ``busy`` is the share of all cores (0-1); ``ovs_thread_cores`` the
     busiest ``ovs-vswitchd`` thread in cores (0-1; None when the daemon's threads cannot be
-    read)."""
+    read); ``steal`` the share of all cores' time a hypervisor gave to other machines (0-1: on
+    a virtual machine, time nothing here could run)."""
 
     seconds: float
     busy: float
     ovs_thread_cores: float | None
+    steal: float = 0.0
 
     def to_dict(self) -> dict:
         return {"seconds": round(self.seconds, 3), "busy": round(self.busy, 3),
                 "ovs_thread_cores": None if self.ovs_thread_cores is None
-                else round(self.ovs_thread_cores, 3)}
+                else round(self.ovs_thread_cores, 3), "steal": round(self.steal, 3)}
 
 
 def _ovs_threads() -> tuple[tuple[int, int], ...]:
@@ -65,7 +68,9 @@ def _ovs_threads() -> tuple[tuple[int, int], ...]:
 def sample() -> CpuSample:
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return CpuSample(time.monotonic(), sum(v[:8]), v[3] + v[4], _ovs_threads())
+    # user nice system idle iowait irq softirq steal: the first eight count toward the total
+    return CpuSample(time.monotonic(), sum(v[:8]), v[3] + v[4], _ovs_threads(),
+                     v[7] if len(v) > 7 else 0)
 
 
 def between(a: CpuSample, b: CpuSample) -> CpuUse:
@@ -73,9 +78,10 @@ def between(a: CpuSample, b: CpuSample) -> CpuUse:
     wall = max(b.wall_s - a.wall_s, 1e-9)
     total = b.total_ticks - a.total_ticks
     busy = 1 - (b.idle_ticks - a.idle_ticks) / total if total > 0 else 0.0
+    steal = (b.steal_ticks - a.steal_ticks) / total if total > 0 else 0.0
     thread = None
     if a.ovs_threads and b.ovs_threads:
         before = dict(a.ovs_threads)
         thread = max(((ticks - before[tid]) / CLK_TCK / wall for tid, ticks in b.ovs_threads
                       if tid in before), default=None)
-    return CpuUse(wall, min(1.0, max(0.0, busy)), thread)
+    return CpuUse(wall, min(1.0, max(0.0, busy)), thread, min(1.0, max(0.0, steal)))

@@ -149,7 +149,7 @@ def test_a_busy_datapath_thread_is_reported_but_judges_nothing(shadow, monkeypat
     report = shadow.run([VIDEO], duration_s=2, probe=False)
     assert report.verdict == "fail" and report.disturbances == ()
     assert any("red/video: lost 5.0%" in r for r in report.reasons)
-    assert report.cpu == {"seconds": 2.0, "busy": 0.97, "ovs_thread_cores": 0.96}
+    assert report.cpu == {"seconds": 2.0, "busy": 0.97, "ovs_thread_cores": 0.96, "steal": 0.0}
 
 
 def test_what_a_meter_says_it_dropped_fails_the_plan_however_busy_the_host(shadow, monkeypatch):
@@ -190,8 +190,10 @@ def test_cpu_use_between_two_samples():
     a = CpuSample(10.0, 1000, 600, ((1, 100), (2, 50)))
     b = CpuSample(12.0, 1400, 700, ((1, 100 + round(2 * tck * 0.9)), (2, 60), (3, 5)))  # 3 is new
     use = between(a, b)
-    assert use.busy == 0.75 and use.seconds == 2.0
+    assert use.busy == 0.75 and use.seconds == 2.0 and use.steal == 0.0
     assert use.ovs_thread_cores == 0.9
+    stolen = between(CpuSample(0, 1000, 600, (), 10), CpuSample(1, 1400, 700, (), 50))
+    assert stolen.steal == 0.1  # 40 of the 400 ticks went to other machines
     assert between(CpuSample(0, 1, 1, ()), CpuSample(1, 2, 2, ())).ovs_thread_cores is None
 
 
