@@ -187,6 +187,7 @@ class Shadow(LoadRun):
         finally:
             if self.ctl is not None:
                 self.ctl.stop()
+            self.token_path.unlink(missing_ok=True)  # its controller is gone: nothing to open
 
     def __enter__(self) -> Shadow:
         return self.start()

@@ -41,7 +41,7 @@ def prod_and_shadow(tmp_path_factory):
         shadow = Shadow(prod.spec, prefix="ntm", workdir=tmp_path_factory.mktemp("shadow"))
         with shadow:
             yield prod, shadow
-        assert cleanup.find("ntm").empty()
+        assert cleanup.find("ntm").empty() and not shadow.token_path.exists()
 
 
 def test_replica_reproduces_production_reachability(prod_and_shadow):
@@ -168,6 +168,7 @@ def test_plans_reach_the_shadow_through_its_api_and_a_dead_controller_is_restart
         assert report.flows[0].meter_passed_mbps == pytest.approx(12, rel=0.05), report.flows
     finally:
         shadow.apply(None)
+    assert shadow.token_path.stat().st_mode & 0o777 == 0o600  # the token is the shadow's alone
 
 
 def forecast_file(path):
