@@ -10,7 +10,7 @@ switches. ``netshadow shadow clean`` removes a crashed shadow by prefix, and not
 Per candidate plan, :meth:`Shadow.apply` puts it in force through the shadow controller's REST
 API, exactly as production's plans are (``POST /api/v1/plans``: the enforcer's phased
 transaction, confirmed by barriers, rolled back on failure), so the shadow measures the plan
-as production will hold it, in tens of milliseconds where restarting the controller on cleared
+as production will hold it, in a tenth of a second where restarting the controller on cleared
 switches took seconds; a controller that has died is restarted with the plan instead. It also
 sets the plan's CPU quotas on the CPU-limited hosts' cgroups (production's agents do that; a
 shadow has none), and :meth:`Shadow.run` measures the forecast load exactly as
