@@ -15,7 +15,7 @@ UDP_L2_OVERHEAD = 8 + 20 + 14
 
 
 class IperfError(RuntimeError):
-    """An iperf3 server did not come up."""
+    """An iperf3 server did not come up, or a run failed (its message is iperf3's own)."""
 
 
 def wait_listening(host, port: int, udp: bool = False, timeout_s: float = 10.0) -> None:
@@ -42,6 +42,19 @@ class UdpRun:
     @property
     def l2_bps(self) -> float:
         return self.l2_bytes * 8 / self.seconds
+
+
+def _udp_sum(out: str, what: str) -> dict:
+    """The ``end.sum`` of a UDP client's JSON report. iperf3 3.12 exits 0 after some failures
+    (e.g. "control socket has closed unexpectedly") and reports them in the JSON's ``error``,
+    with an empty ``end``: that is raised, naming iperf3's own message."""
+    try:
+        doc = json.loads(out)
+    except json.JSONDecodeError:
+        raise IperfError(f"{what}: no JSON report: {out[-400:]!r}") from None
+    if "error" in doc or "sum" not in doc.get("end", {}):
+        raise IperfError(f"{what}: {doc.get('error', 'the report has no end.sum')}")
+    return doc["end"]["sum"]
 
 
 class UdpStream:
@@ -71,9 +84,9 @@ class UdpStream:
         try:
             out, err = self.client.communicate(timeout=self.seconds + 30)
             if self.client.returncode != 0:
-                raise RuntimeError(f"iperf3 {self.src}->{self.dst}: exit {self.client.returncode}: "
-                                   f"{(out + err)[-400:]}")
-            end = json.loads(out)["end"]["sum"]
+                raise IperfError(f"iperf3 {self.src}->{self.dst}: exit {self.client.returncode}: "
+                                 f"{(out + err)[-400:]}")
+            end = _udp_sum(out, f"iperf3 {self.src}->{self.dst}")
             return UdpRun(int(end["bytes"]), int(end["packets"]), float(end["seconds"]), self.started)
         finally:
             for p in (self.client, self.server):

@@ -1,12 +1,17 @@
 """Telemetry on the lab: iperf3 UDP streams at known rates are measured per tenant/application
 within 5 % of the L2 rate actually sent; link utilisation equals the sum of the flows crossing
-each link; a switch that loses and regains its controller leaves no negative or spiked rate."""
+each link; a switch that loses and regains its controller under a paced stream leaves no negative
+or spiked rate."""
 
 from __future__ import annotations
 
+import json
+import signal
 import statistics
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -128,11 +133,63 @@ def test_app_rates_and_link_utilisation(lab):
     assert len(expected) >= 4  # the streams really crossed several links
 
 
+@dataclass(frozen=True)
+class PacedRun:
+    """What :mod:`emulation.udpgen`'s sender really sent: L2 bit/s over ``seconds`` from
+    ``started`` (epoch seconds, the moment it was told to begin)."""
+    started: float
+    seconds: float
+    l2_bps: float
+
+
+class PacedStream:
+    """A paced UDP stream from :mod:`emulation.udpgen`: unlike iperf3 it has no TCP control
+    channel that a switch's reconnect could disturb, and it reports what it sent."""
+
+    def __init__(self, lab, src: str, dst: str, port: int, mbps: float, seconds: float):
+        s, d = lab.spec.host(src), lab.spec.host(dst)
+        self.seconds = seconds
+        self.rx = lab.host(dst).popen(
+            [sys.executable, "-u", "-m", "emulation.udpgen", "recv", "--port", str(port),
+             "--seconds", str(seconds + 30)], stdout=subprocess.PIPE, text=True)
+        self.rx.stdout.readline()  # bound
+        self.tx = lab.host(src).popen(
+            [sys.executable, "-u", "-m", "emulation.udpgen", "send", "--iface",
+             f"{lab.prefix}{src}-eth0", "--src-mac", s.mac, "--dst-mac", d.mac, "--src-ip", s.ip,
+             "--dst-ip", d.ip, "--dport", str(port), "--rate-mbps", str(mbps), "--seconds",
+             str(seconds), "--wait-start"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.tx.stdout.readline().strip() == "ready"
+        self.started = time.time() + 0.2
+        self.tx.stdin.write(f"{self.started}\n")
+        self.tx.stdin.flush()
+
+    def result(self) -> PacedRun:
+        try:
+            sent = json.loads(self.tx.communicate(timeout=self.seconds + 30)[0])
+            self.rx.send_signal(signal.SIGUSR1)  # the sender is done: end once drained
+            self.rx.communicate(timeout=30)
+            return PacedRun(self.started, float(sent["seconds"]), float(sent["l2_bps"]))
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        for p in (self.tx, self.rx):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def test_switch_reconnect_leaves_no_negative_or_spiked_rate(lab):
     br = lab.lab.prefix + "s1"  # ingress switch of the red and blue streams
     name = "app/blue/dns/fwd/bps"
-    stream = UdpStream(lab.lab, "h4", "h5", 5202, 20, seconds=20).start()
+    stream = PacedStream(lab.lab, "h4", "h5", 5202, 20, seconds=20)
+    try:
+        _reconnect_under(lab, br, name, stream)
+    finally:
+        stream.stop()
 
+
+def _reconnect_under(lab, br, name, stream):
     def flowing():  # the stream is measured: a recent point near its rate
         pts = series(lab, name, time.time() - 5, time.time() + 5)
         return [v for _, v in pts if v is not None and v > 10e6]
