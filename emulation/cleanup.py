@@ -15,6 +15,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import ovsns
+
 LOG = logging.getLogger("netshadow.cleanup")
 RUN_DIR = Path(os.environ.get("NETSHADOW_RUN_DIR", "/run/netshadow"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -54,13 +56,16 @@ class Leftovers:
     interfaces: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)  # paths under /sys/fs/cgroup
+    # a lab's own Open vSwitch (emulation.ovsns): its namespace and run directory
+    datapaths: list[str] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.bridges or self.interfaces or self.pids or self.cgroups)
+        return not (self.bridges or self.interfaces or self.pids or self.cgroups or self.datapaths)
 
 
-def _run(args: list[str]) -> str:
-    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=30).stdout
+def _run(args: list[str], env: dict[str, str] | None = None) -> str:
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=30,
+                          env=env).stdout
 
 
 def find(prefix: str, registered: bool = True) -> Leftovers:
@@ -69,6 +74,9 @@ def find(prefix: str, registered: bool = True) -> Leftovers:
     out = Leftovers()
     out.bridges = [b for b in _run(["ovs-vsctl", "--timeout=10", "list-br"]).split()
                    if b.startswith(prefix)]
+    for own in ovsns.running(prefix):  # bridges in a lab's own Open vSwitch
+        out.bridges += [b for b in _run(["ovs-vsctl", "--timeout=10", "list-br"],
+                                        env=ovsns.env_for(own)).split() if b.startswith(prefix)]
     for line in _run(["ip", "-o", "link", "show"]).splitlines():
         parts = line.split(":", 2)
         if len(parts) >= 2:
@@ -91,6 +99,16 @@ def find(prefix: str, registered: bool = True) -> Leftovers:
         base = CGROUP_ROOT / ctrl
         if base.is_dir():
             out.cgroups += [str(d) for d in base.iterdir() if d.is_dir() and d.name.startswith(prefix)]
+    out.datapaths = ovsns.leftovers(prefix)
+    return out
+
+
+def _own_prefixes(datapaths: list[str]) -> list[str]:
+    """The lab prefixes of :func:`emulation.ovsns.leftovers`' entries."""
+    out = []
+    for entry in datapaths:
+        kind, name = entry.split(" ", 1)
+        out.append(Path(name).name if kind == "rundir" else name.removesuffix("dp"))
     return out
 
 
@@ -107,13 +125,16 @@ def remove(prefix: str) -> Leftovers:
             path.unlink()
         except FileNotFoundError:
             pass
-    if found.bridges:
+    system = [b for b in found.bridges if ovsns.owner_of(b) is None]  # the others go with their daemon
+    if system:
         args = ["ovs-vsctl", "--timeout=20"]
-        for b in found.bridges:
+        for b in system:
             args += ["--", "--if-exists", "del-br", b]
         subprocess.run(args, check=False, capture_output=True, timeout=60)
     for name in found.interfaces:
         subprocess.run(["ip", "link", "del", name], check=False, capture_output=True, timeout=10)
+    for own in {prefix} | set(_own_prefixes(found.datapaths)):
+        ovsns.remove(own)  # its daemons by their pid files, its namespace, its run directory
     for path in found.cgroups:  # empty once the host shells are gone
         try:
             os.rmdir(path)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+from . import ovsns
+
 # p_raw [UNCONN] 0 0 *:nsls1-eth2 * users:(("ovs-vswitchd",pid=4689,fd=43)) skmem:(r0,...,d17)
 _SEND = re.compile(r"^p_raw\s+(?:[A-Z-]+\s+)?\d+\s+\d+\s+\[0\]:\*\s.*?users:\(\(\"ovs-vswitchd\".*?"
                    r"skmem:\([^)]*\btb(\d+)\b")
@@ -56,10 +58,12 @@ def parse_send_buffer(text: str) -> int | None:
     return None
 
 
-def _ss() -> str:
+def _ss(prefix: str = "") -> str:
+    """``ss``'s packet sockets where the datapath of lab ``prefix`` runs (its own namespace,
+    :mod:`emulation.ovsns`, or the machine's)."""
     try:
-        r = subprocess.run(["ss", "-0", "-a", "-m", "-n", "-p"], capture_output=True, text=True,
-                           timeout=10)
+        r = subprocess.run(ovsns.in_netns(prefix, ["ss", "-0", "-a", "-m", "-n", "-p"]),
+                           capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise DatapathSocketError(f"ss: {e}") from e
     if r.returncode != 0:
@@ -67,9 +71,10 @@ def _ss() -> str:
     return r.stdout
 
 
-def send_buffer_bytes() -> int:
-    """The send buffer the datapath's ports share: its socket's, or the one it will get."""
-    found = parse_send_buffer(_ss())
+def send_buffer_bytes(prefix: str = "") -> int:
+    """The send buffer the ports of lab ``prefix``'s datapath share: its socket's, or the one it
+    will get."""
+    found = parse_send_buffer(_ss(prefix))
     if found is not None:
         return found
     with open("/proc/sys/net/core/wmem_default") as f:
@@ -78,7 +83,7 @@ def send_buffer_bytes() -> int:
 
 def read_drops(prefix: str = "") -> dict[str, int]:
     """The receive-socket drops of ``ovs-vswitchd`` now, per interface under ``prefix``."""
-    return parse_ss(_ss(), prefix)
+    return parse_ss(_ss(prefix), prefix)
 
 
 def between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

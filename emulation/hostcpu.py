@@ -48,9 +48,9 @@ class CpuUse:
                 else round(self.ovs_thread_cores, 3), "steal": round(self.steal, 3)}
 
 
-def _ovs_threads() -> tuple[tuple[int, int], ...]:
+def _ovs_threads(pid_file: Path | None = None) -> tuple[tuple[int, int], ...]:
     try:
-        pid = int(OVS_PID_FILE.read_text().split()[0])
+        pid = int((pid_file or OVS_PID_FILE).read_text().split()[0])
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except (OSError, ValueError, IndexError):
         return ()
@@ -65,11 +65,13 @@ def _ovs_threads() -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def sample() -> CpuSample:
+def sample(ovs_pid_file: Path | None = None) -> CpuSample:
+    """The machine's CPU counters and those of the ``ovs-vswitchd`` whose pid is in
+    ``ovs_pid_file`` (default: the system's, :data:`OVS_PID_FILE`)."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     # user nice system idle iowait irq softirq steal: the first eight count toward the total
-    return CpuSample(time.monotonic(), sum(v[:8]), v[3] + v[4], _ovs_threads(),
+    return CpuSample(time.monotonic(), sum(v[:8]), v[3] + v[4], _ovs_threads(ovs_pid_file),
                      v[7] if len(v) > 7 else 0)
 
 

@@ -69,7 +69,7 @@ from controller.plan import DEFAULT_BURST_S, Plan
 from controller.tenancy import app_number, compile_network, meter_id, tenant_number
 from topologies import NetworkSpec, wire
 
-from . import dpsock, hostcompute, hostcpu
+from . import dpsock, hostcompute, hostcpu, ovsns
 from .iperf import wait_listening
 from .isolation import app_ports
 from .meters import MeterCounters, read_meters, settled
@@ -249,13 +249,14 @@ class LoadRun:
             senders, tcp = self._start_senders(demands, duration_s, procs)
             t_load = time.time()
             loads, c_before = self._start_compute(compute, duration_s, t_load + 0.2, procs)
-            cpu_before = hostcpu.sample()  # the UDP load has begun
+            ovs_pid = ovsns.vswitchd_pid_file(self.prefix)  # the daemon forwarding this network
+            cpu_before = hostcpu.sample(ovs_pid)  # the UDP load has begun
             rtt_s = duration_s - 0.5  # the flows' RTT under the load, until just before its end
             rtts = self._start_rtt_probes(demands, rtt_s, procs)
             counts = []
             sent = [(d, json.loads(tx.communicate(timeout=duration_s + 30)[0])) for d, tx in senders]
             computed = self._end_compute(compute, loads, c_before, duration_s)
-            cpu = hostcpu.between(cpu_before, hostcpu.sample())  # over the load
+            cpu = hostcpu.between(cpu_before, hostcpu.sample(ovs_pid))  # over the load
             for d, _ in sent:  # every sender is done: the receivers wait only for what is in flight
                 receivers[id(d)].send_signal(signal.SIGUSR1)
             # the load is over: pair the scan's answers with their probes (scapy, CPU) while

@@ -13,6 +13,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from . import ovsns
+
 _METER = re.compile(r"^meter:(\d+)\s.*?packet_in_count:(\d+)\s+byte_in_count:(\d+)", re.M)
 _BAND = re.compile(r"^\s*\d+:\s*packet_count:(\d+)\s+byte_count:(\d+)", re.M)
 
@@ -40,7 +42,7 @@ def parse_meter_stats(text: str) -> dict[int, MeterCounters]:
 def read_meters(bridge: str) -> dict[int, MeterCounters]:
     """The bridge's meters now; ``MeterError`` with ovs-ofctl's message if it cannot be read."""
     r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "meter-stats", bridge],
-                       capture_output=True, text=True, timeout=10)
+                       capture_output=True, text=True, timeout=10, env=ovsns.env_for(bridge))
     if r.returncode != 0:
         raise MeterError(f"meter-stats {bridge}: {r.stderr.strip()}")
     return parse_meter_stats(r.stdout)

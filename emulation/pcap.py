@@ -24,6 +24,8 @@ from pathlib import Path
 
 from topologies import NetworkSpec
 
+from . import ovsns
+
 
 class PcapError(ValueError):
     """The capture cannot be rewritten or replayed; the message names the parameter."""
@@ -162,9 +164,10 @@ def admitted(lab, spec: NetworkSpec, tenant: str, app: str, src: str, dst: str) 
     out = []
     for host, peer, direction in ((src, dst, DIR_FORWARD), (dst, src, DIR_REVERSE)):
         cookie = Cookie(tn, an, direction).encode()
-        text = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows",
-                               lab.prefix + spec.host(host).switch, f"cookie={cookie:#x}/-1"],
-                              capture_output=True, text=True, check=True).stdout
+        bridge = lab.prefix + spec.host(host).switch
+        text = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge,
+                               f"cookie={cookie:#x}/-1"], capture_output=True, text=True,
+                              check=True, env=ovsns.env_for(bridge)).stdout
         ip = spec.host(peer).ip
         out.append(sum(int(m.group(1)) for line in text.splitlines() if f"nw_dst={ip}," in line
                        for m in [re.search(r"n_packets=(\d+)", line)] if m))

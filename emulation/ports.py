@@ -12,6 +12,8 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from . import ovsns
+
 _PORT = re.compile(r"port\s+(\w+):\s*rx pkts=(\d+|\?), bytes=(\d+|\?).*?"
                    r"tx pkts=(\d+|\?), bytes=(\d+|\?)", re.S)
 
@@ -35,7 +37,7 @@ def parse_dump_ports(text: str) -> dict[int, PortCounters]:
 
 def read_ports(bridge: str) -> dict[int, PortCounters]:
     r = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports", bridge],
-                       capture_output=True, text=True, timeout=10)
+                       capture_output=True, text=True, timeout=10, env=ovsns.env_for(bridge))
     if r.returncode != 0:
         raise PortError(f"dump-ports {bridge}: {r.stderr.strip()}")
     return parse_dump_ports(r.stdout)
