@@ -11,7 +11,9 @@
   cgroup of its name, so a plan's memory limit has somewhere to go (:func:`_memory_cgroup`).
 
 Every object carries ``prefix`` (three characters, default ``nsl``), so a shadow network can run
-beside the lab. :meth:`Lab.stop` always ends with :func:`emulation.cleanup.remove` for the prefix,
+beside the lab. With ``own_ovs`` the switches run in an Open vSwitch of the lab's own, in a
+namespace of its own (:mod:`emulation.ovsns`): a shadow's packets then never wait in the loop that
+forwards production's. :meth:`Lab.stop` always ends with :func:`emulation.cleanup.remove` for the prefix,
 so nothing of the lab survives a failure half-way through start or stop.
 """
 
@@ -114,6 +116,65 @@ def _controller_class(starting: bool):
 MEMORY_CGROUP_ROOT = "/sys/fs/cgroup/memory"
 
 
+def _switch_class(ovs=None):
+    """Mininet's ``OVSSwitch``, its ports numbered in the datapath the same way whatever the lab,
+    and with ``ovs`` (:class:`emulation.ovsns.OvsNamespace`) its shell - so every ``ovs-vsctl``,
+    ``tc`` and ``ip`` it runs, and the links' switch ends made through its pid - in that Open
+    vSwitch's namespace, talking to its daemons.
+
+    The userspace datapath numbers ports in the order they are added (the lowest number free)
+    and reads them in an order set by those numbers. Mininet adds a switch's ports in one
+    transaction, which Open vSwitch applies in an order of its own that changes from one build to
+    the next; so the same path met the forwarding loop at other points in two builds of one spec,
+    and its latency differed by a fraction of a millisecond with nothing queued. Here the bridge
+    comes first and then its ports one transaction each, in OpenFlow port order: two labs of one
+    spec, each in a datapath of its own, number and read their ports alike."""
+    import shlex
+
+    from mininet.node import OVSSwitch
+    from mininet.util import errRun
+
+    class LabSwitch(OVSSwitch):
+        def start(self, controllers):
+            if self.batch:
+                raise LabError("switch: batch start-up would add the ports in one transaction")
+            ports = {intf: n for intf, n in self.ports.items() if n and not intf.IP()}
+            saved = dict(self.ports)
+            try:
+                for intf in ports:  # Mininet's start adds the ports it numbers: the bridge alone
+                    self.ports[intf] = 0
+                super().start(controllers)
+            finally:
+                self.ports.update(saved)
+            for intf in sorted(ports, key=ports.get):
+                out = self.vsctl("add-port", self, intf, self.intfOpts(intf))
+                if out.strip():
+                    raise LabError(f"switch {self.name}: port {intf}: {out.strip()}")
+            for intf in self.intfList():
+                self.TCReapply(intf)
+
+    if ovs is None:
+        return LabSwitch
+    where = " ".join(shlex.quote(a) for a in ovs.ns_argv([]))
+
+    def run(cmd, **_):  # Mininet's batch start and stop hand over shell command lines
+        return errRun(f"{where} {cmd}", shell=True)
+
+    class NamespacedSwitch(LabSwitch):
+        def _popen(self, cmd, **params):
+            return super()._popen(ovs.ns_argv(list(cmd)), **params)
+
+        @classmethod
+        def batchStartup(cls, switches, run=run):
+            return super().batchStartup(switches, run=run)
+
+        @classmethod
+        def batchShutdown(cls, switches, run=run):
+            return super().batchShutdown(switches, run=run)
+
+    return NamespacedSwitch
+
+
 def _memory_cgroup(node) -> str | None:
     """A memory cgroup named like ``node`` (v1) holding its shell (so everything the shell starts);
     Mininet's ``CPULimitedHost`` makes only cpu, cpuacct and cpuset groups. A process moved in
@@ -148,7 +209,9 @@ class Lab:
 
     def __init__(self, spec: NetworkSpec, prefix: str = "nsl", controller_ip: str = "127.0.0.1",
                  controller_port: int = 6653, datapath: str | None = None, shape: bool = True,
-                 controller_starting: bool = False):
+                 controller_starting: bool = False, own_ovs: bool = False):
+        """``own_ovs``: switches in an Open vSwitch of the lab's own (userspace datapath only);
+        the controller must listen on the address :meth:`start_ovs` returns."""
         from topologies.mininet_topo import check_prefix
 
         self.spec = spec
@@ -158,6 +221,10 @@ class Lab:
         self.datapath = datapath or os.environ.get("NETSHADOW_DATAPATH", "user")
         if self.datapath not in DATAPATHS:
             raise LabError(f"datapath: must be one of {list(DATAPATHS)} (got {self.datapath!r})")
+        if own_ovs and self.datapath != "user":
+            raise LabError(f"own_ovs: needs the userspace datapath (datapath is {self.datapath!r})")
+        self.own_ovs = own_ovs
+        self.ovs = None  # emulation.ovsns.OvsNamespace once started
         self.shape = shape
         self.controller_starting = controller_starting  # started in parallel: skip Mininet's check
         self.net = None
@@ -168,25 +235,52 @@ class Lab:
         self.link_queue_packets: int | None = None  # each shaped link direction's queue
 
     # -------------------------------------------------------------------- lifecycle
+    def _claim(self) -> None:
+        """Refuse to start beside objects that already carry the prefix; from then on,
+        whatever carries it is this lab's."""
+        if self._owner:
+            return
+        leftovers = cleanup.find(self.prefix, registered=False)
+        if not leftovers.empty():
+            raise LabError(f"prefix: objects named {self.prefix}* already exist "
+                           f"({leftovers.bridges + leftovers.interfaces + leftovers.datapaths}); "
+                           f"another lab is running or one crashed - run "
+                           f"'netshadow lab down --prefix {self.prefix}'")
+        self._owner = True
+
+    def start_ovs(self) -> str:
+        """Start the lab's own Open vSwitch (``own_ovs``; done by :meth:`start` otherwise) and
+        return the address its switches reach the controller at: start the controller on it
+        meanwhile."""
+        from .ovsns import OvsNamespace
+
+        if not self.own_ovs:
+            raise LabError("own_ovs: this lab uses the system's Open vSwitch")
+        if self.ovs is None:
+            self._claim()
+            try:
+                self.ovs = OvsNamespace(self.prefix).start()
+            except BaseException:
+                self.stop()
+                raise
+            self.controller_ip = self.ovs.controller_ip
+        return self.controller_ip
+
     def start(self) -> Lab:
         from mininet.link import TCLink
         from mininet.log import setLogLevel
         from mininet.net import Mininet
-        from mininet.node import OVSSwitch
 
         from topologies.mininet_topo import SpecTopo
 
         setLogLevel(os.environ.get("NETSHADOW_MININET_LOG", "warning"))
         _quiet_htb_quantum()
-        leftovers = cleanup.find(self.prefix, registered=False)
-        if not leftovers.empty():
-            raise LabError(f"prefix: objects named {self.prefix}* already exist "
-                           f"({leftovers.bridges + leftovers.interfaces}); another lab is running "
-                           f"or one crashed - run 'netshadow lab down --prefix {self.prefix}'")
-        self._owner = True  # from here on, whatever carries the prefix is this lab's
         t0 = time.monotonic()
-        switch = partial(OVSSwitch, failMode="secure", datapath=self.datapath,
-                         protocols="OpenFlow13", inband=False)
+        if self.own_ovs:
+            self.start_ovs()
+        self._claim()
+        switch = partial(_switch_class(self.ovs), batch=False, failMode="secure",
+                         datapath=self.datapath, protocols="OpenFlow13", inband=False)
         try:
             self.net = Mininet(topo=SpecTopo(spec=self.spec, prefix=self.prefix, shape=self.shape),
                                switch=switch, link=TCLink, controller=None, autoSetMacs=False,
@@ -197,7 +291,7 @@ class Lab:
             self.net.build()
             self.net.start()
             if self.shape:
-                self.link_queue_packets = link_queue_packets(dpsock.send_buffer_bytes())
+                self.link_queue_packets = link_queue_packets(dpsock.send_buffer_bytes(self.prefix))
                 if self.link_queue_packets < LINK_QUEUE_MAX:
                     LOG.warning("lab %s: the datapath's shared send buffer holds only %d-packet "
                                 "link queues (scripts/bootstrap.sh starts Open vSwitch with a "
@@ -233,8 +327,11 @@ class Lab:
                         os.rmdir(path)
                     except OSError:
                         pass  # the final sweep reports it
+            if self.ovs is not None:  # its daemons, namespace and control link
+                self.ovs.stop()
         finally:
             self.net = None
+            self.ovs = None  # removed with the rest of the prefix's objects
             self.leftovers = cleanup.remove(self.prefix)
             self.stop_s = time.monotonic() - t0
 
