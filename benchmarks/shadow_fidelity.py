@@ -20,6 +20,9 @@ shadow against itself): a figure the shadow cannot reproduce from one run to the
 be asked to predict. Last, the what-if: a warm shadow's apply + run + verdict of one plan on
 ``default.yaml`` and ``abilene.yaml`` (``--whatif-duration`` seconds of load, as ``netshadow run
 --shadow-duration``).
+
+The shadow's switches run in an Open vSwitch of their own (:mod:`emulation.ovsns`);
+``--shared-ovs`` puts them in production's, to measure what that changes.
 """
 
 from __future__ import annotations
@@ -106,14 +109,14 @@ def production_lab(spec_path: str, workdir: Path):
     return lab, ctl
 
 
-def whatif(spec_name: str, duration_s: float, repeat: int, workdir: Path) -> dict:
+def whatif(spec_name: str, duration_s: float, repeat: int, workdir: Path, own_ovs: bool = True) -> dict:
     """A warm shadow: apply + run + verdict of one plan, ``repeat`` times; the build apart."""
     spec = load_spec(bundled(spec_name))
     keys = [(t.id, a.name) for t in spec.tenants for a in t.applications][:3]
     demands = [d for d in (demand_for(spec, t, a, [10.0] * STEPS) for t, a in keys) if d]
     plan = parse_plan({"name": "whatif", "allocations": [alloc(d.tenant, d.app, 12) for d in demands]}, spec)
     times, applies = [], []
-    with Shadow(spec, prefix="nbw", workdir=workdir / f"whatif-{spec_name}") as sh:
+    with Shadow(spec, prefix="nbw", workdir=workdir / f"whatif-{spec_name}", own_ovs=own_ovs) as sh:
         build = sh.build_s
         for _ in range(repeat):
             t0 = time.monotonic()
@@ -137,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--whatif-specs", default="default,abilene",
                     help="bundled specs to time the what-if on (empty: none)")
     ap.add_argument("--json", default="out/shadow_fidelity.json")
+    ap.add_argument("--shared-ovs", action="store_true",
+                    help="the shadow's switches in production's Open vSwitch, not in one of their "
+                         "own (to measure what that changes)")
     a = ap.parse_args(argv)
     from rich.console import Console
     from rich.table import Table
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     lab, ctl = production_lab(spec_path, workdir)
     try:
         prod = Production(ctl.url, "benchmark-token", "nbp")
-        with Shadow(spec, prefix="nbs", workdir=workdir / "shadow") as sh:
+        with Shadow(spec, prefix="nbs", workdir=workdir / "shadow", own_ovs=not a.shared_ovs) as sh:
             try:
                 for name in a.scenarios.split(","):
                     sc = SCENARIOS[name]
@@ -175,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lab.stop()
         ctl.stop()
-    whatifs = [whatif(n, a.whatif_duration, a.repeat, workdir) for n in a.whatif_specs.split(",") if n]
+    whatifs = [whatif(n, a.whatif_duration, a.repeat, workdir, own_ovs=not a.shared_ovs)
+               for n in a.whatif_specs.split(",") if n]
 
     scored = [r for r in runs if r["scored"]]
     summary = {}
@@ -219,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "contradicted": contradicted, "flagged": flagged,
                                "whatif": whatifs, "runs": runs, "duration_s": a.duration,
-                               "repeat": a.repeat}, indent=1))
+                               "repeat": a.repeat, "own_ovs": not a.shared_ovs}, indent=1))
     console.print(f"written: {out}")
     return 0
 

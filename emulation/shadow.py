@@ -86,12 +86,17 @@ class Shadow(LoadRun):
     def __init__(self, spec: NetworkSpec, prefix: str = "sh1", tenants: list[str] | None = None,
                  workdir: str | Path | None = None, util_threshold: float = 0.9,
                  loss_threshold: float = 0.01, rtt_bound_ms: float | None = None,
-                 frame_bytes: int = 1514, attempts: int = 3):
+                 frame_bytes: int = 1514, attempts: int = 3, own_ovs: bool = True):
+        """``own_ovs``: the shadow's switches run in an Open vSwitch of its own
+        (:mod:`emulation.ovsns`), not in the one forwarding production; False only to measure
+        what that changes."""
         super().__init__(util_threshold, loss_threshold, rtt_bound_ms, frame_bytes, attempts)
         self.spec = restrict(spec, tenants)
         self.prefix = prefix
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"netshadow-{prefix}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.own_ovs = own_ovs
+        self.of_host = "127.0.0.1"  # where the controller listens for the switches
         self.of_port = free_port()
         self.rest_port = free_port()
         self.ctl: ControllerProcess | None = None
@@ -112,7 +117,7 @@ class Shadow(LoadRun):
     def _controller(self, plan: Plan | None) -> ControllerProcess:
         """A controller process for the shadow, registered under its prefix so that
         ``netshadow shadow clean`` can end it by pid after a crash."""
-        args = ["--token-file", str(self.token_path)]
+        args = ["--token-file", str(self.token_path), "--of-host", self.of_host]
         if plan is not None:
             p = self.workdir / f"plan-{plan.name}.json"
             p.write_text(json.dumps(plan.to_dict()))
@@ -129,11 +134,13 @@ class Shadow(LoadRun):
     def start(self, plan: Plan | None = None) -> Shadow:
         t0 = time.monotonic()
         try:
+            self.lab = Lab(self.spec, prefix=self.prefix, controller_port=self.of_port,
+                           controller_starting=True, own_ovs=self.own_ovs)
+            if self.own_ovs:  # its switches reach the controller over the namespace's link
+                self.of_host = self.lab.start_ovs()
             # the controller starts while Mininet builds; switches connect once it listens
             self.ctl = self._controller(plan).launch()
             cleanup.register_pid(self.prefix, self.ctl.proc.pid)
-            self.lab = Lab(self.spec, prefix=self.prefix, controller_port=self.of_port,
-                           controller_starting=True)
             self.lab.start()
             self.ctl.wait_started()
             self.ctl.wait_ready(timeout_s=60)
