@@ -21,8 +21,9 @@ A run for the plan in force:
    depend on load. Under the load, per UDP flow, RTT probes on the flow's own path and port
    (:func:`emulation.probe.rtt_series`, every ``RTT_PROBE_INTERVAL_S``),
    answered by the flow's receiver and kernel-timed at both ends, with the time they queued
-   behind the load at the receiver taken out; a TCP flow's RTT is the kernel's smoothed RTT
-   that iperf3 reports every ``TCP_RTT_INTERVAL_S``;
+   behind the load at the receiver taken out; a TCP flow's RTT is the sender's smoothed RTT,
+   read from the kernel every ``RTT_PROBE_INTERVAL_S`` (:mod:`emulation.tcprtt`; iperf3's own
+   report, every ``TCP_RTT_INTERVAL_S``, where that read nothing);
 3. per link direction the bytes that arrived at its far end (OpenFlow port counters, before and
    after) over the run: its carried utilisation; what the plan put on it (the flows crossing it,
    after their meters) is its offered utilisation, and the controller's telemetry gives the
@@ -276,7 +277,7 @@ class LoadRun:
             measured = {id(d): self._udp_flow(d, s, r, meters_before, meters_after, rtt.get(id(d)))
                         for d, s, r in counts}
             for d, out in tcp_out:
-                measured[id(d)] = self._tcp_flow(d, out, rtt_s)
+                measured[id(d)] = self._tcp_flow(d, out, rtt_s, rtt.get(id(d)))
             flows = [measured[id(d)] for d in demands]  # in the demands' order
             paths = pairing.result()
         finally:
@@ -379,16 +380,17 @@ class LoadRun:
 
     def _start_rtt_probes(self, demands: list[FlowDemand], seconds: float, procs: list):
         """Per UDP flow, UDP echo probes on its own path and port for ``seconds`` while it runs
-        (its receiver answers them and does not count them as load); none under a second."""
+        (its receiver answers them and does not count them as load); per TCP flow, its
+        sender's smoothed RTT read from the kernel as often; none under a second."""
         out = []
         if seconds < 1.0:
             return out
         for d in demands:
-            if d.protocol != "udp":
-                continue
+            ip = self.spec.host(d.dst).ip
+            argv = ["emulation.probe", "rtt", "--ip", ip, "--port", str(d.port)] \
+                if d.protocol == "udp" else ["emulation.tcprtt", "--dst", ip, "--dport", str(d.port)]
             p = self.lab.host(d.src).popen(
-                [sys.executable, "-m", "emulation.probe", "rtt", "--ip", self.spec.host(d.dst).ip,
-                 "--port", str(d.port), "--interval", str(RTT_PROBE_INTERVAL_S),
+                [sys.executable, "-m", *argv, "--interval", str(RTT_PROBE_INTERVAL_S),
                  "--seconds", f"{seconds:.3f}"], stdout=subprocess.PIPE, text=True)
             procs.append(p)
             out.append((d, p))
@@ -412,14 +414,17 @@ class LoadRun:
         return self._flow(d, s["l2_bps"] / 1e6, delivered, loss, r["max_gap_s"], dropped, passed,
                           _percentile(answered, 50), _percentile(answered, 95))
 
-    def _tcp_flow(self, d: FlowDemand, out: dict, until_s: float) -> FlowResult:
-        """A TCP flow from iperf3's report; its RTT is the sender's smoothed RTT (kernel) every
-        ``TCP_RTT_INTERVAL_S`` up to ``until_s`` into the run."""
+    def _tcp_flow(self, d: FlowDemand, out: dict, until_s: float,
+                  sampled: list | None = None) -> FlowResult:
+        """A TCP flow from iperf3's report; its RTT is the sender's smoothed RTT (kernel):
+        ``sampled`` (ms, :mod:`emulation.tcprtt`), else iperf3's every ``TCP_RTT_INTERVAL_S`` up
+        to ``until_s`` into the run."""
         end = out.get("end", {})
         sent = end.get("sum_sent", {}).get("bits_per_second", 0.0) / 1e6
         got = end.get("sum_received", {}).get("bits_per_second", 0.0) / 1e6
-        srtt = [s["rtt"] / 1000 for i in out.get("intervals", []) for s in i.get("streams", [])
-                if s.get("rtt") and s.get("end", 0.0) <= until_s + 0.5]  # µs -> ms
+        srtt = [float(x) for x in sampled or [] if x] or \
+            [s["rtt"] / 1000 for i in out.get("intervals", []) for s in i.get("streams", [])
+             if s.get("rtt") and s.get("end", 0.0) <= until_s + 0.5]  # µs -> ms
         return self._flow(d, sent, got, None, None, None, None, _percentile(srtt, 50),
                           _percentile(srtt, 95))
 
