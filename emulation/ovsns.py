@@ -25,6 +25,7 @@ after a crash (daemons ended by the pids in their pid files).
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import logging
 import os
@@ -243,13 +244,15 @@ class OvsNamespace:
                  f"--pidfile={d / 'ovs-vswitchd.pid'}",
                  f"--unixctl={d / 'ovs-vswitchd.ctl'}", f"--log-file={d / 'ovs-vswitchd.log'}",
                  "--detach"]))
-            net = _free_control_net()
-            hosts = list(net.hosts())
-            self.controller_ip, self.switch_ip = str(hosts[0]), str(hosts[1])
             root, inner = f"{self.prefix}c0", f"{self.prefix}c1"
             self._step("control link", ["ip", "link", "add", root, "type", "veth", "peer", "name",
                                         inner, "netns", self.netns])
-            self._step("control link", ["ip", "addr", "add", f"{self.controller_ip}/30", "dev", root])
+            with open(_run_root() / ".control-net.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # two labs starting at once pick different /30s
+                hosts = list(_free_control_net().hosts())
+                self.controller_ip, self.switch_ip = str(hosts[0]), str(hosts[1])
+                self._step("control link", ["ip", "addr", "add", f"{self.controller_ip}/30",
+                                            "dev", root])
             self._step("control link", ["ip", "link", "set", root, "up"])
             self._step("control link", ["ip", "netns", "exec", self.netns, "ip", "addr", "add",
                                         f"{self.switch_ip}/30", "dev", inner])
