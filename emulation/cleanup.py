@@ -103,7 +103,7 @@ def find(prefix: str, registered: bool = True) -> Leftovers:
     return out
 
 
-def _own_prefixes(datapaths: list[str]) -> list[str]:
+def own_prefixes(datapaths: list[str]) -> list[str]:
     """The lab prefixes of :func:`emulation.ovsns.leftovers`' entries."""
     out = []
     for entry in datapaths:
@@ -133,7 +133,7 @@ def remove(prefix: str) -> Leftovers:
         subprocess.run(args, check=False, capture_output=True, timeout=60)
     for name in found.interfaces:
         subprocess.run(["ip", "link", "del", name], check=False, capture_output=True, timeout=10)
-    for own in {prefix} | set(_own_prefixes(found.datapaths)):
+    for own in {prefix} | set(own_prefixes(found.datapaths)):
         ovsns.remove(own)  # its daemons by their pid files, its namespace, its run directory
     for path in found.cgroups:  # empty once the host shells are gone
         try:
@@ -141,6 +141,7 @@ def remove(prefix: str) -> Leftovers:
         except OSError as e:
             LOG.warning("cgroup %s not removed: %s", path, e)
     if not found.empty():
-        LOG.info("removed %d bridges, %d interfaces, %d processes with prefix %s",
-                 len(found.bridges), len(found.interfaces), len(found.pids), prefix)
+        LOG.info("removed %d bridges, %d interfaces, %d processes, %d own Open vSwitch with "
+                 "prefix %s", len(found.bridges), len(found.interfaces), len(found.pids),
+                 len(set(own_prefixes(found.datapaths))), prefix)
     return found

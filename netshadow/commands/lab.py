@@ -127,7 +127,9 @@ def cmd_clean(a) -> int:
 
     found = cleanup.remove(a.prefix)
     print(f"removed {len(found.bridges)} bridges, {len(found.interfaces)} interfaces, "
-          f"{len(found.pids)} processes with prefix {a.prefix!r}")
+          f"{len(found.pids)} processes, {len(set(cleanup.own_prefixes(found.datapaths)))} own "
+          f"Open vSwitch with "
+          f"prefix {a.prefix!r}")
     return EXIT_OK
 
 

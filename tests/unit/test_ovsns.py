@@ -40,4 +40,4 @@ def test_no_run_directory_means_the_systems(tmp_path, monkeypatch):
 
 
 def test_leftover_entries_name_their_lab_prefix():
-    assert cleanup._own_prefixes(["netns nbsdp", "rundir /run/netshadow/ovs/nbs"]) == ["nbs", "nbs"]
+    assert cleanup.own_prefixes(["netns nbsdp", "rundir /run/netshadow/ovs/nbs"]) == ["nbs", "nbs"]
