@@ -133,7 +133,7 @@ def remove(prefix: str) -> Leftovers:
         subprocess.run(args, check=False, capture_output=True, timeout=60)
     for name in found.interfaces:
         subprocess.run(["ip", "link", "del", name], check=False, capture_output=True, timeout=10)
-    for own in {prefix} | set(own_prefixes(found.datapaths)):
+    for own in set(own_prefixes(found.datapaths)):
         ovsns.remove(own)  # its daemons by their pid files, its namespace, its run directory
     for path in found.cgroups:  # empty once the host shells are gone
         try:

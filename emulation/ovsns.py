@@ -39,7 +39,6 @@ LOG = logging.getLogger("netshadow.ovsns")
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 CONTROL_NET = ipaddress.ip_network("169.254.250.0/24")  # split into /30s, one per namespace
 DAEMONS = ("ovs-vswitchd", "ovsdb-server")  # stopped in this order
-SYSTEM_VSWITCHD_PID = Path("/var/run/openvswitch/ovs-vswitchd.pid")
 OVS_CTL_NICE = -10  # ovs-ctl's default priority for the daemons (--ovs-vswitchd-priority)
 
 
@@ -111,7 +110,9 @@ def system_nice() -> int:
     """The nice value the system's ``ovs-vswitchd`` runs at (ovs-ctl's -10 when it cannot be
     read): a lab's own daemon gets the same, or it would lose the CPU to the load generators
     that production's daemon wins against."""
-    pid = _pid(SYSTEM_VSWITCHD_PID)
+    from .hostcpu import OVS_PID_FILE
+
+    pid = _pid(OVS_PID_FILE)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19: nice
@@ -119,19 +120,15 @@ def system_nice() -> int:
         return OVS_CTL_NICE
 
 
-def _netns_exists(name: str) -> bool:
+def _netns_names() -> list[str]:
     r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-    return any(line.split()[0] == name for line in r.stdout.splitlines() if line.strip())
+    return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
 
 
 def leftovers(prefix: str) -> list[str]:
     """The own Open vSwitch objects of prefixes starting with ``prefix``: namespaces and run
     directories, by name."""
-    out = []
-    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-    for line in r.stdout.splitlines():
-        if line.strip() and line.split()[0].startswith(prefix) and line.split()[0].endswith("dp"):
-            out.append(f"netns {line.split()[0]}")
+    out = [f"netns {n}" for n in _netns_names() if n.startswith(prefix) and n.endswith("dp")]
     root = _run_root()
     if root.is_dir():
         out += [f"rundir {d}" for d in sorted(root.iterdir()) if d.name.startswith(prefix)]
@@ -170,7 +167,7 @@ def remove(prefix: str) -> None:
         _stop_daemon(d / f"{daemon}.pid")
     subprocess.run(["ip", "link", "del", f"{prefix}c0"], capture_output=True, timeout=10)
     ns = netns_name(prefix)
-    if _netns_exists(ns):
+    if ns in _netns_names():
         r = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, timeout=10)
         if r.returncode != 0:
             LOG.warning("netns %s not removed: %s", ns, r.stderr.strip())
