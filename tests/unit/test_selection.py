@@ -94,3 +94,25 @@ def test_the_factory_builds_a_selection_on_two_days_of_hours_without_the_lstm_an
         forecast(m, ForecasterChoice("selection", 0.95, 3), s)
     with pytest.raises(PlannerError, match=r"^history: series: 20 steps are too few"):
         fit(choice, s.slice(0, 20))
+
+
+def test_intervals_are_calibrated_per_forecast_level():
+    """Noise that grows faster than the level (quiet nights, busy days with bursts): one set of
+    score quantiles covers too much at night and too little by day; per forecast-level bin each
+    part is covered near the 80 % asked, and the busy part is given the wider interval."""
+    rng = np.random.default_rng(3)
+    t = np.arange(10 * DAY)
+    busy = np.sin(2 * np.pi * t / DAY) > 0
+    level = np.where(busy, 40.0, 5.0)
+    v = level + rng.normal(0, 1, len(t)) * np.where(busy, 8.0, 0.2)
+    s = SeriesSet(pd.Timestamp("2026-01-05", tz="UTC"), STEP, ("t/x/bandwidth",), v.clip(0)[:, None])
+    split = 8 * DAY
+    sel = Selection(all_baselines(season=DAY), horizon=1).fit(s.slice(0, split))
+    assert np.isfinite(sel.edges[0, 0]).all()  # enough backtest for every bin
+    med, qs = sel.forecast(s.values, 1)
+    y, lo, hi = s.values[split:, 0], qs[0, split:, 0], qs[-1, split:, 0]
+    inside = (y >= lo) & (y <= hi)
+    quiet, loud = ~busy[split:] & (med[split:, 0] < 20), busy[split:] & (med[split:, 0] > 20)
+    for part in (quiet, loud):
+        assert 0.65 <= inside[part].mean() <= 0.95, (inside[quiet].mean(), inside[loud].mean())
+    assert np.median((hi - lo)[loud]) > 10 * np.median((hi - lo)[quiet])
