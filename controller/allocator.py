@@ -6,7 +6,8 @@ For every tenant application with a forecast:
    passes) times ``1 + headroom``, and never less than what the application uses right now;
 2. **hysteresis** - an allocation grows at once; it shrinks only when the requirement has stayed
    at least ``release_fraction`` below it for ``hold_s`` seconds, and changes smaller than
-   ``min_change`` are ignored, so allocations do not flap;
+   ``min_change`` are ignored, so allocations do not flap; a ``ceiling`` (the planner's spend
+   cap, :mod:`planner.reference`) then bounds it, hysteresis and current use included;
 3. **the resource pool** - every application is charged, on each link of its clients' paths to
    its servers, the rate it gets; the links' spec capacities (times ``max_link_share``) bound the
    sum. A linear programme (``scipy.optimize.linprog``) maximises the priority-weighted
@@ -91,7 +92,8 @@ def hysteresis(key, want: float, cur: float | None, now: float, state: Allocator
 def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
              usage_mbps: dict[tuple[str, str], float], current: Plan | None, now: float,
              state: AllocatorState, settings: AllocatorSettings = AllocatorSettings(),
-             name: str = "plan", avoid: frozenset = frozenset()) -> Plan:
+             name: str = "plan", avoid: frozenset = frozenset(),
+             ceiling: dict[tuple[str, str], float] | None = None) -> Plan:
     paths = compile_network(spec).paths
     links = app_links(spec, paths)
     capacity = {frozenset((lk.a, lk.b)): lk.capacity_mbps * settings.max_link_share for lk in spec.links}
@@ -107,6 +109,8 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
         want = max(f * (1 + settings.headroom), used, settings.min_rate_mbps)
         cur = current.allocation(*k).rate_mbps if current and current.allocation(*k) else None
         want, note = hysteresis(k, want, cur, now, state, settings)
+        if ceiling and k in ceiling and want > ceiling[k]:
+            want, note = max(ceiling[k], settings.min_rate_mbps), f"{note}; held to the ceiling"
         target[k] = want
         reasons.append(f"{k[0]}/{k[1]}: forecast {f:.2f} Mbit/s, in use {used:.2f}{note}")
 

@@ -165,15 +165,19 @@ def default_reactive_settings(setup: ReplaySetup, **changes) -> ReactiveSettings
 def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | None = None,
                 headroom: float | None = None, quantile: float = 0.9,
                 reactive_settings: ReactiveSettings | None = None,
-                settings: PlannerSettings | None = None, budget: float = 0.01):
+                settings: PlannerSettings | None = None, budget: float = 0.01,
+                warmup: int | None = None, spend_cap: bool = True):
     """``quantile``: the forecast quantile the predictive policy allocates (the forecaster must
-    serve it); ``budget``: its violation budget (a share of steps); ``settings``: the planner's
+    serve it); ``budget``: its violation budget (a share of steps); ``spend_cap``: whether it
+    spends at most what reacting would (:mod:`planner.reference`); ``warmup``: history steps the
+    predictive policy runs over before the window (default: a day, see
+    :mod:`planner.replay`); ``settings``: the planner's
     (default: ``netshadow run``'s defaults at that quantile and budget); ``headroom``: the
     static and oracle policies' margin (default the planner's);
     ``reactive_settings``: the threshold allocator's (default: the planner's reactive reference)."""
     keys = [f.key for f in setup.mapping.flows]
     try:
-        settings = settings or PlannerSettings(quantile=quantile, budget=budget)
+        settings = settings or PlannerSettings(quantile=quantile, budget=budget, spend_cap=spend_cap)
     except PlannerError as e:
         raise ReplayError(str(e)) from None
     headroom = settings.headroom if headroom is None else headroom
@@ -191,7 +195,8 @@ def make_policy(name: str, setup: ReplaySetup, forecaster=None, corrupt: str | N
     if name == "predictive":
         choice = forecaster_choice(getattr(forecaster, "name", "lstm"), settings.quantile)
         return PredictivePolicy(keys, setup.spec, forecaster, choice, setup.history, setup.start,
-                                setup.step_trace_s, settings, corrupt=parse_corrupt(corrupt))
+                                setup.step_trace_s, settings, corrupt=parse_corrupt(corrupt),
+                                warmup=a_day(setup) if warmup is None else warmup)
     raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
 
 
@@ -199,6 +204,11 @@ def compute_reactive_settings(setup: ReplaySetup) -> ReactiveSettings:
     """The threshold allocator on CPU: the bandwidth reference's thresholds and cooldown, with
     steps and a floor in cores (0.02 and the smallest quota a plan sets) instead of Mbit/s."""
     return default_reactive_settings(setup, min_step_mbps=0.02, floor_mbps=MIN_CPU_QUOTA)
+
+
+def a_day(setup: ReplaySetup) -> int:
+    """Trace steps in a day (at least one)."""
+    return max(1, int(round(86400 / setup.step_trace_s)))
 
 
 def make_compute_policy(name: str, setup: ReplaySetup, forecaster=None, quantile: float = 0.9,
@@ -220,7 +230,8 @@ def make_compute_policy(name: str, setup: ReplaySetup, forecaster=None, quantile
     elif name == "predictive":
         choice = forecaster_choice(getattr(forecaster, "name", "lstm"), settings.quantile)
         inner = PredictivePolicy(keys, setup.spec, forecaster, choice, setup.compute_history,
-                                 setup.start, setup.step_trace_s, settings, metric="cpu")
+                                 setup.start, setup.step_trace_s, settings, metric="cpu",
+                                 warmup=a_day(setup))
     else:
         raise ReplayError(f"policy: must be one of {', '.join(POLICIES)} (got {name!r})")
     return Capped(inner, MIN_CPU_QUOTA, MAX_CPU_QUOTA)
@@ -228,7 +239,7 @@ def make_compute_policy(name: str, setup: ReplaySetup, forecaster=None, quantile
 
 def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, console: Console,
             forecaster=None, corrupt: str | None = None, quantile: float = 0.9,
-            budget: float = 0.01) -> dict:
+            budget: float = 0.01, spend_cap: bool = True) -> dict:
     from rich.progress import Progress
 
     from emulation.replay import replay
@@ -237,7 +248,8 @@ def run_all(setup: ReplaySetup, policies: list[str], lab, url: str, token: str, 
     results = {}
     T = setup.demand.shape[0]
     for name in policies:
-        policy = make_policy(name, setup, forecaster, corrupt, quantile=quantile, budget=budget)
+        policy = make_policy(name, setup, forecaster, corrupt, quantile=quantile, budget=budget,
+                             spend_cap=spend_cap)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"{name}: {T} steps x {setup.step_wall_s:g} s", total=T)
             results[name] = replay(lab, setup.spec, url, token, setup.mapping, setup.demand, policy,
@@ -384,6 +396,7 @@ class ReplaySettings:
     quantile: float = 0.9
     ideal: bool = False
     budget: float = 0.01
+    spend_cap: bool = True
 
     def __post_init__(self):
         unknown = [p for p in self.policies if p not in POLICIES]
@@ -394,7 +407,7 @@ class ReplaySettings:
         if "predictive" in self.policies:
             forecaster_choice(self.forecaster, self.quantile)  # refused now, not after training
         try:
-            PlannerSettings(quantile=self.quantile, budget=self.budget)
+            PlannerSettings(quantile=self.quantile, budget=self.budget, spend_cap=self.spend_cap)
         except PlannerError as e:
             raise ReplayError(str(e)) from None
 
@@ -430,19 +443,21 @@ def run_replay(rs: ReplaySettings, console: Console | None = None) -> dict:
 
         keys = [f.key for f in setup.mapping.flows]
         results = {name: simulate(make_policy(name, setup, model, rs.corrupt, quantile=rs.quantile,
-                                              budget=rs.budget),
+                                              budget=rs.budget, spend_cap=rs.spend_cap),
                                   setup.demand, setup.step_trace_s, keys)
                    for name in policies} if keys else {}
         title += " (idealised, without the lab)"
     else:
         with LabSession(rs.spec_path, rs.prefix, rs.workdir, console) as s:
             results = run_all(setup, policies, s.lab, s.ctl.url, s.token, console, model, rs.corrupt,
-                              rs.quantile, budget=rs.budget) if setup.mapping.flows else {}
+                              rs.quantile, budget=rs.budget, spend_cap=rs.spend_cap) \
+                if setup.mapping.flows else {}
             if setup.mapping.compute:
                 compute = run_compute(setup, policies, s.lab, console, cmodel, rs.quantile, rs.budget)
     meta = {"spec": rs.spec_path, "trace": str(rs.trace), "mapping": str(rs.mapping),
             "compress": rs.compress, "start": str(setup.times[0]), "steps": int(setup.demand.shape[0]),
             "forecaster": rs.forecaster, "quantile": rs.quantile, "budget": rs.budget,
+            "spend_cap": rs.spend_cap,
             "corrupt": rs.corrupt,
             "ideal": rs.ideal, "description": rs.description}
     return report(results, setup, console, rs.json_out, rs.report_dir, title, meta, compute)

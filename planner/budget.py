@@ -47,11 +47,14 @@ class Margin:
         """The measured violation share (None before the first scored step)."""
         return self.violated / self.steps if self.steps else None
 
-    def update(self, violated: bool, budget: float, rate: float, limit: float) -> None:
-        """One measured step."""
+    def update(self, violated: bool, budget: float, rate: float, limit: float,
+               adapt: bool = True) -> None:
+        """One measured step; ``adapt=False`` counts it without moving the margin (a violation
+        no margin could have prevented, see :mod:`planner.core`)."""
         self.steps += 1
         self.violated += bool(violated)
-        self.margin = float(np.clip(self.margin + rate * (float(violated) - budget), -limit, limit))
+        if adapt:
+            self.margin = float(np.clip(self.margin + rate * (float(violated) - budget), -limit, limit))
 
     def as_list(self) -> list:
         return [self.margin, self.steps, self.violated]

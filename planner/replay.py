@@ -8,11 +8,23 @@ steps measured so far: what the model reads, at least :data:`OBSERVED_MIN` steps
 it asked for the step before, which the runner applied) to the planner. ``corrupt(t, median,
 upper) -> (median, upper)`` damages the forecasts on purpose (the robustness check).
 
+**Warm-up.** A deployed planner has been running before any window anyone replays: its budget
+margins (:mod:`planner.budget`) have learnt from its own outcomes. A replay that started them cold
+would score the first hours of every window on a margin that has seen nothing. So before step 0
+the policy runs over the last ``warmup`` steps of the history (default in
+:func:`netshadow.replaycmd.make_policy`: a day, as far as the history allows), deciding each step
+exactly as in the window, with its rates taken as applied (idealised: what the runner would do
+with them is not simulated). Only the margins carry over, with their counts set to zero so that
+the violation share reported is the window's; the allocator starts the window from nothing in
+force, as the runner does.
+
 With ``metric="cpu"`` the keys are (tenant, host) and the rates are CPU quotas in cores: the
 compute replay, decided by the same planner (:mod:`planner.compute`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -34,9 +46,10 @@ class PredictivePolicy(Policy):
 
     def __init__(self, keys, spec: NetworkSpec, model, choice: ForecasterChoice, history: np.ndarray,
                  start: pd.Timestamp, step_s: float, settings: PlannerSettings, corrupt=None,
-                 metric: str = "bandwidth"):
+                 metric: str = "bandwidth", warmup: int = 0):
         """``model``: fitted over the series of ``keys`` (in that order); ``history`` (H, N): the
-        measured series before step 0 (lab Mbit/s), starting at ``start``."""
+        measured series before step 0 (lab Mbit/s), starting at ``start``; ``warmup``: steps of
+        the history the policy runs over before step 0 (see the module docstring)."""
         super().__init__(keys)
         if settings.quantile != choice.quantile:
             raise ValueError(f"quantile: the planner allocates {settings.quantile:g}, the forecaster "
@@ -51,9 +64,31 @@ class PredictivePolicy(Policy):
         self.context = max(model.context(choice.horizon), OBSERVED_MIN) + 2
         self.current = None
         self.decisions: dict[int, object] = {}
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+            raise ValueError(f"warmup: must be an integer >= 0 steps (got {warmup!r})")
+        self.warmed = self._warm_up(min(warmup, max(0, len(self.history) - OBSERVED_MIN)))
+
+    def _warm_up(self, steps: int) -> int:
+        """Run the planner over the last ``steps`` rows of the history; keep its margins."""
+        if steps == 0:
+            return 0
+        end = len(self.history)
+        current = None
+        for i in range(end - steps, end):
+            obs = self._window(self.history[:i])
+            fc = forecast(self.model, self.choice, obs)
+            if self.corrupt is not None:
+                fc = _damaged(fc, self.corrupt, i - end, self.choice.quantile)
+            d = self.planner.decide((i - end) * self.step_s, obs, fc, current)
+            current = self.in_force(np.array(d.rates(self.series_keys)), i - end)
+        margins = {k: replace(m, steps=0, violated=0) for k, m in self.planner.margins.items()}
+        self.planner = Planner(self.planner.spec, self.planner.settings, margins=margins)
+        return steps
 
     def observed(self, s: StepInput) -> SeriesSet:
-        seen = np.vstack([self.history, s.offered_mbps]) if s.t else self.history
+        return self._window(np.vstack([self.history, s.offered_mbps]) if s.t else self.history)
+
+    def _window(self, seen: np.ndarray) -> SeriesSet:
         seen = np.maximum(seen, 0.0)
         lo = max(0, len(seen) - self.context)
         return SeriesSet(self.start + pd.Timedelta(seconds=self.step_s * lo), self.step_s,

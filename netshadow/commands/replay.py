@@ -19,7 +19,8 @@ def cmd_replay(a) -> int:
         rs = ReplaySettings(a.spec, a.trace, a.map, a.compress, policies, a.start, a.days,
                             a.forecaster, a.corrupt, a.prefix, Path(a.workdir), a.json, a.report,
                             f"netshadow replay: {Path(a.trace).name} on {Path(a.spec).stem}",
-                            quantile=a.quantile, ideal=a.ideal, budget=a.budget)
+                            quantile=a.quantile, ideal=a.ideal, budget=a.budget,
+                            spend_cap=not a.no_spend_cap)
         doc = run_replay(rs)
     except ReplayError as e:
         error(f"netshadow replay: {e}")
@@ -52,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--budget", type=float, default=0.01,
                    help="the predictive policy's violation budget: the long-run share of steps an "
                         "application's demand may exceed its rate (default 0.01)")
+    p.add_argument("--no-spend-cap", action="store_true",
+                   help="let the predictive policy spend more than reacting would to hold its "
+                        "budget (default: it spends at most what the reactive policy would)")
     p.add_argument("--corrupt", help="damage the forecasts on purpose: shift[:STEPS] or noise[:SIGMA]")
     p.add_argument("--ideal", action="store_true",
                    help="without the lab: every application offers exactly its demand and the excess "

@@ -36,7 +36,8 @@ def cmd_run(a) -> int:
         token = load_token(a.token_file)
         hold = PlannerSettings.hold_steps if a.hold is None else a.hold / a.step
         planner = PlannerSettings(quantile=a.quantile, headroom=a.headroom, hold_steps=hold,
-                                  anomaly_policy=a.anomaly_policy, budget=a.budget)
+                                  anomaly_policy=a.anomaly_policy, budget=a.budget,
+                                  spend_cap=not a.no_spend_cap)
         ForecasterChoice(a.forecaster, a.quantile, season=a.season)  # refused now, not at the first cycle
         rs = RunSettings(planner, step_s=a.step, interval_s=a.interval, history_s=a.history,
                          forecaster=a.forecaster, season=a.season, retrain_every=a.retrain_every,
@@ -108,6 +109,10 @@ def register(sub) -> None:
     p.add_argument("--budget", type=float, default=0.01,
                    help="long-run share of steps an application's demand may exceed its rate; the "
                         "planner's margin tracks it online (default 0.01)")
+    p.add_argument("--no-spend-cap", action="store_true",
+                   help="hold the budget whatever it costs (default: never reserve more than the "
+                        "reactive allocator would have on the same measurements; see "
+                        "docs/allocator.md)")
     p.add_argument("--headroom", type=float, default=0.05, help="on top of the forecast (default 0.05)")
     p.add_argument("--hold", type=float, default=None, help="seconds a lower requirement must last "
                                                             "before an allocation shrinks (default: "

@@ -45,10 +45,10 @@ def fixed(obs: SeriesSet, median, width=1.0, horizon=1, quantiles=(0.1, 0.9)) ->
 
 
 def planner(**kw) -> Planner:
-    """No headroom and no cold-start margin: the rates are the forecasts' own, unless a test
-    sets them."""
+    """No headroom, no cold-start margin and no spend cap: the rates are the forecasts' own,
+    unless a test sets them."""
     return Planner(SPEC, PlannerSettings(**{"headroom": 0.0, "hold_steps": 6, "initial_margin": 0.0,
-                                            **kw}))
+                                            "spend_cap": False, **kw}))
 
 
 def rate(d, key=VIDEO):

@@ -121,11 +121,14 @@ class Told(Forecaster):
         return med, np.stack([med * 0.9, med * 1.05])
 
 
-def predictive(history):
+def predictive(history, spend_cap=False):
+    """A policy on forecasts the test sets (no spend cap unless asked: a cold planner has saved
+    nothing to pre-allocate with, see the spend cap's own test)."""
     m = Told().fit(SeriesSet(pd.Timestamp("2026-01-01"), 300.0, tuple(SeriesKey(*k).name for k in KEYS),
                              history))
     return m, PredictivePolicy(KEYS, SPEC, m, ForecasterChoice("persistence", 0.9, 1), history,
-                               pd.Timestamp("2026-01-01"), 300.0, PlannerSettings(anomaly_policy="allocate"))
+                               pd.Timestamp("2026-01-01"), 300.0,
+                               PlannerSettings(anomaly_policy="allocate", spend_cap=spend_cap))
 
 
 def test_predictive_allocates_before_a_rise_and_does_not_believe_a_collapse_after_a_violation():

@@ -1,0 +1,148 @@
+"""The spend cap (:mod:`planner.reference`): the predictive planner never reserves more than the
+reactive allocator would on the same measured steps, saves where its forecasts let it and spends
+the savings before peaks; a violation no margin could have prevented (the cap, a full link) does
+not move the budget's margin; the replay's warm-up carries the margins a day of outcomes taught."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from controller.plan import Allocation, Plan
+from controller.reactive import ReactiveSettings, ReactiveState, react
+from emulation.policies import ReactivePolicy
+from emulation.replay_ideal import simulate
+from models.baselines import Persistence
+from models.series import SeriesKey, SeriesSet
+from netshadow.replaycmd import default_reactive_settings
+from planner.core import Planner, PlannerError, PlannerSettings
+from planner.forecasters import ForecasterChoice
+from planner.reference import Reference
+from planner.replay import PredictivePolicy
+from tests.unit.test_planner import fixed, observed
+from topologies import bundled, load_spec
+
+SPEC = load_spec(bundled("default"))
+A, B = SeriesKey("red", "video"), SeriesKey("blue", "dns")
+RS = ReactiveSettings(cooldown_s=20.0, floor_mbps=0.5)
+
+
+def test_the_reference_is_the_reactive_allocator_and_the_bank_counts_the_difference():
+    ref = Reference()
+    ref.observe(A, 10.0, None, 0.0, RS, 1.1)
+    assert ref.rate[A] == pytest.approx(11.0) and ref.bank == 0.0
+    # what react() does from 11 after a step at 10.5 (above 90 % of 11): raised
+    want = react({A.app_key: 10.5}, Plan("x", (Allocation(A.tenant, A.app, 11.0),)), 10.0,
+                 ReactiveState(), RS).allocation(
+        *A.app_key).rate_mbps
+    ref.observe(A, 10.5, 8.0, 10.0, RS, 1.1)  # the planner held 8 while the reference held 11
+    assert ref.rate[A] == pytest.approx(want) and want > 11.0
+    assert ref.bank == pytest.approx(3.0)
+
+
+def test_the_cap_shares_the_savings_among_the_applications_above_the_reference():
+    ref = Reference(rate={A: 10.0, B: 4.0}, bank=3.0)
+    assert ref.cap({A: 12.0, B: 3.0}) == {}  # 2 above, 3 saved: nothing capped
+    assert ref.cap({A: 14.0, B: 6.0}) == {A: pytest.approx(12.0), B: pytest.approx(5.0)}
+    assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(13.0)}  # B is below: untouched
+    ref.bank = -2.0  # overdrawn: nothing above the reference until it is paid back
+    assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(10.0)}
+    back = Reference.from_dict(ref.as_dict())
+    assert back.rate == ref.rate and back.bank == ref.bank
+
+
+def spiky(n: int, seed: int = 0) -> np.ndarray:
+    """A request-count-like series: a low level with isolated spikes no forecaster sees coming."""
+    rng = np.random.default_rng(seed)
+    v = 4 + rng.normal(0, 0.3, n)
+    v[rng.random(n) < 0.06] *= 6
+    return v.clip(0.2)[:, None]
+
+
+def run(demand, history, spend_cap: bool):
+    keys = [A.app_key]
+    model = Persistence(quantiles=ForecasterChoice("persistence", 0.9).quantiles).fit(SeriesSet(
+        pd.Timestamp("2026-01-01", tz="UTC"), 300.0, (A.name,), history))
+    settings = PlannerSettings(spend_cap=spend_cap)
+    p = PredictivePolicy(keys, SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
+                         pd.Timestamp("2026-01-01", tz="UTC"), 300.0, settings)
+    return p, simulate(p, demand, 300.0, keys)
+
+
+def test_on_spikes_no_forecaster_sees_the_cap_holds_the_reserve_to_reactives():
+    series = spiky(500)
+    history, demand = series[:212], series[212:]
+    reactive = simulate(ReactivePolicy([A.app_key], history[-1] * 1.1,
+                                       default_reactive_settings(_setup())), demand, 300.0, [A.app_key])
+    free, r_free = run(demand, history, spend_cap=False)
+    capped, r_cap = run(demand, history, spend_cap=True)
+    spend = {n: r.allocated.sum() for n, r in (("reactive", reactive), ("free", r_free), ("cap", r_cap))}
+    violated = {n: int((demand[:, 0] * 0.99 > r.allocated[:, 0] + 1e-9).sum())
+                for n, r in (("reactive", reactive), ("free", r_free), ("cap", r_cap))}
+    # holding the 1 % budget on spikes costs more than reacting ...
+    assert spend["free"] > 1.05 * spend["reactive"], (spend, violated)
+    # ... the cap spends at most what reacting did, and violates about as often (the cap bounds
+    # the spend; violations it leaves to the forecasts: within the budget's share of reacting's)
+    assert spend["cap"] <= spend["reactive"] * (1 + 1e-6), spend
+    assert violated["cap"] <= violated["reactive"] + 0.01 * len(demand), violated
+    assert any(capped.decisions[t].capped for t in capped.decisions)
+    assert not any(free.decisions[t].capped for t in free.decisions)
+    # capped steps are counted against the budget but do not drive the margin up
+    m = capped.planner.margins[A]
+    assert m.steps == len(demand) - 1 and m.violated >= 1
+
+
+def test_a_violation_on_a_full_link_does_not_raise_the_margin():
+    """Two applications share a link too small for both: the one the allocator holds back
+    violates, and its margin stays where it was (raising it only takes more of the full link)."""
+    spec = load_spec(bundled("default"))
+    link = spec.links[0]
+    p = Planner(spec, PlannerSettings(spend_cap=False, initial_margin=0.0, headroom=0.0))
+    keys = (A, B)
+    big = link.capacity_mbps
+    obs = observed([[big * 0.4, big * 0.4]] * 4, keys=keys)
+    d = p.decide(0.0, obs, fixed(obs, big * 0.8, width=0.0), None)
+    short = [k for k in keys if d.plan.allocation(*k.app_key).rate_mbps < big * 0.8 * 0.98]
+    if not short:
+        pytest.skip(f"the bundled spec's links carry both applications ({big} Mbit/s)")
+    obs2 = observed([[big * 0.4, big * 0.4]] * 4 + [[big * 0.8, big * 0.8]], keys=keys)
+    before = {k: p.margins[k].margin for k in keys}
+    p.decide(10.0, obs2, fixed(obs2, big * 0.8, width=0.0), d.plan)
+    for k in short:
+        assert p.margins[k].violated == 1 and p.margins[k].margin == before[k]
+
+
+def test_the_spend_cap_setting_is_checked_and_the_memory_keeps_the_bank():
+    with pytest.raises(PlannerError, match="^spend_cap: must be true or false"):
+        PlannerSettings(spend_cap="yes")
+    p = Planner(SPEC, PlannerSettings())
+    p.reference = Reference(rate={A: 5.0}, bank=7.5)
+    p.limited = {(A, 100.0)}
+    q = Planner(SPEC, PlannerSettings())
+    q.restore(p.memory())
+    assert q.reference.rate == {A: 5.0} and q.reference.bank == 7.5 and q.limited == {(A, 100.0)}
+    with pytest.raises(PlannerError, match="^memory: "):
+        q.restore({"reference": {"rate": [1, 2]}})
+
+
+def test_the_replays_warm_up_carries_the_margins_and_not_their_counts():
+    series = spiky(400, seed=2)
+    history = series[:300]
+    model = Persistence(quantiles=ForecasterChoice("persistence", 0.9).quantiles).fit(SeriesSet(
+        pd.Timestamp("2026-01-01", tz="UTC"), 300.0, (A.name,), history))
+    args = ([A.app_key], SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
+            pd.Timestamp("2026-01-01", tz="UTC"), 300.0, PlannerSettings())
+    cold, warm = PredictivePolicy(*args), PredictivePolicy(*args, warmup=200)
+    assert cold.warmed == 0 and warm.warmed == 200
+    m = warm.planner.margins[A]
+    assert m.steps == 0 and m.violated == 0 and m.margin != PlannerSettings().initial_margin
+    assert not cold.planner.margins
+    with pytest.raises(ValueError, match="^warmup: must be"):
+        PredictivePolicy(*args, warmup=-1)
+
+
+def _setup():
+    class S:
+        step_trace_s = 300.0
+    return S()
