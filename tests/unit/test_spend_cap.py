@@ -15,6 +15,7 @@ from emulation.policies import ReactivePolicy
 from emulation.replay_ideal import simulate
 from models.baselines import Persistence
 from models.series import SeriesKey, SeriesSet
+from netshadow.loop import decision_record
 from netshadow.replaycmd import default_reactive_settings
 from planner.core import Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice
@@ -86,7 +87,9 @@ def test_on_spikes_no_forecaster_sees_the_cap_holds_the_reserve_to_reactives():
     # the spend; violations it leaves to the forecasts: within the budget's share of reacting's)
     assert spend["cap"] <= spend["reactive"] * (1 + 1e-6), spend
     assert violated["cap"] <= violated["reactive"] + 0.01 * len(demand), violated
-    assert any(capped.decisions[t].capped for t in capped.decisions)
+    held = next(d for d in capped.decisions.values() if d.capped)
+    assert "(spend cap)" in " ".join(held.plan.reasons)
+    assert decision_record(held, [A])["spend_capped"] == [A.name]  # the loop's cycle record says so
     assert not any(free.decisions[t].capped for t in free.decisions)
     # capped steps are counted against the budget but do not drive the margin up
     m = capped.planner.margins[A]
