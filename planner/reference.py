@@ -3,7 +3,7 @@
 Allocating ahead of demand is meant to beat reacting to it. Where a forecaster cannot see the
 next step coming (isolated request spikes), holding the violation budget costs more than
 reacting does: the margin of :mod:`planner.budget` rises after every spike and stays up. On the
-generalisation suite's request-count series the budget was held at 1.55x the reactive
+generalisation suite's request-count series the budget was held at about 1.6x the reactive
 allocator's reserve. The operator asked for a budget, not for paying more than the simplest
 alternative, so by default the planner does not spend more than reacting would have:
 
