@@ -331,6 +331,9 @@ def test_a_baseline_forecaster_carries_the_allocated_quantile():
     p = make_policy("predictive", setup, m, quantile=0.99)
     rates = p.decide(StepInput(0, 0.0, np.zeros((0, 3)), np.zeros((0, 3))))
     assert rates.shape == (3,) and (rates > 0).all()
+    # the replay's predictive policy starts as one that has run the day before its window
+    assert p.warmed == 48 and len(setup.history) >= 48 + 48  # half-hour steps
+    assert make_policy("predictive", setup, m, quantile=0.99, warmup=0).warmed == 0
 
 
 def test_idealised_replay_from_the_command_line(tmp_path, capsys):
