@@ -565,7 +565,9 @@ def _observe_plan(m: Metrics, plan) -> None:
 
 def _verify(spec, shadow, prefix, d, keys, duration_s):
     """Run the decision's plan in a (warm) shadow network with the forecast's upper rates and,
-    on the CPU-limited hosts, its upper CPU shares."""
+    on the CPU-limited hosts, its upper CPU shares. An application the spend cap holds below its
+    forecast is driven at the rate it is granted: the shadow checks that the plan carries what
+    it grants, not the demand the planner chose not to pay for."""
     from emulation.shadow import Shadow, demand_for
 
     if shadow is None:
@@ -574,7 +576,11 @@ def _verify(spec, shadow, prefix, d, keys, duration_s):
         shadow.apply(d.plan)
     from emulation.hostcompute import ComputeDemand
 
-    demands = [x for x in (demand_for(spec, k.tenant, k.app, d.forecast.get(k.name).quantile(d.quantile))
+    def upper(k):
+        q = d.forecast.get(k.name).quantile(d.quantile)
+        granted = d.plan.allocation(*k.app_key) if k in d.capped else None
+        return tuple(min(v, granted.rate_mbps) for v in q) if granted is not None else q
+    demands = [x for x in (demand_for(spec, k.tenant, k.app, upper(k))
                            for k in keys if not is_compute(k)) if x is not None]
     compute = [ComputeDemand(k.tenant, k.app, tuple(min(1.0, max(0.0, float(v))) for v in
                                                     d.forecast.get(k.name).quantile(d.quantile)))

@@ -348,6 +348,7 @@ class Planner:
                 if np.isfinite(cols[k][i]):
                     self.reference.observe(k, cols[k][i], self.in_force.get((k, t)), t, rs,
                                            st.reactive_start)
+            self.reference.seen_s += step
 
     @staticmethod
     def _latest(cols, keys) -> list[float]:

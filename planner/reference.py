@@ -22,6 +22,13 @@ alternative, so by default the planner does not spend more than reacting would h
   most the reference's, up to the step in flight and what the allocator's hysteresis holds (an
   overdrawn bank is paid back from the next savings).
 
+**From the planner's second day.** Savings mean something only once there were days to save
+in: a planner that has measured less than a day of steps (``seen_s``) is not capped, so a cold
+``netshadow run`` pre-allocates from its first cycle. The replay's predictive policy runs the day
+before its window first (:mod:`planner.replay`), so it is capped from its window's first step;
+there the reference restarts with the window, from the start the replay's reactive policy uses,
+and the bank from zero, so that the window is compared with the window.
+
 A violated step whose requirement the cap cut is counted against the budget but does not move
 the margin (the margin could not have prevented it). Where the budget costs more than reacting,
 the measured share therefore settles above the budget, at or below what reacting violates; the
@@ -39,6 +46,8 @@ from controller.plan import Allocation, Plan
 from controller.reactive import ReactiveSettings, ReactiveState, react
 from models.series import SeriesKey
 
+DAY_S = 86400.0  # measured seconds before the cap holds
+
 
 @dataclass
 class Reference:
@@ -47,6 +56,12 @@ class Reference:
     rate: dict[SeriesKey, float] = field(default_factory=dict)  # Mbit/s
     bank: float = 0.0  # Mbit/s x steps, all applications together
     state: ReactiveState = field(default_factory=ReactiveState)
+    seen_s: float = 0.0  # seconds of measured steps the planner has run through
+
+    @property
+    def holds(self) -> bool:
+        """Whether the cap holds yet (a day of measured steps)."""
+        return self.seen_s >= DAY_S - 1e-6
 
     def observe(self, k: SeriesKey, used: float, held: float | None, now: float,
                 settings: ReactiveSettings, start: float) -> None:
@@ -64,6 +79,8 @@ class Reference:
 
     def cap(self, required: dict[SeriesKey, float]) -> dict[SeriesKey, float]:
         """The requirements (Mbit/s) the cap lowers, with their capped values."""
+        if not self.holds:
+            return {}
         excess = {k: r - self.rate[k] for k, r in required.items() if k in self.rate and r > self.rate[k]}
         total = sum(excess.values())
         if total <= max(self.bank, 0.0) + 1e-9:
@@ -73,11 +90,12 @@ class Reference:
 
     def as_dict(self) -> dict:
         return {"rate": {k.name: v for k, v in self.rate.items()},
-                "bank": self.bank,
+                "bank": self.bank, "seen_s": self.seen_s,
                 "low_since": [[t, a, s] for (t, a), s in self.state.low_since.items()]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Reference:
         return cls({SeriesKey.parse(n): float(v) for n, v in d.get("rate", {}).items()},
                    float(d.get("bank", 0.0)),
-                   ReactiveState({(str(t), str(a)): float(s) for t, a, s in d.get("low_since", [])}))
+                   ReactiveState({(str(t), str(a)): float(s) for t, a, s in d.get("low_since", [])}),
+                   float(d.get("seen_s", 0.0)))

@@ -15,8 +15,10 @@ the policy runs over the last ``warmup`` steps of the history (default in
 :func:`netshadow.replaycmd.make_policy`: a day, as far as the history allows), deciding each step
 exactly as in the window, with its rates taken as applied (idealised: what the runner would do
 with them is not simulated). Only the margins carry over, with their counts set to zero so that
-the violation share reported is the window's; the allocator starts the window from nothing in
-force, as the runner does.
+the violation share reported is the window's, and so does the day the planner has run (its
+spend cap holds from a planner's second day, :mod:`planner.reference`), with the reference
+restarting from the window's start and the bank from zero; the allocator starts the window
+from nothing in force, as the runner does.
 
 With ``metric="cpu"`` the keys are (tenant, host) and the rates are CPU quotas in cores: the
 compute replay, decided by the same planner (:mod:`planner.compute`).
@@ -37,6 +39,7 @@ from topologies import NetworkSpec
 
 from .core import Planner, PlannerSettings
 from .forecasters import ForecasterChoice, forecast
+from .reference import Reference
 
 OBSERVED_MIN = 48  # steps of measurements the planner is shown at least
 
@@ -82,7 +85,9 @@ class PredictivePolicy(Policy):
             d = self.planner.decide((i - end) * self.step_s, obs, fc, current)
             current = self.in_force(np.array(d.rates(self.series_keys)), i - end)
         margins = {k: replace(m, steps=0, violated=0) for k, m in self.planner.margins.items()}
-        self.planner = Planner(self.planner.spec, self.planner.settings, margins=margins)
+        seen = Reference(seen_s=self.planner.reference.seen_s)
+        self.planner = Planner(self.planner.spec, self.planner.settings, margins=margins,
+                               reference=seen)
         return steps
 
     def observed(self, s: StepInput) -> SeriesSet:

@@ -77,10 +77,12 @@ def test_meter_below_offered_loses_the_difference_and_production_is_untouched(pr
         (report.disturbances, report.links, report.flows)
     blue = next(f for f in report.flows if f.app == "dns")
     assert blue.meter_dropped is None and blue.max_gap_s is not None  # no meter, but timed
-    # the production network saw none of the shadow's ~70 MB: at most its own hosts' ARP
-    # housekeeping (a few packets of 42-70 bytes) moves its counters
+    # the production network saw none of the shadow's ~70 MB: only its own hosts' housekeeping
+    # (ARP, IPv6 neighbour and multicast listener messages of 42-110 bytes) moves its counters,
+    # more of it the longer a busy machine takes (CI once measured 5096 bytes); a leak of the
+    # shadow's traffic would move a thousand times the bound
     moved = port_bytes(prod.lab.switch_names()) - before
-    assert moved < 5_000, moved
+    assert moved < 64_000, moved
 
 
 def test_oversubscribed_link_is_named_with_its_flows(prod_and_shadow):

@@ -34,7 +34,7 @@ def test_the_loops_lstm_serves_the_asked_quantile_and_horizon():
     series = model_input(observed(KEYS, t, v, STEP))
     model, note = fit(choice, series)
     assert note == "lstm (trained)" and q in model.quantiles and model.horizon >= 8
-    planner = Planner(SPEC, PlannerSettings(quantile=q, headroom=0.0))
+    planner = Planner(SPEC, PlannerSettings(quantile=q, headroom=0.0, spend_cap=False))
     d = decide_cycle(planner, choice, model, KEYS, t, v, STEP, None, t[-1] + STEP, "loop-1")
     # the requirement is that quantile's largest value over the horizon plus the budget's
     # cold-start margin (one mean step change, before any outcome is measured)

@@ -19,7 +19,7 @@ from netshadow.loop import decision_record
 from netshadow.replaycmd import default_reactive_settings
 from planner.core import Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice
-from planner.reference import Reference
+from planner.reference import DAY_S, Reference
 from planner.replay import PredictivePolicy
 from tests.unit.test_planner import fixed, observed
 from topologies import bundled, load_spec
@@ -44,13 +44,15 @@ def test_the_reference_is_the_reactive_allocator_and_the_bank_counts_the_differe
 
 def test_the_cap_shares_the_savings_among_the_applications_above_the_reference():
     ref = Reference(rate={A: 10.0, B: 4.0}, bank=3.0)
+    assert ref.cap({A: 14.0, B: 6.0}) == {}  # a planner in its first day is not capped
+    ref.seen_s = DAY_S
     assert ref.cap({A: 12.0, B: 3.0}) == {}  # 2 above, 3 saved: nothing capped
     assert ref.cap({A: 14.0, B: 6.0}) == {A: pytest.approx(12.0), B: pytest.approx(5.0)}
     assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(13.0)}  # B is below: untouched
     ref.bank = -2.0  # overdrawn: nothing above the reference until it is paid back
     assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(10.0)}
     back = Reference.from_dict(ref.as_dict())
-    assert back.rate == ref.rate and back.bank == ref.bank
+    assert back.rate == ref.rate and back.bank == ref.bank and back.holds
 
 
 def spiky(n: int, seed: int = 0) -> np.ndarray:
@@ -67,13 +69,13 @@ def run(demand, history, spend_cap: bool):
         pd.Timestamp("2026-01-01", tz="UTC"), 300.0, (A.name,), history))
     settings = PlannerSettings(spend_cap=spend_cap)
     p = PredictivePolicy(keys, SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
-                         pd.Timestamp("2026-01-01", tz="UTC"), 300.0, settings)
+                         pd.Timestamp("2026-01-01", tz="UTC"), 300.0, settings, warmup=288)
     return p, simulate(p, demand, 300.0, keys)
 
 
 def test_on_spikes_no_forecaster_sees_the_cap_holds_the_reserve_to_reactives():
-    series = spiky(500)
-    history, demand = series[:212], series[212:]
+    series = spiky(700)
+    history, demand = series[:400], series[400:]
     reactive = simulate(ReactivePolicy([A.app_key], history[-1] * 1.1,
                                        default_reactive_settings(_setup())), demand, 300.0, [A.app_key])
     free, r_free = run(demand, history, spend_cap=False)
@@ -130,14 +132,18 @@ def test_the_spend_cap_setting_is_checked_and_the_memory_keeps_the_bank():
 
 
 def test_the_replays_warm_up_carries_the_margins_and_not_their_counts():
-    series = spiky(400, seed=2)
-    history = series[:300]
+    history = spiky(400, seed=2)  # a day of warm-up fits before the window (48 steps observed)
     model = Persistence(quantiles=ForecasterChoice("persistence", 0.9).quantiles).fit(SeriesSet(
         pd.Timestamp("2026-01-01", tz="UTC"), 300.0, (A.name,), history))
     args = ([A.app_key], SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
             pd.Timestamp("2026-01-01", tz="UTC"), 300.0, PlannerSettings())
     cold, warm = PredictivePolicy(*args), PredictivePolicy(*args, warmup=200)
     assert cold.warmed == 0 and warm.warmed == 200
+    # the day run so far carries (the cap holds from a planner's second day); the reference and
+    # its bank restart with the window, as the replay's reactive policy does
+    ref = warm.planner.reference
+    assert ref.seen_s == 200 * 300.0 and not ref.holds and ref.bank == 0.0 and not ref.rate
+    assert PredictivePolicy(*args, warmup=288).planner.reference.holds
     m = warm.planner.margins[A]
     assert m.steps == 0 and m.violated == 0 and m.margin != PlannerSettings().initial_margin
     assert not cold.planner.margins
