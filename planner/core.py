@@ -85,7 +85,7 @@ class PlannerSettings:
     margin_limit: float = 20.0  # scale units, either way
     score_window: int = 8  # steps over which recent forecasts are scored (reported)
     spend_cap: bool = True  # never more than the reactive reference would spend (planner.reference)
-    # the reactive baseline the replay compares with (not used by the decision)
+    # the reactive reference: the spend cap's (planner.reference) and the replay's reactive policy
     reactive_start: float = 1.1  # starts at this times the first measurement
     reactive: ReactiveSettings = ReactiveSettings(cooldown_s=2.0, floor_mbps=0.5)  # cooldown in steps
 

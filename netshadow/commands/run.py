@@ -112,7 +112,7 @@ def register(sub) -> None:
     p.add_argument("--no-spend-cap", action="store_true",
                    help="hold the budget whatever it costs (default: never reserve more than the "
                         "reactive allocator would have on the same measurements; see "
-                        "docs/allocator.md)")
+                        "docs/replay.md, One planner)")
     p.add_argument("--headroom", type=float, default=0.05, help="on top of the forecast (default 0.05)")
     p.add_argument("--hold", type=float, default=None, help="seconds a lower requirement must last "
                                                             "before an allocation shrinks (default: "
