@@ -28,6 +28,7 @@ The caller keeps :class:`AllocatorState` between calls (the hysteresis clock).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,8 +171,12 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
                 reasons.append(f"{k[0]}/{k[1]}: {x[i]:.2f} of {target[k]:.2f} Mbit/s, limited by "
                                f"link{'s' if len(full) > 1 else ''} "
                                f"{', '.join('-'.join(sorted(e)) for e in full)}")
-    allocs = tuple(Allocation(t, a_, round(max(granted[(t, a_)], settings.min_rate_mbps), 3),
-                              path=moved.get((t, a_))) for t, a_ in keys)
+    def rate(k) -> float:  # to the kbit/s, and a ceiling stays one after rounding
+        r = round(max(granted[k], settings.min_rate_mbps), 3)
+        if ceiling and k in ceiling:
+            r = max(min(r, math.floor(ceiling[k] * 1000) / 1000), settings.min_rate_mbps)
+        return r
+    allocs = tuple(Allocation(t, a_, rate((t, a_)), path=moved.get((t, a_))) for t, a_ in keys)
     return Plan(name, allocs, reasons=tuple(reasons))
 
 

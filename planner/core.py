@@ -308,8 +308,9 @@ class Planner:
         # 5. the spend cap
         horizon = len(forecast.get(keys[0].name).times)
         net = [k for k in keys if not is_compute(k)]
-        capped = self.reference.cap({k: required[k] * (1 + st.headroom) for k in net}) \
+        ceiling = self.reference.cap({k: required[k] * (1 + st.headroom) for k in net}) \
             if st.spend_cap else {}
+        capped = {k: v for k, v in ceiling.items() if required[k] * (1 + st.headroom) > v + 1e-9}
         for k, v in capped.items():
             reasons.append(f"{k.tenant}/{k.app}: {required[k] * (1 + st.headroom):.2f} Mbit/s is more "
                            f"than reacting would have spent; held to {v:.2f} (spend cap)")
@@ -317,7 +318,7 @@ class Planner:
         plan = allocate(self.spec, {k.app_key: required[k] for k in net},
                         {k.app_key: usage[k] for k in net}, current, now,
                         self.alloc_state, st.allocator(step), name=name or f"plan-{now:.0f}",
-                        avoid=avoid, ceiling={k.app_key: v for k, v in capped.items()})
+                        avoid=avoid, ceiling={k.app_key: v for k, v in ceiling.items()})
         compute: dict[str, list] = {"cpu": [], "memory": []}
         for k in keys:
             if is_compute(k):

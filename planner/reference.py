@@ -16,11 +16,12 @@ alternative, so by default the planner does not spend more than reacting would h
   The planner saves while its forecasts let it allocate below the reference, and spends the
   savings before a peak - of any application: the reserve that counts is the network's, and an
   application the reactive allocator over-serves pays for one it under-serves;
-* the **cap** for the next step: the applications whose requirement is above the reference's
-  next rate share the bank in proportion to their excess (none of it while the bank is
-  overdrawn); the others are not touched. Over any run the planner's reserve is therefore at
-  most the reference's, up to the step in flight and what the allocator's hysteresis holds (an
-  overdrawn bank is paid back from the next savings).
+* the **cap** for the next step, a ceiling per application: the applications whose requirement
+  is above the reference's next rate share the bank in proportion to their excess (none of it
+  while the bank is overdrawn); what the bank holds beyond that is shared by all in proportion
+  to the reference's rates, and is as far as the allocator's hysteresis may hold an
+  application above the reference. Over any run the planner's reserve is therefore at most the
+  reference's (the ceilings apply after the allocator's rounding to the kbit/s).
 
 **From the planner's second day.** Savings mean something only once there were days to save
 in: a planner that has measured less than a day of steps (``seen_s``) is not capped, so a cold
@@ -78,15 +79,22 @@ class Reference:
             k.tenant, k.app).rate_mbps
 
     def cap(self, required: dict[SeriesKey, float]) -> dict[SeriesKey, float]:
-        """The requirements (Mbit/s) the cap lowers, with their capped values."""
+        """Per application, the most it may be given next step (Mbit/s); empty before the cap
+        holds. The applications whose requirement is above the reference's rate share what the
+        bank holds in proportion to their excess (none of it while the bank is overdrawn); what
+        is left after them is shared by all in proportion to the reference's rates. So every
+        application has a ceiling, and the allocator's hysteresis can hold one above what
+        reacting would only as far as the savings pay for it."""
         if not self.holds:
             return {}
-        excess = {k: r - self.rate[k] for k, r in required.items() if k in self.rate and r > self.rate[k]}
-        total = sum(excess.values())
-        if total <= max(self.bank, 0.0) + 1e-9:
-            return {}
-        share = max(self.bank, 0.0) / total
-        return {k: self.rate[k] + e * share for k, e in excess.items()}
+        keys = [k for k in required if k in self.rate]
+        excess = {k: max(0.0, required[k] - self.rate[k]) for k in keys}
+        total, saved = sum(excess.values()), max(self.bank, 0.0)
+        share = min(1.0, saved / total) if total > 0 else 0.0
+        left = max(0.0, saved - total)
+        weight = sum(self.rate[k] for k in keys)
+        return {k: self.rate[k] + excess[k] * share + (left * self.rate[k] / weight if weight > 0 else 0.0)
+                for k in keys}
 
     def as_dict(self) -> dict:
         return {"rate": {k.name: v for k, v in self.rate.items()},

@@ -94,3 +94,13 @@ def test_contention_moves_to_an_alternative_path_when_one_exists(spec):
     assert any("green/backup: moved to path s5-s2-s4-s3" in r for r in p.reasons)
     assert p.allocation("blue", "dns").path is None
     parse_plan(p.to_dict(), spec)  # the plan the allocator makes is a valid plan
+
+
+def test_a_ceiling_bounds_the_rate_after_rounding_to_the_kbit(spec):
+    """The planner's spend cap is a ceiling: the rate may not round up past it."""
+    k = ("red", "video")
+    p = allocate(spec, {k: 30.0}, {k: 5.0}, None, 0.0, AllocatorState(), S, ceiling={k: 12.34567})
+    assert rate(p, *k) == pytest.approx(12.345) and rate(p, *k) <= 12.34567
+    assert "held to the ceiling" in " ".join(p.reasons)
+    free = allocate(spec, {k: 30.0}, {k: 5.0}, None, 0.0, AllocatorState(), S)
+    assert rate(free, *k) == pytest.approx(30.0)  # headroom 0

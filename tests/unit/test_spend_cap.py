@@ -46,11 +46,16 @@ def test_the_cap_shares_the_savings_among_the_applications_above_the_reference()
     ref = Reference(rate={A: 10.0, B: 4.0}, bank=3.0)
     assert ref.cap({A: 14.0, B: 6.0}) == {}  # a planner in its first day is not capped
     ref.seen_s = DAY_S
-    assert ref.cap({A: 12.0, B: 3.0}) == {}  # 2 above, 3 saved: nothing capped
+    # 2 above, 3 saved: nothing cut, and the saving left over (1) is every application's
+    # headroom for hysteresis, in proportion to the reference's rates
+    assert ref.cap({A: 12.0, B: 3.0}) == {A: pytest.approx(12.0 + 10 / 14), B: pytest.approx(4.0 + 4 / 14)}
     assert ref.cap({A: 14.0, B: 6.0}) == {A: pytest.approx(12.0), B: pytest.approx(5.0)}
-    assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(13.0)}  # B is below: untouched
+    # B is below the reference: its requirement is not cut, but while the cap binds its ceiling
+    # is the reference's rate (hysteresis may not hold it above what reacting would)
+    assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(13.0), B: pytest.approx(4.0)}
     ref.bank = -2.0  # overdrawn: nothing above the reference until it is paid back
-    assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(10.0)}
+    assert ref.cap({A: 14.0, B: 3.0}) == {A: pytest.approx(10.0), B: pytest.approx(4.0)}
+    assert ref.cap({A: 9.0, B: 3.0}) == {A: pytest.approx(10.0), B: pytest.approx(4.0)}
     back = Reference.from_dict(ref.as_dict())
     assert back.rate == ref.rate and back.bank == ref.bank and back.holds
 
@@ -96,6 +101,22 @@ def test_on_spikes_no_forecaster_sees_the_cap_holds_the_reserve_to_reactives():
     # capped steps are counted against the budget but do not drive the margin up
     m = capped.planner.margins[A]
     assert m.steps == len(demand) - 1 and m.violated >= 1
+
+
+def test_while_the_bank_is_overdrawn_hysteresis_holds_no_application_above_the_reference():
+    """A requirement that falls below the reference would be held up by the allocator's
+    hysteresis; with nothing saved the ceiling is the reference's rate."""
+    def settle(bank: float) -> float:
+        p = Planner(SPEC, PlannerSettings(hold_steps=6, initial_margin=0.0, headroom=0.0))
+        p.reference = Reference(rate={A: 20.0}, bank=bank, seen_s=DAY_S)
+        obs = observed([[30.0]] * 4, keys=(A,))
+        d = p.decide(0.0, obs, fixed(obs, 30.0, width=0.0), None)
+        p.reference = Reference(rate={A: 20.0}, bank=bank, seen_s=DAY_S)
+        obs2 = observed([[30.0]] * 4 + [[10.0]], keys=(A,))
+        return p.decide(10.0, obs2, fixed(obs2, 10.0, width=0.0), d.plan).plan.allocation(
+            *A.app_key).rate_mbps
+    assert settle(1e6) == pytest.approx(30.0)  # savings pay for the hysteresis
+    assert settle(-5.0) == pytest.approx(20.0)  # overdrawn: held to what reacting holds
 
 
 def test_a_violation_on_a_full_link_does_not_raise_the_margin():
