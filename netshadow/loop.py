@@ -315,6 +315,7 @@ def decision_record(d: Decision, keys: list[SeriesKey]) -> dict:
             "margin_mbps": {k.name: v for k, v in d.margin_mbps.items()},
             "floored": [k.name for k in d.floored],
             "spend_capped": [k.name for k in d.capped],
+            "behind_reacting": [k.name for k in d.behind],
             "violation_share": {k.name: v for k, v in d.violation_share.items()},
             "plan": d.plan.to_dict()}
 

@@ -28,7 +28,13 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    A violated step whose rate the allocator had to hold below the requirement (a shared link
    full) is counted but does not move the margin: no margin could have prevented it, and raising
    it would only take more of the full link from the applications beside it - measured on four
-   Abilene pairs sharing links, margins that did rose to the limit within a day;
+   Abilene pairs sharing links, margins that did rose to the limit within a day. The margin
+   tracks the budget in the long run; a forecaster that is plainly worse than that now (late,
+   noisy) would still violate for many steps while it climbs. So an application whose violations
+   are more than the budget allows beyond doubt (a process violating at the budget's rate gives
+   that many in that many steps with probability below ``evidence``, 5 %) *and* more than the
+   reactive reference violated on the same steps gets at least the reference's rate until either
+   no longer holds (``Decision.behind``): a bad forecaster costs what reacting does, not more;
 5. **spend cap** - no application is given more than reacting would have spent on the same
    measured steps (:mod:`planner.reference`; ``spend_cap``, on by default): what the planner
    saves below the reactive reference while its forecasts let it, it may spend before a peak;
@@ -47,6 +53,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.stats import binom
 
 from controller.allocator import AllocatorSettings, AllocatorState, allocate
 from controller.plan import VIOLATION_DROP, Plan
@@ -85,6 +92,9 @@ class PlannerSettings:
     margin_limit: float = 20.0  # scale units, either way
     score_window: int = 8  # steps over which recent forecasts are scored (reported)
     spend_cap: bool = True  # never more than the reactive reference would spend (planner.reference)
+    # the significance at which violations count as more than the budget allows: an application
+    # also behind reacting then gets at least the reactive reference's rate (0: never)
+    evidence: float = 0.05
     # the reactive reference: the spend cap's (planner.reference) and the replay's reactive policy
     reactive_start: float = 1.1  # starts at this times the first measurement
     reactive: ReactiveSettings = ReactiveSettings(cooldown_s=2.0, floor_mbps=0.5)  # cooldown in steps
@@ -113,6 +123,7 @@ class PlannerSettings:
         need("reactive_start", _num(self.reactive_start) and 0 < self.reactive_start <= 100,
              "in (0, 100]")
         need("spend_cap", isinstance(self.spend_cap, bool), "true or false")
+        need("evidence", _num(self.evidence) and 0 <= self.evidence < 0.5, "in [0, 0.5)")
 
     def allocator(self, step_s: float) -> AllocatorSettings:
         return AllocatorSettings(headroom=self.headroom, hold_s=self.hold_steps * step_s,
@@ -147,6 +158,7 @@ class Decision:
     violation_share: dict[SeriesKey, float]  # measured so far, per application
     scored: dict[SeriesKey, Score]
     capped: tuple[SeriesKey, ...] = ()  # applications the spend cap held below their requirement
+    behind: tuple[SeriesKey, ...] = ()  # applications raised to the reactive reference (step 4)
 
     @property
     def horizon(self) -> int:
@@ -287,6 +299,20 @@ class Planner:
                                f"the newest measurement {usage[k]:.2f} by more than the recent "
                                f"drops; allocated for {low:.2f}")
                 required[k] = low
+        # 4b. behind reacting: a forecaster whose violations are more than both the budget
+        # allows (beyond doubt) and what reacting violated on the same steps gets at least the
+        # reactive reference's rate
+        behind = []
+        for k in keys:
+            ref = self.reference.rate.get(k)
+            if ref is not None and self._behind(k) and required[k] < ref / (1 + st.headroom):
+                behind.append(k)
+                m = self.margins[k]
+                reasons.append(f"{k.tenant}/{k.app}: {m.violated} violated steps of {m.steps} are more "
+                               f"than the budget allows and than reacting's "
+                               f"{self.reference.violated.get(k, 0)}; allocated at least what reacting "
+                               f"holds, {ref:.2f} Mbit/s")
+                required[k] = ref / (1 + st.headroom)
         # 2. anomalies
         anomalies = []
         for k in keys:
@@ -335,7 +361,16 @@ class Planner:
         share = {k: self.margins[k].share for k in keys if self.margins[k].share is not None}
         return Decision(plan, forecast, st.quantile, required, tuple(anomalies), margin,
                         tuple(floored), share, {k: v for k, v in scored.items() if v is not None},
-                        tuple(capped))
+                        tuple(capped), tuple(behind))
+
+    def _behind(self, k: SeriesKey) -> bool:
+        """Whether ``k``'s measured violations are more than the budget allows, beyond doubt (a
+        budget-rate process gives that many in that many steps with probability below
+        ``evidence``), and more than the reactive reference's on the same steps."""
+        m, st = self.margins.get(k), self.settings
+        if m is None or not m.steps or not st.evidence or m.violated <= self.reference.violated.get(k, 0):
+            return False
+        return float(binom.sf(m.violated - 1, m.steps, st.budget)) < st.evidence
 
     def _reference(self, times, cols, keys: list[SeriesKey], step: float) -> None:
         """Feed the reactive reference every newly measured step (the first call: the newest)."""

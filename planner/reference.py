@@ -16,6 +16,9 @@ alternative, so by default the planner does not spend more than reacting would h
   The planner saves while its forecasts let it allocate below the reference, and spends the
   savings before a peak - of any application: the reserve that counts is the network's, and an
   application the reactive allocator over-serves pays for one it under-serves;
+* the steps the reference itself **violated** (demand above its rate, as the planner counts
+  its own): the planner's budget step (:mod:`planner.core`, step 4) lifts an application that
+  violates more than both the budget allows and this to the reference's rate;
 * the **cap** for the next step, a ceiling per application: the applications whose requirement
   is above the reference's next rate share the bank in proportion to their excess (none of it
   while the bank is overdrawn); what the bank holds beyond that is shared by all in proportion
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.plan import Allocation, Plan
+from controller.plan import VIOLATION_DROP, Allocation, Plan
 from controller.reactive import ReactiveSettings, ReactiveState, react
 from models.series import SeriesKey
 
@@ -58,6 +61,7 @@ class Reference:
     bank: float = 0.0  # Mbit/s x steps, all applications together
     state: ReactiveState = field(default_factory=ReactiveState)
     seen_s: float = 0.0  # seconds of measured steps the planner has run through
+    violated: dict[SeriesKey, int] = field(default_factory=dict)  # steps reacting violated
 
     @property
     def holds(self) -> bool:
@@ -74,6 +78,7 @@ class Reference:
             return
         if held is not None:
             self.bank += self.rate[k] - held
+        self.violated[k] = self.violated.get(k, 0) + int(used * (1 - VIOLATION_DROP) > self.rate[k] + 1e-9)
         current = Plan("reference", (Allocation(k.tenant, k.app, self.rate[k]),))
         self.rate[k] = react({k.app_key: used}, current, now, self.state, settings).allocation(
             k.tenant, k.app).rate_mbps
@@ -99,6 +104,7 @@ class Reference:
     def as_dict(self) -> dict:
         return {"rate": {k.name: v for k, v in self.rate.items()},
                 "bank": self.bank, "seen_s": self.seen_s,
+                "violated": {k.name: v for k, v in self.violated.items()},
                 "low_since": [[t, a, s] for (t, a), s in self.state.low_since.items()]}
 
     @classmethod
@@ -106,4 +112,5 @@ class Reference:
         return cls({SeriesKey.parse(n): float(v) for n, v in d.get("rate", {}).items()},
                    float(d.get("bank", 0.0)),
                    ReactiveState({(str(t), str(a)): float(s) for t, a, s in d.get("low_since", [])}),
-                   float(d.get("seen_s", 0.0)))
+                   float(d.get("seen_s", 0.0)),
+                   {SeriesKey.parse(n): int(v) for n, v in d.get("violated", {}).items()})

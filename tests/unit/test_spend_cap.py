@@ -17,6 +17,7 @@ from models.baselines import Persistence
 from models.series import SeriesKey, SeriesSet
 from netshadow.loop import decision_record
 from netshadow.replaycmd import default_reactive_settings
+from planner.budget import Margin
 from planner.core import Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice
 from planner.reference import DAY_S, Reference
@@ -176,3 +177,57 @@ def _setup():
     class S:
         step_trace_s = 300.0
     return S()
+
+
+def test_an_application_violating_beyond_the_budget_and_reacting_gets_the_reactive_rate():
+    p = Planner(SPEC, PlannerSettings(initial_margin=0.0, headroom=0.0, spend_cap=False))
+    p.reference = Reference(rate={A: 25.0}, violated={A: 1})
+    p.margins[A] = Margin(0.0, steps=20, violated=3)  # P(>= 3 of 20 at 1 %) ~ 0.1 %: beyond doubt
+    obs = observed([[10.0]] * 4, keys=(A,))
+    d = p.decide(0.0, obs, fixed(obs, 10.0, width=0.0), None)
+    assert d.behind == (A,) and d.plan.allocation(*A.app_key).rate_mbps == pytest.approx(25.0)
+    assert "than reacting's 1; allocated at least what reacting holds" in " ".join(d.plan.reasons)
+    assert decision_record(d, [A])["behind_reacting"] == [A.name]  # the loop's cycle record says so
+    for margin, reacted, evidence in ((Margin(0.0, 300, 3), 0, 0.05),  # 1 %: what the budget allows
+                                      (Margin(0.0, 20, 3), 3, 0.05),  # no worse than reacting
+                                      (Margin(0.0, 20, 3), 0, 0.0)):  # switched off
+        q = Planner(SPEC, PlannerSettings(initial_margin=0.0, headroom=0.0, spend_cap=False,
+                                          evidence=evidence))
+        q.reference = Reference(rate={A: 25.0}, violated={A: reacted})
+        q.margins[A] = margin
+        d = q.decide(0.0, obs, fixed(obs, 10.0, width=0.0), None)
+        assert d.behind == () and d.plan.allocation(*A.app_key).rate_mbps < 25.0, (margin, reacted)
+    with pytest.raises(PlannerError, match=r"^evidence: must be in \[0, 0.5\)"):
+        PlannerSettings(evidence=0.5)
+    back = Reference.from_dict(p.reference.as_dict())
+    assert back.violated == {A: 1}
+
+
+def test_a_forecaster_that_breaks_costs_about_what_reacting_does_not_more():
+    """A forecaster that was fine through the warm-up halves every forecast from the window's
+    first step, on a daily wave: the margin alone climbs too slowly; lifted to the reactive
+    reference once it is plainly behind, it violates about as often as reacting."""
+    rng = np.random.default_rng(3)
+    t = np.arange(700)
+    series = (10 + 8 * np.sin(2 * np.pi * t / 48) + rng.normal(0, 0.4, len(t))).clip(0.5)[:, None]
+    history, demand = series[:400], series[400:]
+    model = Persistence(quantiles=ForecasterChoice("persistence", 0.9).quantiles).fit(SeriesSet(
+        pd.Timestamp("2026-01-01", tz="UTC"), 300.0, (A.name,), history))
+    reactive = simulate(ReactivePolicy([A.app_key], history[-1] * 1.1,
+                                       default_reactive_settings(_setup())), demand, 300.0, [A.app_key])
+
+    def halved(t, median, upper):
+        return (median, upper) if t < 0 else (median * 0.5, upper * 0.5)
+
+    def late(evidence: float):
+        p = PredictivePolicy([A.app_key], SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
+                             pd.Timestamp("2026-01-01", tz="UTC"), 300.0,
+                             PlannerSettings(evidence=evidence), corrupt=halved, warmup=288)
+        return p, simulate(p, demand, 300.0, [A.app_key])
+    count = {}
+    for name, r in (("reactive", reactive), ("off", late(0.0)[1]), ("on", late(0.05)[1])):
+        count[name] = int((demand[:, 0] * 0.99 > r.allocated[:, 0] + 1e-9).sum())
+    p, _ = late(0.05)
+    assert count["off"] > count["reactive"] + 0.01 * len(demand), count  # the margin alone lags
+    assert count["on"] <= count["reactive"] + 0.01 * len(demand), count
+    assert any(d.behind for d in p.decisions.values())
