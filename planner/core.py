@@ -34,7 +34,8 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    are more than the budget allows beyond doubt (a process violating at the budget's rate gives
    that many in that many steps with probability below ``evidence``, 5 %) *and* more than the
    reactive reference violated on the same steps gets at least the reference's rate until either
-   no longer holds (``Decision.behind``): a bad forecaster costs what reacting does, not more;
+   no longer holds (``Decision.behind``): once the evidence is in, a bad forecaster costs about
+   what reacting does (before it, the first few violations are its own);
 5. **spend cap** - no application is given more than reacting would have spent on the same
    measured steps (:mod:`planner.reference`; ``spend_cap``, on by default): what the planner
    saves below the reactive reference while its forecasts let it, it may spend before a peak;
