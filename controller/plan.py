@@ -32,6 +32,14 @@ MAX_EPOCH_S = 4102444800.0  # 2100-01-01: later times are typing mistakes
 # the service objective of an allocation: a step violates it when the meters drop more than this
 # fraction of what the application offered
 VIOLATION_DROP = 0.01
+
+
+def exceeds(demand: float, rate: float) -> bool:
+    """Whether a step offering ``demand`` at ``rate`` in force (same unit) violates the service
+    objective: the rate drops more than :data:`VIOLATION_DROP` of the demand."""
+    return bool(demand * (1 - VIOLATION_DROP) > rate + 1e-9)
+
+
 DEFAULT_BURST_S = 0.1  # a meter's burst when the plan names none: this long at its rate
 
 

@@ -57,7 +57,7 @@ import numpy as np
 from scipy.stats import binom
 
 from controller.allocator import AllocatorSettings, AllocatorState, allocate
-from controller.plan import VIOLATION_DROP, Plan
+from controller.plan import Plan, exceeds
 from controller.reactive import ReactiveSettings
 from models.anomaly import interval_score
 from models.forecast import Forecast
@@ -242,7 +242,7 @@ class Planner:
             if (self.last_seen is not None and t <= self.last_seen) or (k, t) not in self.in_force \
                     or not np.isfinite(col[i]):
                 continue
-            violated = col[i] * (1 - VIOLATION_DROP) > self.in_force[(k, t)] + 1e-9
+            violated = exceeds(col[i], self.in_force[(k, t)])
             if violated and held and i == len(times) - 1:
                 continue  # a surge the anomaly policy holds back is not the forecast's miss
             m.update(violated, st.budget, st.adapt_rate, st.margin_limit,

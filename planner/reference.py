@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.plan import VIOLATION_DROP, Allocation, Plan
+from controller.plan import Allocation, Plan, exceeds
 from controller.reactive import ReactiveSettings, ReactiveState, react
 from models.series import SeriesKey
 
@@ -78,7 +78,7 @@ class Reference:
             return
         if held is not None:
             self.bank += self.rate[k] - held
-        self.violated[k] = self.violated.get(k, 0) + int(used * (1 - VIOLATION_DROP) > self.rate[k] + 1e-9)
+        self.violated[k] = self.violated.get(k, 0) + exceeds(used, self.rate[k])
         current = Plan("reference", (Allocation(k.tenant, k.app, self.rate[k]),))
         self.rate[k] = react({k.app_key: used}, current, now, self.state, settings).allocation(
             k.tenant, k.app).rate_mbps
