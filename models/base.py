@@ -71,6 +71,11 @@ class Forecaster(ABC):
         med = self.point(values, h)
         return med, self.interval(med, h)
 
+    def forecast_tail(self, values: np.ndarray, h: int, start, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`forecast` where only the last ``rows`` rows are read (a model whose intervals
+        are calibrated row by row may skip the others; by default the same as forecast)."""
+        return self.forecast(values, h, start)
+
     def note(self, name: str) -> str:
         """Why a series' forecast is not the model's own (e.g. a fallback); '' when it is."""
         return ""
@@ -89,7 +94,7 @@ class Forecaster(ABC):
         ext = np.vstack([s.values, np.full((horizon, s.values.shape[1]), np.nan)])
         meds, qss = [], []
         for h in range(1, horizon + 1):
-            m, q = self.forecast(ext, h, s.start)
+            m, q = self.forecast_tail(ext, h, s.start, horizon)
             meds.append(m[s.rows - 1 + h])
             qss.append(q[:, s.rows - 1 + h])
         med = np.nan_to_num(np.maximum(np.stack(meds), 0.0))  # (H, N)

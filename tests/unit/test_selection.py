@@ -11,7 +11,7 @@ import pytest
 
 from models.baselines import SeasonalNaive, all_baselines
 from models.evaluate import evaluate
-from models.selection import Selection
+from models.selection import Selection, recent
 from models.series import SeriesSet
 from planner.core import PlannerError
 from planner.forecasters import ForecasterChoice, fit, forecast
@@ -116,3 +116,52 @@ def test_intervals_are_calibrated_per_forecast_level():
     for part in (quiet, loud):
         assert 0.65 <= inside[part].mean() <= 0.95, (inside[quiet].mean(), inside[loud].mean())
     assert np.median((hi - lo)[loud]) > 10 * np.median((hi - lo)[quiet])
+
+
+def regime(noise_after: float, days: int = 12, fit_days: int = 8, seed: int = 4) -> SeriesSet:
+    """A daily wave with noise of 1 Mbit/s up to ``fit_days``, ``noise_after`` from there on."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * DAY)
+    sd = np.where(t < fit_days * DAY, 1.0, noise_after)
+    v = 30 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 1, len(t)) * sd
+    return SeriesSet(pd.Timestamp("2026-01-05", tz="UTC"), STEP, ("t/x/bandwidth",), v[:, None])
+
+
+def test_recent_windows_hold_ten_scores_beyond_each_quantile():
+    assert (recent(0.1), recent(0.9), recent(0.95), recent(0.99)) == (100, 100, 200, 1000)
+
+
+@pytest.mark.parametrize("noise_after", [4.0, 0.25])
+def test_the_intervals_follow_days_busier_or_calmer_than_the_backtest(noise_after):
+    """After the fit the noise grows fourfold (or shrinks): the backtest's calibration alone
+    covers far from the 80 % asked; calibrated online on the newest scores, the last two days
+    are covered near 80 %, each tail missed near 10 %."""
+    s = regime(noise_after)
+    split, last = 8 * DAY, 10 * DAY
+    sel = Selection(all_baselines(season=DAY), horizon=1).fit(s.slice(0, split))
+    y = s.values[last:, 0]
+    _, online = sel.forecast(s.values, 1)
+    _, fixed = sel.forecast_tail(s.values, 1, None, 0)  # no row calibrated online
+    def cover(qs):
+        return float(((y >= qs[0, last:, 0]) & (y <= qs[-1, last:, 0])).mean())
+    assert 0.72 <= cover(online) <= 0.88, cover(online)
+    assert 0.05 <= float((y > online[-1, last:, 0]).mean()) <= 0.15
+    assert not 0.7 <= cover(fixed) <= 0.9, cover(fixed)  # what the online calibration repairs
+
+
+def test_the_online_calibration_reads_only_what_was_observed_when_the_forecast_was_made():
+    s = regime(3.0, days=10)
+    sel = Selection(all_baselines(season=DAY), horizon=3).fit(s.slice(0, 8 * DAY))
+    v = s.values.copy()
+    i = 9 * DAY
+    for h in (1, 3):
+        med, qs = sel.forecast(v, h)
+        later = v.copy()
+        later[i - h + 1:] *= 5.0  # whatever happens after the forecast origin
+        med2, qs2 = sel.forecast(later, h)
+        assert med2[i] == med[i] and (qs2[:, i] == qs[:, i]).all()
+        assert (qs2[:, i + 150] != qs[:, i + 150]).any()  # rows after it do read the new scores
+        # the tail computed for a prediction is the same as the whole array's
+        _, tail = sel.forecast_tail(v[:i + 1], h, None, 4)
+        _, whole = sel.forecast(v[:i + 1], h)
+        np.testing.assert_array_equal(tail[:, -4:], whole[:, -4:])
