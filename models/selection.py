@@ -209,6 +209,7 @@ class Selection(Forecaster):
         first = 0 if rows is None else max(0, len(values) - rows)
         for k, q in enumerate(self.quantiles):
             sc[k, first:] = _rolling_conformal(seen, b, h, recent(q), q, sc[k], first)
+        sc = np.sort(sc, axis=0)  # windows of different lengths must not cross the quantiles
         qs = np.maximum(med[None] + sc * width[None], 0.0)
         return med, qs
 

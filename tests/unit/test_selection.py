@@ -151,7 +151,8 @@ def test_the_intervals_follow_days_busier_or_calmer_than_the_backtest(noise_afte
 
 def test_the_online_calibration_reads_only_what_was_observed_when_the_forecast_was_made():
     s = regime(3.0, days=10)
-    sel = Selection(all_baselines(season=DAY), horizon=3).fit(s.slice(0, 8 * DAY))
+    q = (0.1, 0.9, 0.95)  # windows of 100, 100 and 200 scores
+    sel = Selection(all_baselines(season=DAY, quantiles=q), horizon=3, quantiles=q).fit(s.slice(0, 8 * DAY))
     v = s.values.copy()
     i = 9 * DAY
     for h in (1, 3):
@@ -165,3 +166,5 @@ def test_the_online_calibration_reads_only_what_was_observed_when_the_forecast_w
         _, tail = sel.forecast_tail(v[:i + 1], h, None, 4)
         _, whole = sel.forecast(v[:i + 1], h)
         np.testing.assert_array_equal(tail[:, -4:], whole[:, -4:])
+        step = np.diff(whole, axis=0)
+        assert (step[np.isfinite(step)] >= 0).all()  # windows of 100 and 200 never cross
