@@ -297,8 +297,7 @@ def _rolling_conformal(seen: np.ndarray, bins: np.ndarray, h: int, window: int, 
     ``i``'s bin (``bins`` (T, N)); ``fallback`` (T, N) where there are fewer than ``window``."""
     T, N = seen.shape
     out = fallback[first:].copy()
-    k = math.ceil((window + 1) * q) - 1 if q > 0.5 else math.floor((window + 1) * q) - 1
-    k = min(max(k, 0), window - 1)
+    k = _rank(window, q)
     rows = np.arange(first, T)
     for j in range(N):
         known = np.isfinite(seen[:, j])
@@ -325,9 +324,15 @@ def _conformal(score: np.ndarray, q: float) -> np.ndarray:
             n = len(s)
             if n == 0:
                 continue
-            k = math.ceil((n + 1) * q) - 1 if q > 0.5 else math.floor((n + 1) * q) - 1
-            out[h, j] = s[min(max(k, 0), n - 1)]
+            out[h, j] = s[_rank(n, q)]
     return out
+
+
+def _rank(n: int, q: float) -> int:
+    """The index, in ``n`` sorted scores, of their split-conformal ``q`` quantile (the
+    finite-sample correction: upper tails round up, lower tails down)."""
+    k = math.ceil((n + 1) * q) - 1 if q > 0.5 else math.floor((n + 1) * q) - 1
+    return min(max(k, 0), n - 1)
 
 
 def _finite(x: float) -> float | None:
