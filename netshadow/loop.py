@@ -13,6 +13,10 @@ verify it in a shadow network, apply it (``POST /api/v1/plans``), and record the
 cycle is stored in SQLite (``--db``) with the planner's memory, so a restarted loop continues the
 numbering and scores its forecasts from what it stored; the plan in force is read back from the
 controller every cycle (a plan the controller rolled back is not taken for the one in force).
+A loop that starts with nothing stored first **warms up** (:func:`warm_up`): the planner decides
+every step of the telemetry it read that lies beyond what the model needs to read (at most a
+day), as the replay's predictive policy does before its window, so its budget margins start
+from its own outcomes instead of a guess.
 Status: ``GET /api/v1/loop`` and ``/metrics`` on ``--status-port``.
 
 With ``scan_prefix`` (the production lab's name prefix) every ``scan_every`` cycles the loop scans
@@ -52,6 +56,8 @@ from planner.compute import is_compute
 from planner.core import Decision, Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice, fit, forecast
 from planner.reactive import ReactivePlanner
+from planner.reference import DAY_S
+from planner.replay import OBSERVED_MIN
 from topologies import NetworkSpec
 
 LOG = logging.getLogger("netshadow.loop")
@@ -230,6 +236,31 @@ def decide_cycle(planner: Planner, choice: ForecasterChoice, model, keys: list[S
                           name=name, avoid=avoid)
 
 
+def warm_up(planner: Planner, choice: ForecasterChoice, model, keys: list[SeriesKey],
+            times: np.ndarray, values: np.ndarray, step_s: float,
+            covariate: SeriesSet | None = None) -> tuple[Planner, int]:
+    """Before a fresh loop's first cycle: decide each of the last steps of the measured buckets
+    (all but the :data:`planner.replay.OBSERVED_MIN` the planner is shown at least, a day at
+    most) from the steps before it, each plan taken as applied, and return the planner that goes
+    on from there (:meth:`planner.core.Planner.warmed`) and how many steps it decided. The
+    decisions are those the replay's predictive policy makes before its window; nothing is
+    applied. The model has read these steps (as in the replay's warm-up), so the margins start
+    from outcomes a little better than its forecasts will be."""
+    steps = max(0, min(len(times) - OBSERVED_MIN, math.floor(DAY_S / step_s)))
+    if steps == 0:
+        return planner, 0
+    current = None
+    for i in range(len(times) - steps, len(times)):
+        try:
+            d = decide_cycle(planner, choice, model, keys, times[:i], values[:i], step_s, current,
+                             float(times[i - 1]) + step_s, f"warm-up-{i}", covariate=covariate)
+        except ValueError as e:  # PlannerError, SeriesError: a step it cannot decide ends it
+            LOG.warning("warm-up: stopped at step %d of %d: %s", i - (len(times) - steps), steps, e)
+            return planner.warmed(), i - (len(times) - steps)
+        current = d.plan
+    return planner.warmed(), steps
+
+
 def fetch_rtt(url: str, spec: NetworkSpec, keys: list[SeriesKey], times: np.ndarray, step_s: float,
               hold_s: float, now: float) -> SeriesSet | None:
     """The RTT history of each application's paths from the stored production scans over the
@@ -371,6 +402,7 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
     cycle = (last["cycle"] + 1) if last else 1
     planner = Planner(spec, settings)
     memory = store.memory()
+    warm = not memory  # nothing stored: warm up before the first cycle (warm_up)
     if memory:
         try:
             planner.restore(memory)
@@ -432,11 +464,18 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                             time.time()) if rs.scan_prefix else None
             model, model_note = fit(choice, model_input(observed(keys, times, values, rs.step_s)),
                                     previous=model, retrain=retrain, covariate=rtt)
+            warmed = None
+            if warm:
+                planner, warmed = warm_up(planner, choice, model, keys, times, values, rs.step_s, rtt)
+                warm = False
+                LOG.info("warm-up: the planner decided %d earlier steps before its first cycle", warmed)
             d = decide_cycle(planner, choice, model, keys, times, values, rs.step_s,
                              current_plan(url, spec), t0, f"loop-{cycle}", avoid, rtt)
             record = {"cycle": cycle, "t": t0, "model": model_note, "horizon_steps": horizon,
                       "actual_last": [None if not np.isfinite(x) else round(float(x), 4)
                                       for x in values[-1]], **decision_record(d, keys)}
+            if warmed is not None:
+                record["warmed_up_steps"] = warmed
             if rtt is not None:
                 record["covariate"] = {"rtt_steps": {n: int(np.isfinite(rtt.values[:, j]).sum())
                                                      for j, n in enumerate(rtt.names)

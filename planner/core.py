@@ -426,6 +426,16 @@ class Planner:
         self.in_force = {kt: v for kt, v in self.in_force.items() if kt[1] >= keep}
         self.limited = {kt for kt in self.limited if kt[1] >= keep}
 
+    def warmed(self) -> Planner:
+        """The planner that goes on from this one's warm-up (:mod:`planner.replay` before a
+        window, ``netshadow run`` before its first cycle): the budget margins it learnt, with
+        their counts zeroed so that the violation share reported is what follows, and the time
+        it has run (the spend cap holds from a planner's second day); the reference, its bank
+        and the allocator start afresh."""
+        margins = {k: replace(m, steps=0, violated=0) for k, m in self.margins.items()}
+        return Planner(self.spec, self.settings, margins=margins,
+                       reference=Reference(seen_s=self.reference.seen_s))
+
     # ------------------------------------------------------------------ persistence
     def memory(self) -> dict:
         """What a restarted planner needs to go on scoring (JSON-able)."""

@@ -26,8 +26,6 @@ compute replay, decided by the same planner (:mod:`planner.compute`).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
@@ -39,7 +37,6 @@ from topologies import NetworkSpec
 
 from .core import Planner, PlannerSettings
 from .forecasters import ForecasterChoice, forecast
-from .reference import Reference
 
 OBSERVED_MIN = 48  # steps of measurements the planner is shown at least
 
@@ -84,10 +81,7 @@ class PredictivePolicy(Policy):
                 fc = _damaged(fc, self.corrupt, i - end, self.choice.quantile)
             d = self.planner.decide((i - end) * self.step_s, obs, fc, current)
             current = self.in_force(np.array(d.rates(self.series_keys)), i - end)
-        margins = {k: replace(m, steps=0, violated=0) for k, m in self.planner.margins.items()}
-        seen = Reference(seen_s=self.planner.reference.seen_s)
-        self.planner = Planner(self.planner.spec, self.planner.settings, margins=margins,
-                               reference=seen)
+        self.planner = self.planner.warmed()
         return steps
 
     def observed(self, s: StepInput) -> SeriesSet:

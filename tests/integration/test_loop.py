@@ -104,6 +104,9 @@ def test_status_metrics_and_restart_after_kill_9(lab, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     recs = cycles(db)
     assert [x["cycle"] for x in recs] == list(range(1, n + 2))  # no gap, no duplicate
+    # the fresh loop warmed up before its first cycle (on what its 60 s of history held beyond
+    # the 48 steps the planner is shown at least); a resumed one goes on from what it stored
+    assert 0 <= recs[0]["warmed_up_steps"] <= 60 - 48 and all("warmed_up_steps" not in x for x in recs[1:])
 
 
 def test_plan_verified_in_a_shadow_network_first(lab, tmp_path):

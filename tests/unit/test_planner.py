@@ -16,10 +16,10 @@ from emulation.replay_ideal import simulate
 from models.baselines import Persistence
 from models.forecast import Forecast, SeriesForecast
 from models.series import SeriesError, SeriesKey, SeriesSet
-from netshadow.loop import decide_cycle
+from netshadow.loop import decide_cycle, warm_up
 from planner.core import Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice, fit, forecast
-from planner.replay import PredictivePolicy
+from planner.replay import OBSERVED_MIN, PredictivePolicy
 from topologies import bundled, load_spec
 
 SPEC = load_spec(bundled("default"))
@@ -224,6 +224,44 @@ def test_the_loop_and_the_replay_decide_the_same_rates_from_the_same_inputs():
         current = Plan("in-force", tuple(Allocation(k.tenant, k.app, round(max(r, 0.1), 3))
                                          for k, r in zip(skeys, d.rates(skeys))))
     assert len({tuple(r) for r in replayed}) > 5  # the rates did follow the demand
+
+
+@pytest.mark.parametrize("step_s, decided", [(STEP, 120 - OBSERVED_MIN), (1800.0, 48)])
+def test_a_fresh_loop_warms_up_on_the_telemetry_it_read(step_s, decided):
+    """``netshadow run`` with nothing stored decides the steps it read beyond what the planner is
+    shown at least (a day at most) before its first cycle: its margins start from its own
+    outcomes, its counts from zero, and the time run counts towards the spend cap's day."""
+    rng = np.random.default_rng(4)
+    skeys = [SeriesKey("red", "video"), SeriesKey("blue", "dns")]
+    n = 120
+    t = np.arange(n)
+    values = np.stack([12 + 6 * np.sin(t / 4) + rng.normal(0, 1.5, n),
+                       4 + 2 * np.cos(t / 5) + rng.normal(0, 0.8, n)], axis=1).clip(0.5)
+    times = T0 + t * step_s
+    choice = ForecasterChoice("moving_average", quantile=0.9, horizon=1)
+    model, _ = fit(choice, SeriesSet(pd.Timestamp(T0, unit="s", tz="UTC"), step_s,
+                                     tuple(k.name for k in skeys), values))
+    settings = PlannerSettings()
+    cold = Planner(SPEC, settings)
+    warmed, steps = warm_up(cold, choice, model, skeys, times, values, step_s)
+    assert steps == decided and warmed is not cold
+    for k in skeys:
+        m = warmed.margins[k]
+        assert m.margin != settings.initial_margin and m.steps == m.violated == 0, m
+    assert warmed.reference.seen_s == pytest.approx(steps * step_s) and not warmed.reference.rate
+    assert warmed.last_seen is None and not warmed.in_force  # the live cycles score afresh
+    # the margins it learnt are the ones a planner deciding those steps one by one ends with
+    again = Planner(SPEC, settings)
+    current = None
+    for i in range(n - steps, n):
+        current = decide_cycle(again, choice, model, skeys, times[:i], values[:i], step_s, current,
+                               float(times[i - 1]) + step_s, "again").plan
+    assert {k: m.margin for k, m in again.margins.items()} == \
+        {k: m.margin for k, m in warmed.margins.items()}
+    # too little telemetry: nothing decided, the planner as it was
+    few = Planner(SPEC, settings)
+    assert warm_up(few, choice, model, skeys, times[:OBSERVED_MIN], values[:OBSERVED_MIN],
+                   step_s) == (few, 0)
 
 
 def test_a_restarted_planner_scores_from_what_it_stored():
