@@ -65,6 +65,49 @@ class Margin:
         return cls(float(m), int(s), int(n))
 
 
+DAY_S = 86400.0  # the window of :class:`Recent`
+BUCKET_S = 3600.0  # ... kept in buckets of this many seconds
+
+
+@dataclass
+class Recent:
+    """One application's outcomes over about the last day (whole hours, the newest partial):
+    the evidence the planner's lift to the reactive reference reads (:mod:`planner.core`, step
+    4). Counts since the start would make the lift deaf to a forecaster that turns bad after a
+    long good run (its violations drown in the steps before) and hold it after the forecaster
+    recovered (the bad day never leaves the count); a day's window answers both within a day.
+
+    ``buckets``: hour index (time // :data:`BUCKET_S`) -> [the planner's scored steps, its
+    violated steps, the steps the reactive reference violated]."""
+
+    buckets: dict[int, list[int]]
+
+    def add(self, t: float, scored: bool = False, violated: bool = False,
+            reference_violated: bool = False) -> None:
+        """One outcome at time ``t`` (s): a step the planner scored (``violated`` or not), or one
+        the reactive reference violated."""
+        b = self.buckets.setdefault(int(t // BUCKET_S), [0, 0, 0])
+        b[0] += bool(scored)
+        b[1] += bool(scored and violated)
+        b[2] += bool(reference_violated)
+
+    def totals(self, now: float) -> tuple[int, int, int]:
+        """(scored steps, violated steps, reference's violated steps) over the day before
+        ``now`` (s); older buckets are forgotten."""
+        first = int((now - DAY_S) // BUCKET_S) + 1
+        for old in [i for i in self.buckets if i < first]:
+            del self.buckets[old]
+        n, v, r = (sum(b[i] for b in self.buckets.values()) for i in range(3))
+        return n, v, r
+
+    def as_list(self) -> list:
+        return [[i, *b] for i, b in sorted(self.buckets.items())]
+
+    @classmethod
+    def from_list(cls, v) -> Recent:
+        return cls({int(i): [int(a), int(b), int(c)] for i, a, b, c in v})
+
+
 def scale(col: np.ndarray) -> float:
     """The series' scale, Mbit/s: the mean absolute change between consecutive measured steps of
     ``col`` (a small fraction of its level when it is constant; 0 when it is all zero or empty)."""

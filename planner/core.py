@@ -31,11 +31,14 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    Abilene pairs sharing links, margins that did rose to the limit within a day. The margin
    tracks the budget in the long run; a forecaster that is plainly worse than that now (late,
    noisy) would still violate for many steps while it climbs. So an application whose violations
-   are more than the budget allows beyond doubt (a process violating at the budget's rate gives
-   that many in that many steps with probability below ``evidence``, 5 %) *and* more than the
-   reactive reference violated on the same steps gets at least the reference's rate until either
-   no longer holds (``Decision.behind``): once the evidence is in, a bad forecaster costs about
-   what reacting does (before it, the first few violations are its own);
+   over the last day are more than the budget allows beyond doubt (a process violating at the
+   budget's rate gives that many in that many steps with probability below ``evidence``, 5 %)
+   *and* more than the reactive reference violated over the same day gets at least the
+   reference's rate until either no longer holds (``Decision.behind``): once the evidence is in,
+   a bad forecaster costs about what reacting does (before it, the first few violations are its
+   own). The evidence is the last day's (:class:`planner.budget.Recent`), not everything since
+   the start, so a forecaster that turns bad after weeks of good forecasts is caught within a
+   day, and one that recovered is let go within a day;
 5. **spend cap** - no application is given more than reacting would have spent on the same
    measured steps (:mod:`planner.reference`; ``spend_cap``, on by default): what the planner
    saves below the reactive reference while its forecasts let it, it may spend before a peak;
@@ -64,7 +67,7 @@ from models.forecast import Forecast
 from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
 
-from .budget import Margin, floor, scale
+from .budget import Margin, Recent, floor, scale
 from .compute import held, is_compute, size
 from .reference import Reference
 
@@ -184,6 +187,7 @@ class Planner:
     limited: set[tuple[SeriesKey, float]] = field(default_factory=set)
     reference: Reference = field(default_factory=Reference)  # what reacting would have spent
     margins: dict[SeriesKey, Margin] = field(default_factory=dict)
+    recent: dict[SeriesKey, Recent] = field(default_factory=dict)  # the last day's outcomes (step 4)
     last_seen: float | None = None  # time of the newest step the previous call saw
     alloc_state: AllocatorState = field(default_factory=AllocatorState)
     compute_state: AllocatorState = field(default_factory=AllocatorState)  # compute's hysteresis
@@ -247,6 +251,7 @@ class Planner:
                 continue  # a surge the anomaly policy holds back is not the forecast's miss
             m.update(violated, st.budget, st.adapt_rate, st.margin_limit,
                      adapt=not (violated and (k, t) in self.limited))
+            self.recent.setdefault(k, Recent({})).add(t, scored=True, violated=violated)
 
     # ------------------------------------------------------------------ the decision
     # One function on purpose (~80 lines): its numbered steps share the per-key state of one
@@ -306,13 +311,12 @@ class Planner:
         behind = []
         for k in keys:
             ref = self.reference.rate.get(k)
-            if ref is not None and self._behind(k) and required[k] < ref / (1 + st.headroom):
+            if ref is not None and self._behind(k, newest) and required[k] < ref / (1 + st.headroom):
                 behind.append(k)
-                m = self.margins[k]
-                reasons.append(f"{k.tenant}/{k.app}: {m.violated} violated steps of {m.steps} are more "
-                               f"than the budget allows and than reacting's "
-                               f"{self.reference.violated.get(k, 0)}; allocated at least what reacting "
-                               f"holds, {ref:.2f} Mbit/s")
+                n, v, r = self.recent[k].totals(newest)
+                reasons.append(f"{k.tenant}/{k.app}: {v} violated steps of {n} in the last day are "
+                               f"more than the budget allows and than reacting's {r}; allocated at "
+                               f"least what reacting holds, {ref:.2f} Mbit/s")
                 required[k] = ref / (1 + st.headroom)
         # 2. anomalies
         anomalies = []
@@ -364,14 +368,18 @@ class Planner:
                         tuple(floored), share, {k: v for k, v in scored.items() if v is not None},
                         tuple(capped), tuple(behind))
 
-    def _behind(self, k: SeriesKey) -> bool:
-        """Whether ``k``'s measured violations are more than the budget allows, beyond doubt (a
-        budget-rate process gives that many in that many steps with probability below
-        ``evidence``), and more than the reactive reference's on the same steps."""
-        m, st = self.margins.get(k), self.settings
-        if m is None or not m.steps or not st.evidence or m.violated <= self.reference.violated.get(k, 0):
+    def _behind(self, k: SeriesKey, now: float) -> bool:
+        """Whether ``k``'s violations over the last day (:class:`planner.budget.Recent`) are more
+        than the budget allows, beyond doubt (a budget-rate process gives that many in that many
+        steps with probability below ``evidence``), and more than the reactive reference's over
+        the same day."""
+        st = self.settings
+        if k not in self.recent or not st.evidence:
             return False
-        return float(binom.sf(m.violated - 1, m.steps, st.budget)) < st.evidence
+        n, v, r = self.recent[k].totals(now)
+        if not n or v <= r:
+            return False
+        return float(binom.sf(v - 1, n, st.budget)) < st.evidence
 
     def _reference(self, times, cols, keys: list[SeriesKey], step: float) -> None:
         """Feed the reactive reference every newly measured step (the first call: the newest)."""
@@ -383,8 +391,9 @@ class Planner:
                 continue
             for k in keys:
                 if np.isfinite(cols[k][i]):
-                    self.reference.observe(k, cols[k][i], self.in_force.get((k, t)), t, rs,
-                                           st.reactive_start)
+                    missed = self.reference.observe(k, cols[k][i], self.in_force.get((k, t)), t, rs,
+                                                    st.reactive_start)
+                    self.recent.setdefault(k, Recent({})).add(t, reference_violated=missed)
             self.reference.seen_s += step
 
     @staticmethod
@@ -443,6 +452,7 @@ class Planner:
                 "in_force": [[k.name, t, v] for (k, t), v in self.in_force.items()],
                 "limited": [[k.name, t] for k, t in sorted(self.limited, key=lambda kt: (kt[0].name, kt[1]))],
                 "margins": [[k.name, *m.as_list()] for k, m in self.margins.items()],
+                "recent": [[k.name, r.as_list()] for k, r in self.recent.items()],
                 "reference": self.reference.as_dict(),
                 "last_seen": self.last_seen}
 
@@ -455,6 +465,7 @@ class Planner:
             self.limited = {(SeriesKey.parse(n), float(t)) for n, t in memory.get("limited", [])}
             self.margins = {SeriesKey.parse(n): Margin.from_list(v)
                             for n, *v in memory.get("margins", [])}
+            self.recent = {SeriesKey.parse(n): Recent.from_list(v) for n, v in memory.get("recent", [])}
             self.reference = Reference.from_dict(memory.get("reference", {}))
             ls = memory.get("last_seen")
             self.last_seen = float(ls) if ls is not None else None

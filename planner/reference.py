@@ -18,7 +18,7 @@ alternative, so by default the planner does not spend more than reacting would h
   application the reactive allocator over-serves pays for one it under-serves;
 * the steps the reference itself **violated** (demand above its rate, as the planner counts
   its own): the planner's budget step (:mod:`planner.core`, step 4) lifts an application that
-  violates more than both the budget allows and this to the reference's rate;
+  violated more than both the budget allows and this over the last day to the reference's rate;
 * the **cap** for the next step, a ceiling per application: the applications whose requirement
   is above the reference's next rate share the bank in proportion to their excess (none of it
   while the bank is overdrawn); what the bank holds beyond that is shared by all in proportion
@@ -50,7 +50,7 @@ from controller.plan import Allocation, Plan, exceeds
 from controller.reactive import ReactiveSettings, ReactiveState, react
 from models.series import SeriesKey
 
-DAY_S = 86400.0  # measured seconds before the cap holds
+from .budget import DAY_S  # measured seconds before the cap holds
 
 
 @dataclass
@@ -61,7 +61,6 @@ class Reference:
     bank: float = 0.0  # Mbit/s x steps, all applications together
     state: ReactiveState = field(default_factory=ReactiveState)
     seen_s: float = 0.0  # seconds of measured steps the planner has run through
-    violated: dict[SeriesKey, int] = field(default_factory=dict)  # steps reacting violated
 
     @property
     def holds(self) -> bool:
@@ -69,19 +68,21 @@ class Reference:
         return self.seen_s >= DAY_S - 1e-6
 
     def observe(self, k: SeriesKey, used: float, held: float | None, now: float,
-                settings: ReactiveSettings, start: float) -> None:
+                settings: ReactiveSettings, start: float) -> bool:
         """One measured step of ``k``: ``used`` its demand (Mbit/s), ``held`` the planner's rate
-        in force during it (None: unknown, the bank is not moved), ``now`` its time (s)."""
+        in force during it (None: unknown, the bank is not moved), ``now`` its time (s). Whether
+        the reference violated it (False for the step it starts on)."""
         used = max(0.0, float(used))
         if k not in self.rate:
             self.rate[k] = max(used * start, settings.floor_mbps)
-            return
+            return False
         if held is not None:
             self.bank += self.rate[k] - held
-        self.violated[k] = self.violated.get(k, 0) + exceeds(used, self.rate[k])
+        violated = exceeds(used, self.rate[k])
         current = Plan("reference", (Allocation(k.tenant, k.app, self.rate[k]),))
         self.rate[k] = react({k.app_key: used}, current, now, self.state, settings).allocation(
             k.tenant, k.app).rate_mbps
+        return violated
 
     def cap(self, required: dict[SeriesKey, float]) -> dict[SeriesKey, float]:
         """Per application, the most it may be given next step (Mbit/s); empty before the cap
@@ -104,7 +105,6 @@ class Reference:
     def as_dict(self) -> dict:
         return {"rate": {k.name: v for k, v in self.rate.items()},
                 "bank": self.bank, "seen_s": self.seen_s,
-                "violated": {k.name: v for k, v in self.violated.items()},
                 "low_since": [[t, a, s] for (t, a), s in self.state.low_since.items()]}
 
     @classmethod
@@ -112,5 +112,4 @@ class Reference:
         return cls({SeriesKey.parse(n): float(v) for n, v in d.get("rate", {}).items()},
                    float(d.get("bank", 0.0)),
                    ReactiveState({(str(t), str(a)): float(s) for t, a, s in d.get("low_since", [])}),
-                   float(d.get("seen_s", 0.0)),
-                   {SeriesKey.parse(n): int(v) for n, v in d.get("violated", {}).items()})
+                   float(d.get("seen_s", 0.0)))

@@ -17,12 +17,12 @@ from models.baselines import Persistence
 from models.series import SeriesKey, SeriesSet
 from netshadow.loop import decision_record
 from netshadow.replaycmd import default_reactive_settings
-from planner.budget import Margin
+from planner.budget import BUCKET_S, Recent
 from planner.core import Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice
 from planner.reference import DAY_S, Reference
 from planner.replay import PredictivePolicy
-from tests.unit.test_planner import fixed, observed
+from tests.unit.test_planner import T0, fixed, observed
 from topologies import bundled, load_spec
 
 SPEC = load_spec(bundled("default"))
@@ -179,28 +179,41 @@ def _setup():
     return S()
 
 
+def outcomes(steps: int, violated: int, reacted: int, until: float = T0) -> Recent:
+    """``steps`` scored steps of 10 s up to ``until``: ``violated`` of them violated by the
+    planner, ``reacted`` by the reactive reference."""
+    r = Recent({})
+    for i in range(steps):
+        r.add(until - 10.0 * i, scored=True, violated=i < violated, reference_violated=i < reacted)
+    return r
+
+
 def test_an_application_violating_beyond_the_budget_and_reacting_gets_the_reactive_rate():
     p = Planner(SPEC, PlannerSettings(initial_margin=0.0, headroom=0.0, spend_cap=False))
-    p.reference = Reference(rate={A: 25.0}, violated={A: 1})
-    p.margins[A] = Margin(0.0, steps=20, violated=3)  # P(>= 3 of 20 at 1 %) ~ 0.1 %: beyond doubt
+    p.reference = Reference(rate={A: 25.0})
+    p.recent[A] = outcomes(20, 3, 1)  # P(>= 3 of 20 at 1 %) ~ 0.1 %: beyond doubt
     obs = observed([[10.0]] * 4, keys=(A,))
     d = p.decide(0.0, obs, fixed(obs, 10.0, width=0.0), None)
     assert d.behind == (A,) and d.plan.allocation(*A.app_key).rate_mbps == pytest.approx(25.0)
-    assert "than reacting's 1; allocated at least what reacting holds" in " ".join(d.plan.reasons)
+    assert "3 violated steps of 20 in the last day are more than the budget allows and than " \
+        "reacting's 1; allocated at least what reacting holds" in " ".join(d.plan.reasons)
     assert decision_record(d, [A])["behind_reacting"] == [A.name]  # the loop's cycle record says so
-    for margin, reacted, evidence in ((Margin(0.0, 300, 3), 0, 0.05),  # 1 %: what the budget allows
-                                      (Margin(0.0, 20, 3), 3, 0.05),  # no worse than reacting
-                                      (Margin(0.0, 20, 3), 0, 0.0)):  # switched off
+    for recent, evidence in ((outcomes(300, 3, 0), 0.05),  # 1 %: what the budget allows
+                             (outcomes(20, 3, 3), 0.05),  # no worse than reacting
+                             (outcomes(20, 3, 0), 0.0),  # switched off
+                             (outcomes(20, 3, 0, until=T0 - DAY_S - BUCKET_S), 0.05)):  # a day ago
         q = Planner(SPEC, PlannerSettings(initial_margin=0.0, headroom=0.0, spend_cap=False,
                                           evidence=evidence))
-        q.reference = Reference(rate={A: 25.0}, violated={A: reacted})
-        q.margins[A] = margin
+        q.reference = Reference(rate={A: 25.0})
+        q.recent[A] = recent
         d = q.decide(0.0, obs, fixed(obs, 10.0, width=0.0), None)
-        assert d.behind == () and d.plan.allocation(*A.app_key).rate_mbps < 25.0, (margin, reacted)
+        assert d.behind == () and d.plan.allocation(*A.app_key).rate_mbps < 25.0, (recent, evidence)
+    # a restarted planner reads the same evidence
+    q = Planner(SPEC, PlannerSettings())
+    q.restore(p.memory())
+    assert q.recent == p.recent and q.recent[A].totals(T0 + 30.0) == (20, 3, 1)
     with pytest.raises(PlannerError, match=r"^evidence: must be in \[0, 0.5\)"):
         PlannerSettings(evidence=0.5)
-    back = Reference.from_dict(p.reference.as_dict())
-    assert back.violated == {A: 1}
 
 
 def test_a_forecaster_that_breaks_costs_about_what_reacting_does_not_more():
@@ -231,3 +244,37 @@ def test_a_forecaster_that_breaks_costs_about_what_reacting_does_not_more():
     assert count["off"] > count["reactive"] + 0.01 * len(demand), count  # the margin alone lags
     assert count["on"] <= count["reactive"] + 0.01 * len(demand), count
     assert any(d.behind for d in p.decisions.values())
+
+
+def _three_days(corrupted):
+    """A daily wave, a day of history and three days replayed with the forecasts halved where
+    ``corrupted(t)``; the predictive policy (warmed up over the day before) and its violations
+    per replayed day, with reacting's."""
+    rng = np.random.default_rng(5)
+    t = np.arange(288 + 3 * 288 + 50)
+    series = (10 + 8 * np.sin(2 * np.pi * t / 48) + rng.normal(0, 0.4, len(t))).clip(0.5)[:, None]
+    history, demand = series[:338], series[338:]
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    model = Persistence(quantiles=ForecasterChoice("persistence", 0.9).quantiles).fit(SeriesSet(
+        start, 300.0, (A.name,), history))
+
+    def halved(t, median, upper):
+        return (median * 0.5, upper * 0.5) if corrupted(t) else (median, upper)
+    p = PredictivePolicy([A.app_key], SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
+                         start, 300.0, PlannerSettings(), corrupt=halved, warmup=288)
+    pred = simulate(p, demand, 300.0, [A.app_key])
+    react = simulate(ReactivePolicy([A.app_key], history[-1] * 1.1, default_reactive_settings(_setup())),
+                     demand, 300.0, [A.app_key])
+    per_day = {name: [int((demand[d:d + 288, 0] * 0.99 > r.allocated[d:d + 288, 0] + 1e-9).sum())
+                      for d in (0, 288, 576)] for name, r in (("predictive", pred), ("reactive", react))}
+    return p, per_day
+
+
+def test_a_forecaster_that_breaks_after_good_days_is_lifted_within_the_day():
+    """Two good days, then every forecast halved: the evidence is the last day's, so the two
+    good days do not drown the third day's violations and the lift comes as it does on a first
+    day (counted since the start, the third day had 22 violated steps against reacting's 12)."""
+    p, per_day = _three_days(lambda t: t >= 576)
+    assert per_day["predictive"][2] <= per_day["reactive"][2] + 0.01 * 288, per_day
+    assert any(p.decisions[t].behind for t in range(576, 864)), per_day
+
