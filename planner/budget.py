@@ -74,8 +74,9 @@ class Recent:
     """One application's outcomes over about the last day (whole hours, the newest partial):
     the evidence the planner's lift to the reactive reference reads (:mod:`planner.core`, step
     4). Counts since the start would make the lift deaf to a forecaster that turns bad after a
-    long good run (its violations drown in the steps before) and hold it after the forecaster
-    recovered (the bad day never leaves the count); a day's window answers both within a day.
+    long good run (its violations drown in the steps before), and would hold one that recovered
+    until reacting's own violations caught up with its bad day's; in a day's window both pass
+    within a day.
 
     ``buckets``: hour index (time // :data:`BUCKET_S`) -> [the planner's scored steps, its
     violated steps, the steps the reactive reference violated]."""
@@ -86,6 +87,7 @@ class Recent:
             reference_violated: bool = False) -> None:
         """One outcome at time ``t`` (s): a step the planner scored (``violated`` or not), or one
         the reactive reference violated."""
+        self._forget(t)
         b = self.buckets.setdefault(int(t // BUCKET_S), [0, 0, 0])
         b[0] += bool(scored)
         b[1] += bool(scored and violated)
@@ -93,12 +95,16 @@ class Recent:
 
     def totals(self, now: float) -> tuple[int, int, int]:
         """(scored steps, violated steps, reference's violated steps) over the day before
-        ``now`` (s); older buckets are forgotten."""
+        ``now`` (s)."""
+        self._forget(now)
+        n, v, r = (sum(b[i] for b in self.buckets.values()) for i in range(3))
+        return n, v, r
+
+    def _forget(self, now: float) -> None:
+        """Drop the buckets that ended a day or more before ``now`` (s)."""
         first = int((now - DAY_S) // BUCKET_S) + 1
         for old in [i for i in self.buckets if i < first]:
             del self.buckets[old]
-        n, v, r = (sum(b[i] for b in self.buckets.values()) for i in range(3))
-        return n, v, r
 
     def as_list(self) -> list:
         return [[i, *b] for i, b in sorted(self.buckets.items())]

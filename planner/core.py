@@ -38,7 +38,7 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    a bad forecaster costs about what reacting does (before it, the first few violations are its
    own). The evidence is the last day's (:class:`planner.budget.Recent`), not everything since
    the start, so a forecaster that turns bad after weeks of good forecasts is caught within a
-   day, and one that recovered is let go within a day;
+   day, and one that recovered is let go once its bad day has left the window;
 5. **spend cap** - no application is given more than reacting would have spent on the same
    measured steps (:mod:`planner.reference`; ``spend_cap``, on by default): what the planner
    saves below the reactive reference while its forecasts let it, it may spend before a peak;

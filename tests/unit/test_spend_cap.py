@@ -278,3 +278,10 @@ def test_a_forecaster_that_breaks_after_good_days_is_lifted_within_the_day():
     assert per_day["predictive"][2] <= per_day["reactive"][2] + 0.01 * 288, per_day
     assert any(p.decisions[t].behind for t in range(576, 864)), per_day
 
+
+
+def test_the_evidence_keeps_a_day_of_hourly_buckets_even_when_nothing_reads_it():
+    r = outcomes(20, 3, 1)
+    r.add(T0 + DAY_S + 2 * BUCKET_S, scored=True)  # a loop with the lift switched off adds only
+    assert list(r.buckets) == [int((T0 + DAY_S + 2 * BUCKET_S) // BUCKET_S)]
+    assert r.totals(T0 + DAY_S + 2 * BUCKET_S) == (1, 0, 0)
