@@ -52,11 +52,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from controller.plan import PlanError, parse_plan
 from controller.rest import RestServer
 from models.series import SeriesKey, SeriesSet
+from planner.budget import DAY_S
 from planner.compute import is_compute
 from planner.core import Decision, Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice, fit, forecast
 from planner.reactive import ReactivePlanner
-from planner.reference import DAY_S
 from planner.replay import OBSERVED_MIN
 from topologies import NetworkSpec
 
