@@ -27,8 +27,10 @@ hands the planner the links the failing pairs cross and no answering pair does, 
 around (:func:`planner.scans.suspect_links`).
 
 When the plan sizes hosts' compute, the horizon also covers the agents: a reading averages the
-interval before it (so it lands a step late) and an agent applies a new quota at its next poll -
-two agent intervals. With ``policy="reactive"`` the loop runs the threshold baseline
+agent interval before it (so it lands a step late) and an agent applies a new quota at its next
+poll - two agent intervals - and one step more, because an agent's interval does not start on a
+bucket's boundary: a rise shows in part in the bucket it starts in and in full only in the next,
+and the forecast repeats that. With ``policy="reactive"`` the loop runs the threshold baseline
 (:mod:`planner.reactive`) instead of forecasting: the same telemetry, apply path and records.
 """
 
@@ -457,7 +459,7 @@ def run_loop(spec: NetworkSpec, url: str, token: str | None, rs: RunSettings) ->
                 continue
             retrain = model is None or (cycle % rs.retrain_every == 0)
             # the forecast must cover a shadow run and an apply: the model is built for it
-            lag = 2 * rs.agent_interval_s if any(is_compute(k) for k in keys) else 0.0
+            lag = 2 * rs.agent_interval_s + rs.step_s if any(is_compute(k) for k in keys) else 0.0
             horizon = max(1, math.ceil((shadow_s + apply_s + lag) / rs.step_s) + 1)
             choice = ForecasterChoice(rs.forecaster, settings.quantile, horizon, season=rs.season)
             rtt = fetch_rtt(url, spec, keys, times, rs.step_s, rs.scan_every * rs.interval_s,

@@ -119,8 +119,8 @@ def test_cpu_quota_is_raised_before_each_rise_and_the_reactive_one_is_throttled(
     figures = dict(raised=raised, pred_throttled=pred_throttled, lowered=lowered,
                    react_throttled=react_throttled)
     print(f"compute loop figures: {figures}")
-    # raised before the rise (the quota climbs over two cycles as the rise enters the horizon:
-    # 0.51 then 0.68 here); that it was enough is what the throttled time through the rise says
+    # raised before the rise (about 0.72 here: the horizon covers the bucket in which the rise
+    # first shows in full); that it was enough is what the throttled time through the rise says
     assert all(q >= 0.9 * HIGH for q in raised), figures
     assert all(t <= 0.1 for t in pred_throttled), figures  # through the rise: near zero
     assert all(q <= 0.8 * HIGH for q in lowered), figures  # released below the peak's demand after it
