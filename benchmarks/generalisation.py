@@ -70,7 +70,7 @@ from topologies import load_spec  # noqa: E402
 DATA = ROOT.parent / "shared/data"
 ABILENE_FILE = "abilene/abilene_tm_5min_20040301T0000_20040314T2355.csv"
 HORIZONS = (1, 3, 12)
-BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters")
+BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters", "autoregression")
 POLICIES = ("static", "reactive", "predictive", "oracle")
 UNCAPPED = "predictive-uncapped"  # the predictive policy without its spend cap (idealised only)
 QUANTILE = 0.9

@@ -1,8 +1,10 @@
-"""Baseline forecasters: persistence, seasonal naive, moving average, Holt-Winters.
+"""Baseline forecasters: persistence, seasonal naive, moving average, Holt-Winters and a linear
+autoregression.
 
 All are vectorised over series (numpy arrays of shape (rows, series)) and implement
 :class:`models.base.Forecaster`. Holt-Winters is the additive model with level, trend and one
 season, its smoothing parameters chosen per series by grid search on one-step training error.
+The autoregression is fitted per series and horizon (see :class:`Autoregression`).
 """
 
 from __future__ import annotations
@@ -162,7 +164,122 @@ class HoltWinters(Forecaster):
         return np.maximum(self._filter(values, a, b, g, [h])[h][0], 0.0)
 
 
+class Autoregression(Forecaster):
+    """A direct linear autoregression per series and horizon: the value ``h`` steps ahead as a
+    linear function of the last ``lags`` values and of the three values around the same phase one
+    season before the target (where the season is longer than ``h`` and fits twice in the
+    history). Direct - one regression per horizon rather than feeding forecasts back - so an
+    ``h``-step forecast's coefficients are fitted on ``h``-step errors.
+
+    Fitted per series with Huber's loss (iteratively reweighted least squares: residuals beyond
+    their median size weigh as in least absolute deviations), Mallows weights on the rows whose
+    lags hold an outlying value (:func:`_leverage_weights`) and a small ridge penalty on the
+    centred, scaled lags, so that an isolated spike in the history - as a target or read as a
+    lag - does not pull the coefficients towards it. Persistence, the moving average and the
+    seasonal naive forecast are special cases of it; whether it beats them on the steps after
+    its history is what the selection's backtest decides. Gaps are read as the value before them
+    (a series' leading gap is left out of the fit)."""
+
+    name = "autoregression"
+    RIDGE = 1e-3  # penalty on the lag coefficients, per row, on the centred and scaled lags
+    ITERATIONS = 8  # reweighting passes (Huber's loss)
+
+    def __init__(self, season: int | None = None, lags: int = 12, **kw):
+        super().__init__(**kw)
+        if not isinstance(lags, int) or lags < 1:
+            raise ValueError(f"lags: must be an integer >= 1 (got {lags!r})")
+        self.season = season
+        self.lags = lags
+        self.coef: dict[int, np.ndarray] = {}  # h -> (features, N)
+
+    def _learn(self, series):
+        if self.season is None:
+            self.season = infer_season(series)
+        if series.rows < 2 * (self.lags + 1):
+            raise ValueError(f"series: {series.rows} steps are too few for {self.lags} lags")
+        self.coef = {}
+
+    def _seasonal(self, h: int) -> list[int]:
+        """Offsets before the target of the seasonal features at horizon ``h`` (none when the
+        season is not longer than the horizon, or longer than half the fitted history)."""
+        m = self.season or 0
+        rows = self.series.rows if self.series is not None else 0
+        return [m - 1, m, m + 1] if h < m - 1 and m + 1 <= rows // 2 else []
+
+    def context(self, horizon=1):
+        return max(self.lags, max(self._seasonal(horizon), default=0) - horizon + 1)
+
+    def _features(self, values: np.ndarray, h: int) -> np.ndarray:
+        """(F, T, N) features of the target row ``i`` (read at row ``i - h`` or before); NaN
+        where the history is too short."""
+        v = _ffill(values)
+        T, N = v.shape
+        out = [np.ones((T, N))]
+        out += [_shift(v, h + k) for k in range(self.lags)]
+        out += [_shift(v, k) for k in self._seasonal(h)]
+        return np.stack(out)
+
+    def _fit_h(self, h: int) -> np.ndarray:
+        x = self._features(self.series.values, h)  # (F, T, N)
+        y = self.series.values
+        F, _, N = x.shape
+        coef = np.zeros((F, N))
+        coef[1] = 1.0  # persistence where a series cannot be fitted
+        for j in range(N):
+            ok = np.isfinite(y[:, j]) & np.isfinite(x[:, :, j]).all(axis=0)
+            if ok.sum() < 2 * F:
+                continue
+            t = y[ok, j]
+            mu = float(t.mean())
+            sd = float(np.mean(np.abs(t - mu))) or 1.0
+            # centred and scaled: the penalty is relative to the series' variation, whatever its level
+            X = np.hstack([np.ones((len(t), 1)), (x[1:, ok, j].T - mu) / sd])
+            t = (t - mu) / sd
+            pen = self.RIDGE * len(t) * np.eye(F)
+            pen[0, 0] = 0.0
+            lev = _leverage_weights(X[:, 1:], t)
+            w = np.ones(len(t))
+            for _ in range(self.ITERATIONS):
+                Xw = X * (w * lev)[:, None]
+                b = np.linalg.solve(X.T @ Xw + pen, Xw.T @ t)
+                r = np.abs(t - X @ b)
+                w = 1.0 / np.maximum(r, max(float(np.median(r)), 1e-9))
+            coef[0, j] = mu * (1.0 - b[1:].sum()) + sd * b[0]
+            coef[1:, j] = b[1:]
+        return coef
+
+    def point(self, values, h):
+        if h not in self.coef:
+            self.coef[h] = self._fit_h(h)
+        x = self._features(np.asarray(values, dtype=float), h)
+        return np.maximum(np.einsum("ftn,fn->tn", x, self.coef[h]), 0.0)
+
+
+LEVERAGE_Z = 3.0  # robust z-score beyond which a regression row is down-weighted
+
+
+def _leverage_weights(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(rows,) Mallows weights of the regression rows whose features ``x`` (rows, F) hold an
+    outlying value: ``min(1, LEVERAGE_Z / z)`` with ``z`` the row's largest robust z-score (the
+    distance from the median of ``y`` in median absolute deviations, scaled to a normal's
+    standard deviation). Huber's loss bounds what an outlying *target* pulls; a spike read as a
+    lag is a feature far from the rest, which would pull the coefficients towards it unweighted."""
+    med = float(np.median(y))
+    mad = 1.4826 * float(np.median(np.abs(y - med))) or float(np.mean(np.abs(y - med))) or 1.0
+    z = np.max(np.abs(x - med), axis=1) / mad if x.shape[1] else np.zeros(len(y))
+    return np.minimum(1.0, LEVERAGE_Z / np.maximum(z, 1e-12))
+
+
+def _ffill(values: np.ndarray) -> np.ndarray:
+    """``values`` (T, N) with every gap filled by the last value before it (leading gaps stay)."""
+    v = np.asarray(values, dtype=float)
+    idx = np.where(np.isfinite(v), np.arange(len(v))[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    return v[idx, np.arange(v.shape[1])[None, :]]
+
+
 def all_baselines(season: int | None = None,
                   quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> list[Forecaster]:
     return [Persistence(quantiles=quantiles), SeasonalNaive(season, quantiles=quantiles),
-            MovingAverage(12, quantiles=quantiles), HoltWinters(season, quantiles=quantiles)]
+            MovingAverage(12, quantiles=quantiles), HoltWinters(season, quantiles=quantiles),
+            Autoregression(season, quantiles=quantiles)]

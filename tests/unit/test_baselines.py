@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from models import metrics
-from models.baselines import HoltWinters, MovingAverage, Persistence, SeasonalNaive, infer_season
+from models.baselines import (
+    Autoregression,
+    HoltWinters,
+    MovingAverage,
+    Persistence,
+    SeasonalNaive,
+    infer_season,
+)
 from models.evaluate import best_baseline, evaluate, split_row
 from models.forecast import Forecast, ForecastError, SeriesForecast
 from models.series import SeriesSet
@@ -87,7 +94,8 @@ def test_metrics():
 
 
 # seeded accuracy regression table: (model, maximum MAE) on a noisy daily pattern, h = 1
-ACCURACY = [(Persistence, 2.0), (SeasonalNaive, 1.6), (MovingAverage, 4.5), (HoltWinters, 1.2)]
+ACCURACY = [(Persistence, 2.0), (SeasonalNaive, 1.6), (MovingAverage, 4.5), (HoltWinters, 1.2),
+            (Autoregression, 1.2)]
 
 
 @pytest.mark.parametrize("cls,max_mae", ACCURACY, ids=[c.__name__ for c, _ in ACCURACY])
@@ -120,3 +128,66 @@ def test_trained_models_are_not_fitted_again():
     params = pre.params.copy()
     evaluate([pre, Persistence()], s, 240, [1], trained=(pre,))
     assert pre.series.rows == 100 and np.array_equal(pre.params, params)
+
+
+def ar2(n: int, seed: int, spike: float = 0.0) -> np.ndarray:
+    """An AR(2) process around 50 (y - 50 = 0.6 (y1 - 50) + 0.3 (y2 - 50) + N(0, 1)); with
+    ``spike``, one step in the middle of it that much higher."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    for i in range(2, n):
+        x[i] = 0.6 * x[i - 1] + 0.3 * x[i - 2] + rng.normal()
+    v = 50 + x
+    if spike:
+        v[n // 2] += spike
+    return v
+
+
+def test_autoregression_reads_only_the_past():
+    v = ar2(400, 0)[:, None]
+    ar = Autoregression(season=24).fit(series(v))
+    for h in (1, 3):
+        p = ar.point(v, h)
+        later = v.copy()
+        later[300 - h + 1:] += 100.0  # everything after the origin of row 300
+        assert ar.point(later, h)[300, 0] == p[300, 0]
+        assert ar.point(later, h)[301, 0] != p[301, 0]
+
+
+def test_autoregression_learns_the_process_and_beats_persistence_on_the_days_after():
+    v = ar2(2000, 1)
+    s = series(v)
+    ar = Autoregression(season=None, lags=4).fit(s.slice(0, 1500))
+    assert ar.season is not None
+    test = v[1500:]
+    err = {h: metrics.mae(test, ar.point(v[:, None], h)[1500:, 0]) for h in (1, 3)}
+    per = {h: metrics.mae(test, Persistence().point(v[:, None], h)[1500:, 0]) for h in (1, 3)}
+    assert err[1] < 0.87  # the noise's own MAE is 0.80
+    assert err[1] < 0.95 * per[1] and err[3] < 0.95 * per[3], (err, per)
+
+
+def test_an_isolated_spike_in_the_history_barely_moves_the_autoregression():
+    """Huber's loss and the rows' leverage weights: a 200-sigma spike moves the forecasts by
+    little, where one least-squares pass (the spike as a target) is pulled towards it."""
+    clean = Autoregression(season=24, lags=2).fit(series(ar2(600, 2)))
+    spiked = Autoregression(season=24, lags=2).fit(series(ar2(600, 2, spike=200.0)))
+    ols = Autoregression(season=24, lags=2)
+    ols.ITERATIONS = 1
+    ols.fit(series(ar2(600, 2, spike=200.0)))
+    v = ar2(600, 3)[:, None]
+    base = clean.point(v, 1)
+    assert np.nanmax(np.abs(spiked.point(v, 1) - base)) < 0.3
+    assert np.nanmax(np.abs(ols.point(v, 1) - base)) > 1.0
+
+
+def test_autoregression_fills_gaps_and_refuses_a_history_too_short_for_its_lags():
+    v = ar2(300, 4)
+    gappy = v.copy()
+    gappy[200] = np.nan
+    ar = Autoregression(season=None, lags=3).fit(series(gappy))
+    p = ar.point(gappy[:, None], 1)
+    assert np.isfinite(p[201:]).all()  # the gap is read as the step before it
+    with pytest.raises(ValueError, match="lags"):
+        Autoregression(lags=20).fit(series(v[:30]))
+    with pytest.raises(ValueError, match="lags"):
+        Autoregression(lags=0)

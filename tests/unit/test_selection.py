@@ -35,7 +35,7 @@ def test_the_backtest_picks_per_series_and_says_what_it_picked():
     s = two_kinds(6)
     sel = Selection(all_baselines(season=DAY), horizon=3).fit(s)
     picked = sel.choice()
-    assert picked["t/daily/bandwidth"][1]["chosen"] in ("seasonal_naive", "holt_winters")
+    assert picked["t/daily/bandwidth"][1]["chosen"] in ("seasonal_naive", "holt_winters", "autoregression")
     assert picked["t/walk/bandwidth"][1]["chosen"] == "persistence"
     for by_h in picked.values():
         for c in by_h.values():
