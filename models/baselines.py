@@ -178,7 +178,9 @@ class Autoregression(Forecaster):
     lag - does not pull the coefficients towards it. Persistence, the moving average and the
     seasonal naive forecast are special cases of it; whether it beats them on the steps after
     its history is what the selection's backtest decides. Gaps are read as the value before them
-    (a series' leading gap is left out of the fit)."""
+    (a series' leading gap is left out of the fit). A history shorter than four times ``lags``
+    is read with fewer lags; a series with too few steps to fit at all is forecast by
+    persistence, and its note says so."""
 
     name = "autoregression"
     RIDGE = 1e-3  # penalty on the lag coefficients, per row, on the centred and scaled lags
@@ -190,14 +192,16 @@ class Autoregression(Forecaster):
             raise ValueError(f"lags: must be an integer >= 1 (got {lags!r})")
         self.season = season
         self.lags = lags
+        self.used_lags = lags
         self.coef: dict[int, np.ndarray] = {}  # h -> (features, N)
+        self.short: set[str] = set()
 
     def _learn(self, series):
         if self.season is None:
             self.season = infer_season(series)
-        if series.rows < 2 * (self.lags + 1):
-            raise ValueError(f"series: {series.rows} steps are too few for {self.lags} lags")
+        self.used_lags = max(1, min(self.lags, series.rows // 4))  # a short history: fewer lags
         self.coef = {}
+        self.short: set[str] = set()  # series too short to fit at some horizon: persistence there
 
     def _seasonal(self, h: int) -> list[int]:
         """Offsets before the target of the seasonal features at horizon ``h`` (none when the
@@ -207,7 +211,7 @@ class Autoregression(Forecaster):
         return [m - 1, m, m + 1] if h < m - 1 and m + 1 <= rows // 2 else []
 
     def context(self, horizon=1):
-        return max(self.lags, max(self._seasonal(horizon), default=0) - horizon + 1)
+        return max(self.used_lags, max(self._seasonal(horizon), default=0) - horizon + 1)
 
     def _features(self, values: np.ndarray, h: int) -> np.ndarray:
         """(F, T, N) features of the target row ``i`` (read at row ``i - h`` or before); NaN
@@ -215,7 +219,7 @@ class Autoregression(Forecaster):
         v = _ffill(values)
         T, N = v.shape
         out = [np.ones((T, N))]
-        out += [_shift(v, h + k) for k in range(self.lags)]
+        out += [_shift(v, h + k) for k in range(self.used_lags)]
         out += [_shift(v, k) for k in self._seasonal(h)]
         return np.stack(out)
 
@@ -228,6 +232,7 @@ class Autoregression(Forecaster):
         for j in range(N):
             ok = np.isfinite(y[:, j]) & np.isfinite(x[:, :, j]).all(axis=0)
             if ok.sum() < 2 * F:
+                self.short.add(self.series.names[j])
                 continue
             t = y[ok, j]
             mu = float(t.mean())
@@ -253,6 +258,9 @@ class Autoregression(Forecaster):
             self.coef[h] = self._fit_h(h)
         x = self._features(np.asarray(values, dtype=float), h)
         return np.maximum(np.einsum("ftn,fn->tn", x, self.coef[h]), 0.0)
+
+    def note(self, name: str) -> str:
+        return "persistence: too little history to fit the autoregression" if name in self.short else ""
 
 
 LEVERAGE_Z = 3.0  # robust z-score beyond which a regression row is down-weighted

@@ -180,14 +180,18 @@ def test_an_isolated_spike_in_the_history_barely_moves_the_autoregression():
     assert np.nanmax(np.abs(ols.point(v, 1) - base)) > 1.0
 
 
-def test_autoregression_fills_gaps_and_refuses_a_history_too_short_for_its_lags():
+def test_autoregression_fills_gaps_and_reads_a_short_history_with_fewer_lags():
     v = ar2(300, 4)
     gappy = v.copy()
     gappy[200] = np.nan
     ar = Autoregression(season=None, lags=3).fit(series(gappy))
     p = ar.point(gappy[:, None], 1)
     assert np.isfinite(p[201:]).all()  # the gap is read as the step before it
-    with pytest.raises(ValueError, match="lags"):
-        Autoregression(lags=20).fit(series(v[:30]))
+    short = Autoregression(lags=20).fit(series(v[:30]))  # 7 lags; 30 steps fit them
+    assert short.used_lags == 7 and np.isfinite(short.point(v[:30, None], 1)[7:]).all()
+    assert short.note("s0") == ""
+    tiny = Autoregression(lags=20).fit(series(v[:3]))  # too few to fit: persistence, said
+    assert np.array_equal(tiny.point(v[:3, None], 1)[1:], v[:2, None])
+    assert "persistence" in tiny.note("s0")
     with pytest.raises(ValueError, match="lags"):
         Autoregression(lags=0)
