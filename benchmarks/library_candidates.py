@@ -40,7 +40,7 @@ from netshadow.replaycmd import prepare  # noqa: E402
 from topologies import load_spec  # noqa: E402
 
 HORIZONS = (1, 3, 12)
-OURS = ("persistence", "seasonal_naive", "moving_average", "holt_winters")
+OURS = ("persistence", "seasonal_naive", "moving_average", "holt_winters", "autoregression")
 MAX_ETS_SEASON = 24  # statsforecast's ETS, like R's ets, fits no season longer than this
 
 
