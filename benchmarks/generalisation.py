@@ -64,13 +64,12 @@ from models.evaluate import evaluate  # noqa: E402
 from models.selection import Selection  # noqa: E402
 from models.series import SeriesKey, SeriesSet  # noqa: E402
 from netshadow.replaycmd import make_policy, prepare  # noqa: E402
-from planner.forecasters import ForecasterChoice, fit  # noqa: E402
+from planner.forecasters import BASELINES, ForecasterChoice, fit  # noqa: E402
 from topologies import load_spec  # noqa: E402
 
 DATA = ROOT.parent / "shared/data"
 ABILENE_FILE = "abilene/abilene_tm_5min_20040301T0000_20040314T2355.csv"
 HORIZONS = (1, 3, 12)
-BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters", "autoregression")
 POLICIES = ("static", "reactive", "predictive", "oracle")
 UNCAPPED = "predictive-uncapped"  # the predictive policy without its spend cap (idealised only)
 QUANTILE = 0.9
