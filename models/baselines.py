@@ -10,6 +10,7 @@ The autoregression is fitted per series and horizon (see :class:`Autoregression`
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .base import Forecaster
 from .forecast import DEFAULT_QUANTILES
@@ -216,7 +217,7 @@ class Autoregression(Forecaster):
     def _features(self, values: np.ndarray, h: int) -> np.ndarray:
         """(F, T, N) features of the target row ``i`` (read at row ``i - h`` or before); NaN
         where the history is too short."""
-        v = _ffill(values)
+        v = pd.DataFrame(values).ffill().to_numpy()  # a gap reads as the value before it
         T, N = v.shape
         out = [np.ones((T, N))]
         out += [_shift(v, h + k) for k in range(self.used_lags)]
@@ -276,14 +277,6 @@ def _leverage_weights(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     mad = 1.4826 * float(np.median(np.abs(y - med))) or float(np.mean(np.abs(y - med))) or 1.0
     z = np.max(np.abs(x - med), axis=1) / mad if x.shape[1] else np.zeros(len(y))
     return np.minimum(1.0, LEVERAGE_Z / np.maximum(z, 1e-12))
-
-
-def _ffill(values: np.ndarray) -> np.ndarray:
-    """``values`` (T, N) with every gap filled by the last value before it (leading gaps stay)."""
-    v = np.asarray(values, dtype=float)
-    idx = np.where(np.isfinite(v), np.arange(len(v))[:, None], 0)
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    return v[idx, np.arange(v.shape[1])[None, :]]
 
 
 def all_baselines(season: int | None = None,
