@@ -180,6 +180,12 @@ def allocation_table(setup, model) -> dict:
     return rows
 
 
+def _round_ms(s: dict) -> str:
+    """A lab row's read / decide / apply 90th percentiles, ms (what makes a step late)."""
+    return " / ".join("-" if s.get(k) is None else f"{s[k]:.0f}"
+                      for k in ("read_p90_ms", "decide_p90_ms", "apply_p90_ms"))
+
+
 def lab_table(sc: Scenario, setup, model, days: float, out: Path, console: Console) -> dict:
     """The first ``days`` of the scenario's test window replayed on the lab, every policy; the
     predictive one on ``model`` (fitted on the same history)."""
@@ -198,7 +204,8 @@ def lab_table(sc: Scenario, setup, model, days: float, out: Path, console: Conso
     for p, r in results.items():
         m = summarise(r)
         rows[p] = {k: m[k] for k in ("steps", "violation_steps", "violation_s", "reserved_mbit",
-                                     "peaks", "peaks_preallocated", "late_steps")}
+                                     "peaks", "peaks_preallocated", "late_steps", "read_p90_ms",
+                                     "decide_p90_ms", "apply_p90_ms")}
     for p in POLICIES:
         r = rows[p]
         r["x_reactive"] = r["reserved_mbit"] / max(rows["reactive"]["reserved_mbit"], 1e-9)
@@ -253,7 +260,7 @@ def show(doc: dict, console: Console) -> None:
     if "lab" in doc:
         b = Table(title=f"{doc['scenario']}: on the lab, the first {doc['lab_days']:g} day of the test day")
         for c in ("policy", "violated steps", "violation-s", "x reactive's violation-s",
-                  "reserve x reactive", "x oracle", "peaks", "late steps"):
+                  "reserve x reactive", "x oracle", "peaks", "late steps", "read / decide / apply p90 ms"):
             b.add_column(c, justify="right")
         for p in POLICIES:
             s = doc["lab"][p]
@@ -261,7 +268,7 @@ def show(doc: dict, console: Console) -> None:
             b.add_row(p, f"{s['violation_steps']}/{s['steps']}", f"{s['violation_s']:.0f}",
                       "-" if vx is None else f"{vx:.2f}", f"{s['x_reactive']:.3f}",
                       f"{s['x_oracle']:.3f}", f"{s['peaks_preallocated']}/{s['peaks']}",
-                      str(s["late_steps"]))
+                      str(s["late_steps"]), _round_ms(s))
         console.print(b)
         for key, n in doc["lab"]["_few_frames"].items():
             console.print(f"[yellow]note: {key} sends a median {n:g} frames per lab step: whole frames "

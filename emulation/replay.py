@@ -60,6 +60,10 @@ class ReplayResult:
     # per step from 1: seconds from the step's boundary to the moment its (raised) rates were
     # confirmed; negative is in time (see replay_measures.LATE_FRACTION for what counts as late)
     late_s: list[float] = field(default_factory=list)
+    # per step from 1, seconds each part of the round before it took: the meter read that closes
+    # the measured part of the step, the policy's decision (late steps say which one is slow)
+    read_s: list[float] = field(default_factory=list)
+    decide_s: list[float] = field(default_factory=list)
 
 
 class MeterReader:
@@ -130,7 +134,10 @@ def replay(lab, spec: NetworkSpec, url: str, token: str, mapping: ReplayMap, dem
             _sleep_until(t0 + t * step_wall_s - lead)
             began = time.monotonic()
             win.segment()
+            read = time.monotonic()
             rates = policy.decide(win.step_input(t, t * step_trace_s))  # step t-1 as measured so far
+            res.read_s.append(read - began)
+            res.decide_s.append(time.monotonic() - read)
             res.allocated[t] = rates
             prev = res.allocated[t - 1]
             # raises land before the step begins, decreases just after it: the previous step's

@@ -71,6 +71,7 @@ def replay_compute(lab, mapping: ReplayMap, demand: np.ndarray, policy: Policy, 
                 seen = StepInput(t, t * step_trace_s, asked_seen[:t - 1].copy(), short_seen[:t - 1].copy())
                 rates = np.asarray(policy.decide(_with_partial(seen, last, groups, t0, t, step_wall_s)),
                                    float)
+                res.decide_s.append(time.monotonic() - began)
                 res.allocated[t] = rates
                 _write(groups, np.maximum(rates, res.allocated[t - 1]))
                 res.late_s.append(time.time() - (t0 + t * step_wall_s))

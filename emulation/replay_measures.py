@@ -64,11 +64,19 @@ def summarise(res) -> dict:
         "probe_loss": (1 - len(rtts) / len(res.rtt_ms)) if res.rtt_ms else None,
         "peaks": len(peaks),
         "peaks_preallocated": len(pre),
-        "apply_p50_ms": float(np.median(res.apply_s) * 1000) if res.apply_s else None,
+        "apply_p50_ms": _ms(res.apply_s, 50),
+        "apply_p90_ms": _ms(res.apply_s, 90),
+        "read_p90_ms": _ms(res.read_s, 90),
+        "decide_p90_ms": _ms(res.decide_s, 90),
         "late_steps": int(sum(x > LATE_FRACTION * res.step_wall_s for x in res.late_s)),
         "offered_vs_trace": float(res.offered.sum() / max(res.demand.sum(), 1e-9)),
         "sent_mbps": sent_mbps,
     }
+
+
+def _ms(seconds: list[float], q: float) -> float | None:
+    """The ``q`` percentile of ``seconds``, in ms (None when nothing was measured)."""
+    return float(np.percentile(seconds, q) * 1000) if len(seconds) else None
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -19,7 +19,7 @@ def table(summaries: dict[str, dict], title: str):
 
     t = Table(title=title)
     for col in ("policy", "violation-s", "dropped MB", "reserved Mbit/s*s", "RTT p95 ms", "probe loss",
-                "peaks pre-allocated", "apply p50 ms", "late steps"):
+                "peaks pre-allocated", "apply p50 ms", "decide p90 ms", "late steps"):
         t.add_column(col, justify="right" if col != "policy" else "left")
     for name, s in summaries.items():
         t.add_row(name, f"{s['violation_s']:.0f}", f"{s['dropped_mbytes']:.3f}", f"{s['reserved_mbit']:.0f}",
@@ -27,6 +27,7 @@ def table(summaries: dict[str, dict], title: str):
                   f"{s['probe_loss']:.1%}" if s["probe_loss"] is not None else "-",
                   f"{s['peaks_preallocated']}/{s['peaks']}",
                   f"{s['apply_p50_ms']:.0f}" if s["apply_p50_ms"] is not None else "-",
+                  f"{s['decide_p90_ms']:.0f}" if s["decide_p90_ms"] is not None else "-",
                   str(s["late_steps"]))
     return t
 
@@ -142,7 +143,8 @@ def to_json(results: dict, meta: dict) -> dict:
                      "allocated": np.round(r.allocated, 4).tolist(),
                      "offered": np.round(r.offered, 4).tolist(),
                      "drop_bytes": r.drop_bytes.tolist(), "in_bytes": r.in_bytes.tolist(),
-                     "apply_s": r.apply_s, "late_s": r.late_s,
+                     "apply_s": r.apply_s, "late_s": r.late_s, "read_s": r.read_s,
+                     "decide_s": r.decide_s,
                      "notes": {str(t): n for t, n in r.notes.items()},
                      "band": {str(t): b for t, b in r.band.items()}}
                  for k, r in results.items()},

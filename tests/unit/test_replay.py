@@ -179,6 +179,12 @@ def test_measures():
     # steps of 1 s: rates confirmed 0.3 s and 0.15 s into their steps were late, 0.05 s was not
     late.late_s = [-0.05] * 6 + [0.05, 0.15, 0.3]
     assert summarise(late)["late_steps"] == 2
+    # which part of the round made them late: the 90th percentiles of each, ms
+    assert s["decide_p90_ms"] is None and s["read_p90_ms"] is None
+    late.decide_s, late.read_s = [0.01] * 9 + [0.8], [0.02] * 10
+    t = summarise(late)
+    assert t["decide_p90_ms"] == pytest.approx(89.0) and t["read_p90_ms"] == pytest.approx(20.0)
+    assert t["apply_p90_ms"] == pytest.approx(10.0)
     p = summarise(result("predictive", d, a + 4, inb, np.zeros((10, 1))))
     r = compare({"predictive": p, "reactive": s, "oracle": s})
     assert r["violation_ratio_vs_reactive"] == 0.0 and r["reserved_ratio_vs_reactive"] > 1
