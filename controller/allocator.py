@@ -37,7 +37,7 @@ from scipy.optimize import linprog
 from topologies import NetworkSpec
 
 from .plan import Allocation, Plan
-from .tenancy import compile_network
+from .tenancy import pair_paths
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def allocate(spec: NetworkSpec, forecast_mbps: dict[tuple[str, str], float],
              state: AllocatorState, settings: AllocatorSettings = AllocatorSettings(),
              name: str = "plan", avoid: frozenset = frozenset(),
              ceiling: dict[tuple[str, str], float] | None = None) -> Plan:
-    paths = compile_network(spec).paths
+    paths = pair_paths(spec)
     links = app_links(spec, paths)
     capacity = {frozenset((lk.a, lk.b)): lk.capacity_mbps * settings.max_link_share for lk in spec.links}
     priority = {t.id: t.priority for t in spec.tenants}

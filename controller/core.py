@@ -20,7 +20,7 @@ from topologies import NetworkSpec
 
 from .rules import FlowRule, MeterRule
 from .shaping import realize
-from .tenancy import CompiledNetwork, compile_network
+from .tenancy import CompiledNetwork, compile_network, plan_meters
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,15 @@ Message = (ClearFlows | ClearMeters | AddMeter | ModifyMeter | DeleteMeter | Add
 Phase = dict[int, list[Message]]
 
 
+def structure(plan) -> tuple:
+    """What of ``plan`` the flow rules depend on: which applications it allocates, with their
+    DSCP marks and paths, and its policy additions (not the rates, bursts or name)."""
+    if plan is None:
+        return ()
+    return (tuple((a.tenant, a.app, a.dscp, a.path) for a in plan.allocations),
+            plan.extra_policies)
+
+
 def diff_networks(old: CompiledNetwork, new: CompiledNetwork) -> tuple[list[Phase], dict]:
     """Only the changes from ``old`` to ``new``, in phases; each phase is a set of messages per
     switch, each list ending with a barrier, and a phase is sent only once every barrier of the
@@ -120,8 +129,9 @@ def diff_networks(old: CompiledNetwork, new: CompiledNetwork) -> tuple[list[Phas
     for dpid in sorted(set(old.rules) | set(new.rules) | set(old.meters) | set(new.meters)):
         om = {m.meter_id: m for m in old.meters.get(dpid, ())}
         nm = {m.meter_id: m for m in new.meters.get(dpid, ())}
-        orl = {r.key: r for r in old.rules.get(dpid, ())}
-        nrl = {r.key: r for r in new.rules.get(dpid, ())}
+        same = old.rules.get(dpid) is new.rules.get(dpid)  # one compile's rules (see compile)
+        orl = {} if same else {r.key: r for r in old.rules.get(dpid, ())}
+        nrl = {} if same else {r.key: r for r in new.rules.get(dpid, ())}
         for mid, m in sorted(nm.items()):
             if mid not in om:
                 meter_up.setdefault(dpid, []).append(AddMeter(m))
@@ -179,6 +189,7 @@ class ControllerCore:
         self.started_at = now
         self.forced_meterless = {s.dpid for s in spec.switches if s.name in no_meters}
         self.meterless: set[int] = set(self.forced_meterless)
+        self._last_compiled: tuple[tuple, CompiledNetwork] | None = None  # see compile()
         self.compiled: CompiledNetwork = self.compile(plan)
         self.switches = {s.dpid: SwitchState(s.name, s.dpid) for s in spec.switches}
         self.unknown_dpids: set[int] = set()
@@ -187,8 +198,21 @@ class ControllerCore:
 
     def compile(self, plan) -> CompiledNetwork:
         """``plan`` compiled for the switches as they are: meters become tc HTB classes on the
-        switches without meter support."""
-        c = compile_network(self.spec, plan)
+        switches without meter support.
+
+        A plan of the same structure as the one compiled last (the same applications allocated,
+        with the same DSCP marks and paths, the same policy additions: :func:`structure`) has
+        the same rules; only its meters are computed anew. A planner's plans change rates every
+        step and their structure rarely, and compiling every rule of a 12-switch network took
+        about 70 ms of the controller's time per apply."""
+        key = structure(plan)
+        last = self._last_compiled
+        if last is not None and last[0] == key:
+            c = CompiledNetwork(last[1].rules, last[1].paths,
+                                plan_meters(self.spec, plan) if plan is not None else {})
+        else:
+            c = compile_network(self.spec, plan)
+        self._last_compiled = (key, c)
         rules, meters, shapes = realize(c.rules, c.meters, frozenset(self.meterless))
         return CompiledNetwork(rules, c.paths, meters, shapes)
 

@@ -72,8 +72,7 @@ def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
         spec = plan.effective_spec(spec)
     b = _Builder(spec, wire(spec), {s.name: s.dpid for s in spec.switches})
     b.base()
-    pairs = [(x, y) for t in spec.tenants for i, x in enumerate(t.hosts) for y in t.hosts[i + 1:]]
-    paths = Router(spec).place_pairs(pairs)
+    paths = pair_paths(spec)
     for t in spec.tenants:
         b.members(t, paths)
         b.admission(t, plan)
@@ -83,6 +82,41 @@ def compile_network(spec: NetworkSpec, plan=None) -> CompiledNetwork:
                 b.application_path(alloc)
     return CompiledNetwork(b.deduplicated(), paths,
                            {d: tuple(m.values()) for d, m in b.meters.items()})
+
+
+def pair_paths(spec: NetworkSpec) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The switch path of each intra-tenant host pair (what :func:`compile_network` puts in
+    ``paths``), without building a rule."""
+    pairs = [(x, y) for t in spec.tenants for i, x in enumerate(t.hosts) for y in t.hosts[i + 1:]]
+    return Router(spec).place_pairs(pairs)
+
+
+def plan_meters(spec: NetworkSpec, plan) -> dict[int, tuple[MeterRule, ...]]:
+    """The meters of ``plan`` (what :func:`compile_network` puts in ``meters``), without building
+    a rule: a plan that changes only rates changes nothing else."""
+    spec = plan.effective_spec(spec)
+    dpid = {s.name: s.dpid for s in spec.switches}
+    out: dict[int, dict[int, MeterRule]] = defaultdict(dict)
+    for t in spec.tenants:
+        for src, _dst, app in _admitted(spec, t):
+            m = _meter(spec, t, app, dpid[spec.host(src).switch], plan)
+            if m is not None:
+                out[m.dpid][m.meter_id] = m
+    return {d: tuple(m.values()) for d, m in out.items()}
+
+
+def _admitted(spec: NetworkSpec, t) -> list[tuple[str, str, str]]:
+    """(client, server, application) of every policy of tenant ``t``, sorted."""
+    return sorted({x for x in spec.allowed() if x[0] in t.hosts})
+
+
+def _meter(spec: NetworkSpec, t, app: str, dpid: int, plan) -> MeterRule | None:
+    """The meter ``plan`` puts on switch ``dpid`` for tenant ``t``'s ``app`` (None: no allocation)."""
+    alloc = plan.allocation(t.id, app) if plan is not None else None
+    if alloc is None:
+        return None
+    mid = meter_id(tenant_number(spec, t.id), app_number(spec, t.id, app))
+    return MeterRule(dpid, mid, int(round(alloc.rate_mbps * 1000)), int(round(alloc.burst)))
 
 
 @dataclass
@@ -146,23 +180,22 @@ class _Builder:
         its meter at the client's switch (and its DSCP mark)."""
         spec, wiring = self.spec, self.wiring
         tn = tenant_number(spec, t.id)
-        for src, dst, app in sorted({x for x in spec.allowed() if x[0] in t.hosts}):
+        for src, dst, app in _admitted(spec, t):
             a = t.app(app)
             an = app_number(spec, t.id, app)
             proto = IPPROTO[a.protocol]
             hs, hd = spec.host(src), spec.host(dst)
             sw_s, port_s = wiring.host_port[src]
             sw_d, port_d = wiring.host_port[dst]
-            alloc = plan.allocation(t.id, app) if plan is not None else None
             actions = [("goto", TABLE_FWD)]
             mid = None
-            if alloc is not None:
-                mid = meter_id(tn, an)
-                d = self.dpid[sw_s]
-                self.meters[d][mid] = MeterRule(d, mid, int(round(alloc.rate_mbps * 1000)),
-                                                int(round(alloc.burst)))
-                if alloc.dscp is not None:
-                    actions.insert(0, ("set_dscp", alloc.dscp))
+            m = _meter(spec, t, app, self.dpid[sw_s], plan)
+            if m is not None:
+                mid = m.meter_id
+                self.meters[m.dpid][mid] = m
+                dscp = plan.allocation(t.id, app).dscp
+                if dscp is not None:
+                    actions.insert(0, ("set_dscp", dscp))
             self.add(sw_s, TABLE_ACL, PRIO_APP,
                      {"in_port": port_s, "eth_src": hs.mac, "eth_type": ETH_IP, "ipv4_src": hs.ip,
                       "ipv4_dst": hd.ip, "ip_proto": proto, f"{a.protocol}_dst": a.port},

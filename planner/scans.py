@@ -24,7 +24,7 @@ import pandas as pd
 
 from controller.plan import Plan
 from controller.scans import ScanResult
-from controller.tenancy import compile_network
+from controller.tenancy import pair_paths
 from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
 
@@ -86,7 +86,7 @@ def _route_links(spec: NetworkSpec, paths: dict, plan: Plan | None, r: ScanResul
 
 def suspect_links(spec: NetworkSpec, results: list[ScanResult], plan: Plan | None) -> frozenset:
     """Links the failing expected cases of ``results`` cross and no answering case does."""
-    paths = compile_network(spec).paths
+    paths = pair_paths(spec)
     failing, answering = set(), set()
     for r in results:
         if r.reachable:

@@ -125,3 +125,44 @@ def test_plan_meters_are_installed_before_the_flows_that_use_them():
     assert {dict(r.match)["udp_dst"] for r in metered} == {5004}
     assert all(("set_dscp", 46) in r.actions for r in metered)
     assert not [m for m in connect(core, 4, 1.0) if isinstance(m, AddMeter)]
+
+
+def test_a_plan_of_the_same_structure_compiles_to_what_a_full_compile_gives():
+    """The core reuses the last compile's rules when only rates change; every other change (an
+    application more, a DSCP mark, a path, a policy addition, a switch without meters) must
+    compile in full, and the result must equal compile_network's either way."""
+    from controller.core import ModifyMeter, diff_networks
+    from controller.plan import parse_plan
+    from controller.shaping import realize
+    from controller.tenancy import compile_network
+
+    spec = load_spec(bundled("default"))
+
+    def plan(**video):
+        return parse_plan({"name": "p", "allocations": [
+            {"tenant": "red", "app": "web", "rate_mbps": 3},
+            {"tenant": "red", "app": "video", **{"rate_mbps": 20, **video}}]}, spec)
+
+    alt = ["s1", "s3", "s4"]  # h1 on s1, h2 on s4
+    extra = parse_plan({"name": "x", "allocations": [{"tenant": "red", "app": "video", "rate_mbps": 7}],
+                        "extra_policies": [{"tenant": "red", "from": ["h2"], "to": ["h1"],
+                                            "apps": ["web"]}]}, spec)
+    plans = [None, plan(), plan(rate_mbps=25), plan(rate_mbps=25, burst_kbit=900),
+             plan(rate_mbps=9, dscp=46), plan(rate_mbps=9, dscp=46, path=alt), plan(rate_mbps=4, path=alt),
+             plan(), extra, parse_plan({"name": "y", "allocations": [
+                 {"tenant": "red", "app": "video", "rate_mbps": 8}]}, spec), None]
+    core = ControllerCore(spec, now=0.0)
+    for meterless in (set(), {spec.switch("s1").dpid}):
+        core.meterless = set(meterless)
+        for p in plans:
+            got = core.compile(p)
+            full = compile_network(spec, p)
+            rules, meters, shapes = realize(full.rules, full.meters, frozenset(meterless))
+            assert (got.rules, got.meters, got.shapes, got.paths) == (rules, meters, shapes, full.paths)
+    # a rate-only change sends one meter modification and nothing else
+    core.meterless = set()
+    before, after = core.compile(plan()), core.compile(plan(rate_mbps=30))
+    phases, summary = diff_networks(before, after)
+    sent = [m for ph in phases for msgs in ph.values() for m in msgs if not isinstance(m, Barrier)]
+    assert [type(m) for m in sent] == [ModifyMeter] and sent[0].meter.rate_kbps == 30_000
+    assert summary["flows_added"] == summary["flows_modified"] == summary["flows_deleted"] == 0
