@@ -85,6 +85,15 @@ def _calendar(start: pd.Timestamp, step_s: float, rows: int) -> np.ndarray:
     return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
 
 
+def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T,) whether row ``i`` of ``a`` and of ``b`` (T, N) hold the same values (NaN equal to NaN)."""
+    return ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(_rows_equal(a, b).all())
+
+
 def _build(window: int, horizon: int, nq_lo: int, nq_hi: int, units: int, patch: int = 1):
     inp = keras.Input((window, FEATURES))
     x = inp
@@ -151,7 +160,8 @@ class LSTMForecaster(Forecaster):
         self.conformal = None  # (H,) z-units widening of the interval
         self.meta: dict = {}
         self._infer = None
-        self._cache: tuple | None = None
+        self._cache: tuple | None = None  # (values, start, medians, quantiles) of the last call
+        self._windows_memo: tuple | None = None  # (values, start, outputs): see _raw
 
     # ------------------------------------------------------------------ data
     def _fwd(self, values: np.ndarray) -> np.ndarray:
@@ -223,6 +233,7 @@ class LSTMForecaster(Forecaster):
         if T < need + 2:
             self.fallback[:] = True
         self._cache = None
+        self._windows_memo = None
         self.meta = {"data_start": series.time(0).isoformat(), "data_end": series.time(T - 1).isoformat(),
                      "step_s": series.step_s, "names": list(series.names), "window": self.window,
                      "horizon": self.horizon, "quantiles": list(self.quantiles), "seed": self.seed,
@@ -270,6 +281,7 @@ class LSTMForecaster(Forecaster):
         if self.checkpoint_dir is None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         self._infer = None
+        self._windows_memo = None  # new weights
         pv = self._predict_windows(xv)  # (n, H, K)
         med_i = self.levels.index(0.5)
         lo, hi = pv[..., 0], pv[..., -1]
@@ -320,16 +332,13 @@ class LSTMForecaster(Forecaster):
         if not 1 <= h <= self.horizon:
             raise ValueError(f"horizon: this model forecasts 1..{self.horizon} steps (got {h})")
         T, N = values.shape
-        key = (values.ctypes.data, values.shape, str(start))
-        if self._cache is None or self._cache[0] != key:
+        start = pd.Timestamp(start if start is not None else self.meta["data_start"])
+        if self._cache is None or not _same(self._cache[0], values) or self._cache[1] != start:
             med = np.full((T + self.horizon, self.horizon, N), np.nan)
             qs = np.full((len(self.quantiles), T + self.horizon, self.horizon, N), np.nan)
             if not self.fallback.all() and T >= self.window:
-                start = pd.Timestamp(start if start is not None else self.meta["data_start"])
-                feats = self._inputs(values, start, self.meta["step_s"])
                 origins = np.arange(self.window - 1, T)
-                raw = self._predict_windows(self._windows(feats, origins))
-                raw = raw.reshape(len(origins), N, self.horizon, len(self.levels))
+                raw = self._raw(values, start)
                 z_now = self._z(values[origins])[:, :, None]  # (O, N, 1)
 
                 def to_units(dz):
@@ -343,8 +352,8 @@ class LSTMForecaster(Forecaster):
                     widen = -self.conformal if q < 0.5 else self.conformal
                     qv = np.maximum(to_units(raw[..., li] + widen[None, None, :]), 0.0)
                     qs[k, origins] = qv.transpose(0, 2, 1)
-            self._cache = (key, med, qs)
-        _, med, qs = self._cache
+            self._cache = (values.copy(), start, med, qs)
+        _, _, med, qs = self._cache
         # target row i was forecast at origin i - h
         out_m = np.full((T, N), np.nan)
         out_q = np.full((len(self.quantiles), T, N), np.nan)
@@ -355,6 +364,45 @@ class LSTMForecaster(Forecaster):
             out_m[:, self.fallback] = pm[:, self.fallback]
             out_q[:, :, self.fallback] = pq[:, :, self.fallback]
         return out_m, out_q
+
+    def _raw(self, values: np.ndarray, start: pd.Timestamp) -> np.ndarray:
+        """(T - window + 1, N, horizon, levels) the network's outputs at every origin from row
+        ``window - 1`` of ``values`` (whose first row is at ``start``).
+
+        A window's output depends only on its rows' values and times, so the outputs of the
+        previous call are reused for every origin whose window holds the same values at the same
+        times: a forecaster called again on a history that moved on by a step (the loop, a
+        replay) runs the network on the few new windows instead of every window of its context
+        (about 100 ms a call on 4 series x 1 455 steps)."""
+        T, N = values.shape
+        step = float(self.meta["step_s"])
+        origins = np.arange(self.window - 1, T)
+        out = np.full((len(origins), N, self.horizon, len(self.levels)), np.nan, dtype="float32")
+        todo = np.ones(len(origins), dtype=bool)
+        memo = self._windows_memo
+        if memo is not None:
+            old_values, old_start, old_out = memo
+            shift = (start - old_start).total_seconds() / step
+            d = int(round(shift))
+            if abs(shift - d) < 1e-6:
+                # row r here is row r + d there; a window is reusable when all its rows are
+                lo, hi = max(0, -d), min(T, len(old_values) - d)
+                same = np.zeros(T, dtype=bool)
+                if hi > lo:
+                    same[lo:hi] = _rows_equal(values[lo:hi], old_values[lo + d:hi + d])
+                bad = np.concatenate([[0], np.cumsum(~same)])
+                reuse = bad[origins + 1] - bad[origins + 1 - self.window] == 0
+                at = origins[reuse] + d - (self.window - 1)  # the old output's index
+                reuse[reuse] = (at >= 0) & (at < len(old_out))
+                at = origins[reuse] + d - (self.window - 1)
+                out[reuse] = old_out[at]
+                todo = ~reuse
+        if todo.any():
+            feats = self._inputs(values, start, step)
+            raw = self._predict_windows(self._windows(feats, origins[todo]))
+            out[todo] = raw.reshape(int(todo.sum()), N, self.horizon, len(self.levels))
+        self._windows_memo = (values.copy(), start, out)
+        return out
 
     def context(self, horizon=1):
         return self.window
@@ -420,4 +468,5 @@ class LSTMForecaster(Forecaster):
                              f"{self.meta['step_s']:g} s")
         self.series = series
         self._cache = None
+        self._windows_memo = None
         return self

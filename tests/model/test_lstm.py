@@ -158,3 +158,42 @@ def test_metrics_helper_consistent(trained):
     med = preds[("lstm", 1)][0]
     assert metrics.mae(s.values[1300:], med) == pytest.approx(
         next(x.mae for x in scores if x.model == "lstm" and x.horizon == 1))
+
+
+def test_a_history_moved_on_by_a_step_forecasts_as_a_fresh_model_does(trained):
+    """The network's outputs are reused for the windows that did not change (a loop or a replay
+    forecasts from the same history moved on by a step, its newest row revised); the forecasts
+    must be those of a model that computes every window anew."""
+    s, m, _, _ = trained
+    v = s.values
+    calls = [(v[100:700], 100), (v[101:701], 101), (v[101:701].copy(), 101), (v[102:702], 102),
+             (v[90:690], 90), (v[102:702], 102)]
+    revised = v[103:703].copy()
+    revised[-1] *= 1.7  # the open step, measured further
+    calls.append((revised, 103))
+    gap = v[104:704].copy()
+    gap[-30:-25, 2] = np.nan
+    calls.append((gap, 104))
+    for values, row in calls:
+        start = s.time(row)
+        m._cache = None  # the per-call cache would hide the reuse being checked
+        got = [m.forecast(values, h, start) for h in (1, 3)]
+        memo = m._windows_memo
+        m._cache, m._windows_memo = None, None
+        fresh = [m.forecast(values, h, start) for h in (1, 3)]
+        m._windows_memo = memo
+        for (gm, gq), (fm, fq) in zip(got, fresh):
+            np.testing.assert_allclose(gm, fm, rtol=1e-5, atol=1e-5, equal_nan=True)
+            np.testing.assert_allclose(gq, fq, rtol=1e-5, atol=1e-5, equal_nan=True)
+    # and only the windows that changed went through the network
+    m._cache = None
+    seen = []
+    real = m._predict_windows
+    m._predict_windows = lambda x, batch=8192: (seen.append(len(x)), real(x, batch))[1]
+    try:
+        m.forecast(v[105:705], 1, s.time(105))
+        m._cache = None
+        m.forecast(v[106:706], 1, s.time(106))
+    finally:
+        del m._predict_windows
+    assert seen[-1] == v.shape[1]  # one new origin: one window per series
