@@ -33,6 +33,7 @@ constant in training, fall back to persistence, and their forecasts say so.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -382,9 +383,12 @@ class LSTMForecaster(Forecaster):
         memo = self._windows_memo
         if memo is not None:
             old_values, old_start, old_out = memo
-            shift = (start - old_start).total_seconds() / step
-            d = int(round(shift))
-            if abs(shift - d) < 1e-6:
+            try:
+                shift = (start - old_start).total_seconds() / step
+            except TypeError:  # one time zone-aware, the other not: nothing is reused
+                shift = math.nan
+            d = int(round(shift)) if math.isfinite(shift) else 0
+            if math.isfinite(shift) and abs(shift - d) < 1e-6:
                 # row r here is row r + d there; a window is reusable when all its rows are
                 lo, hi = max(0, -d), min(T, len(old_values) - d)
                 same = np.zeros(T, dtype=bool)

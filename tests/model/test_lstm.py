@@ -174,8 +174,9 @@ def test_a_history_moved_on_by_a_step_forecasts_as_a_fresh_model_does(trained):
     gap = v[104:704].copy()
     gap[-30:-25, 2] = np.nan
     calls.append((gap, 104))
-    for values, row in calls:
-        start = s.time(row)
+    calls.append((gap, 104, "naive"))  # the same time without its time zone: nothing is reused
+    for values, row, *naive in calls:
+        start = s.time(row) if not naive else s.time(row).tz_convert(None)
         m._cache = None  # the per-call cache would hide the reuse being checked
         got = [m.forecast(values, h, start) for h in (1, 3)]
         memo = m._windows_memo
