@@ -25,8 +25,8 @@ from controller.plan import VIOLATION_DROP
 LATE_FRACTION = 0.1  # of a step: a rate confirmed later than this into its step was late
 
 
-def peak_onsets(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> list[tuple[int, int]]:
-    """(step, flow) of the first step of every peak in ``demand`` (T, N): stretches above the
+def peak_runs(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> list[tuple[int, int, int]]:
+    """(first step, last step, flow) of every peak in ``demand`` (T, N): stretches above the
     median plus half the way to the maximum, merged when fewer than ``merge_gap`` steps apart,
     at least ``min_len`` steps long."""
     out = []
@@ -42,8 +42,24 @@ def peak_onsets(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> lis
                 runs[-1][1] = int(t)
             else:
                 runs.append([int(t), int(t)])
-        out += [(a, j) for a, b in runs if b - a + 1 >= min_len]
+        out += [(a, b, j) for a, b in runs if b - a + 1 >= min_len]
     return sorted(out)
+
+
+def peak_onsets(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> list[tuple[int, int]]:
+    """(step, flow) of the first step of every peak in ``demand`` (T, N) (:func:`peak_runs`)."""
+    return sorted((a, j) for a, _, j in peak_runs(demand, merge_gap, min_len))
+
+
+def peak_steps(demand: np.ndarray) -> np.ndarray:
+    """(T, N) the steps of ``demand`` inside a peak (:func:`peak_runs`) and above its threshold:
+    single-step spikes are not peaks."""
+    mask = np.zeros(demand.shape, dtype=bool)
+    for a, b, j in peak_runs(demand):
+        d = demand[:, j]
+        med = float(np.median(d))
+        mask[a:b + 1, j] = d[a:b + 1] > med + 0.5 * (float(d.max()) - med)
+    return mask
 
 
 def summarise(res) -> dict:

@@ -21,7 +21,7 @@ from emulation.policies import (
     hindsight_multipliers,
 )
 from emulation.replay import ReplayResult, actuation_lead
-from emulation.replay_measures import compare, peak_onsets, summarise
+from emulation.replay_measures import compare, peak_onsets, peak_steps, summarise
 from emulation.trace import ReplayError, demand, parse_compress, parse_mapping, synthetic_trace
 from models.base import Forecaster
 from models.series import SeriesKey, SeriesSet
@@ -165,6 +165,9 @@ def test_measures():
     d = np.array([[1.0], [1.0], [5.0], [5.0], [1.0], [1.0], [1.0], [1.0], [6.0], [6.0]])
     assert peak_onsets(d) == [(2, 0), (8, 0)]
     assert peak_onsets(np.array([[1.0], [6.0], [1.0], [6.0], [6.0], [1.0]])) == [(1, 0)]  # merged
+    # the steps of those peaks above the threshold; a single-step spike is not one
+    spiky = np.array([[1.0], [6.0], [1.0], [6.0], [6.0], [1.0], [1.0], [1.0], [1.0], [6.0], [1.0]])
+    assert np.flatnonzero(peak_steps(spiky)[:, 0]).tolist() == [1, 3, 4]
     a = np.array([[2.0]] * 3 + [[6.0]] * 7)
     inb = np.full((10, 1), 1000.0)
     drop = np.zeros((10, 1))
