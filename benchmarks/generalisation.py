@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.replay_policies import abilene_inputs  # noqa: E402
 from emulation.replay_ideal import simulate  # noqa: E402
-from emulation.replay_measures import peak_steps, summarise  # noqa: E402
+from emulation.replay_measures import above_peak_level, peak_steps, summarise  # noqa: E402
 from models.baselines import all_baselines  # noqa: E402
 from models.evaluate import evaluate  # noqa: E402
 from models.selection import Selection  # noqa: E402
@@ -128,14 +128,6 @@ def scenarios(data: Path, out: Path) -> list[Scenario]:
 
 
 # ---------------------------------------------------------------------- one scenario
-def peak_mask(y: np.ndarray) -> np.ndarray:
-    """(T, N) steps above each series' median plus half the way to its maximum, single-step
-    spikes included (``coverage_peaks``; ``coverage_peak_runs`` reads only the peaks the replay
-    counts, :func:`emulation.replay_measures.peak_steps`)."""
-    med, top = np.median(y, axis=0), y.max(axis=0)
-    return y > med + 0.5 * (top - med)
-
-
 def forecast_table(setup, candidates: list[str]) -> dict:
     names = tuple(SeriesKey(f.tenant, f.app).name for f in setup.mapping.flows)
     hist = SeriesSet(setup.start, setup.step_trace_s, names, setup.history)
@@ -149,7 +141,9 @@ def forecast_table(setup, candidates: list[str]) -> dict:
     models.append(sel)
     scores, preds = evaluate(models, full, len(setup.history), list(HORIZONS), trained=tuple(models))
     y = setup.demand
-    peaks, runs = peak_mask(y), peak_steps(y)
+    # every step above the peak level (spikes included), and the steps of the peaks the replay
+    # counts (runs of two or more)
+    peaks, runs = above_peak_level(y), peak_steps(y)
     out: dict = {}
     for s in scores:
         _, lo, hi = preds[(s.model, s.horizon)]

@@ -25,19 +25,22 @@ from controller.plan import VIOLATION_DROP
 LATE_FRACTION = 0.1  # of a step: a rate confirmed later than this into its step was late
 
 
+def above_peak_level(demand: np.ndarray) -> np.ndarray:
+    """(T, N) the steps of ``demand`` (T, N) above their series' median plus half the way to its
+    maximum (every such step, single-step spikes included)."""
+    med, top = np.median(demand, axis=0), demand.max(axis=0)
+    return demand > med + 0.5 * (top - med)
+
+
 def peak_runs(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> list[tuple[int, int, int]]:
-    """(first step, last step, flow) of every peak in ``demand`` (T, N): stretches above the
-    median plus half the way to the maximum, merged when fewer than ``merge_gap`` steps apart,
-    at least ``min_len`` steps long."""
+    """(first step, last step, flow) of every peak in ``demand`` (T, N): stretches of steps
+    :func:`above_peak_level`, merged when fewer than ``merge_gap`` steps apart, at least
+    ``min_len`` steps long."""
+    above = above_peak_level(demand)
     out = []
     for j in range(demand.shape[1]):
-        d = demand[:, j]
-        med = float(np.median(d))
-        if not d.max() > med:
-            continue
-        above = np.flatnonzero(d > med + 0.5 * (float(d.max()) - med))
         runs: list[list[int]] = []
-        for t in above:
+        for t in np.flatnonzero(above[:, j]):
             if runs and t - runs[-1][1] <= merge_gap:
                 runs[-1][1] = int(t)
             else:
@@ -52,13 +55,12 @@ def peak_onsets(demand: np.ndarray, merge_gap: int = 3, min_len: int = 2) -> lis
 
 
 def peak_steps(demand: np.ndarray) -> np.ndarray:
-    """(T, N) the steps of ``demand`` inside a peak (:func:`peak_runs`) and above its threshold:
-    single-step spikes are not peaks."""
+    """(T, N) the steps of ``demand`` inside a peak (:func:`peak_runs`) and
+    :func:`above_peak_level`: single-step spikes are not peaks."""
+    above = above_peak_level(demand)
     mask = np.zeros(demand.shape, dtype=bool)
     for a, b, j in peak_runs(demand):
-        d = demand[:, j]
-        med = float(np.median(d))
-        mask[a:b + 1, j] = d[a:b + 1] > med + 0.5 * (float(d.max()) - med)
+        mask[a:b + 1, j] = above[a:b + 1, j]
     return mask
 
 
