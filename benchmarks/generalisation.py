@@ -5,7 +5,7 @@ scenarios built at run time from ``../shared/data``, each scored the same way:
   history before the scenario's test day and scored on that day: MAE per horizon (1, 3, 12
   steps), the candidate's ratio to the best baseline, and the coverage of its 10-90 % interval
   overall and inside demand peaks (steps above the series' median plus half the way to its
-  maximum);
+  maximum; and over the peaks the replay counts, runs of two such steps or more);
 * **allocation table**: the idealised replay (:mod:`emulation.replay_ideal`) of every policy
   (static, reactive, predictive on the selection at quantile 0.9, the same without its spend cap,
   oracle) over the test day, the predictive policy warmed up over the day before (see
@@ -18,7 +18,8 @@ then the median and the worst scenario of each figure.
   ``--lab-days`` of the scenario's test day replayed on a real lab (its spec, its own controller,
   every policy through the controller's API, 1 s per trace step), the predictive policy on the
   same fitted selection; violation-seconds, reserve x reactive's and x the oracle's, peaks, as
-  ``netshadow replay`` measures them.
+  ``netshadow replay`` measures them, with the late steps and the 90th percentiles of each
+  round's meter read, decision and apply.
 
 Scenarios: Abilene March 2004 (5-minute traffic matrix; four disjoint sets of four
 origin-destination pairs by mean rank, the last day, and the top set on two earlier days too),
