@@ -11,7 +11,11 @@ data, the baselines' and the LSTM's aligned forecasts). Printed per scenario: MA
 every model and its ratio to the best of netshadow's baselines; then per model the median and the
 worst scenario's ratio, the fitting time and the time of one forecast from one origin.
 
-Neither library is a netshadow dependency; this script is the evidence for that choice. A family
+The ``ets`` row is netshadow's candidate :class:`models.ets.ETS` (statsforecast's AutoETS fitted
+per series, forecast by netshadow's one-pass projection); ``sf_autoets`` is the same library model
+forecast by the library's ``forward`` from every origin. statsforecast is a netshadow dependency
+for that candidate (the ``models`` extra); neuralforecast is not, and this script is the evidence
+for that choice. A family
 whose library is not installed is left out and said so::
 
     .venv/bin/pip install statsforecast neuralforecast

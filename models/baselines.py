@@ -1,5 +1,5 @@
 """Baseline forecasters: persistence, seasonal naive, moving average, Holt-Winters and a linear
-autoregression.
+autoregression (and, from :mod:`models.ets`, statsforecast's AutoETS: :func:`all_baselines`).
 
 All are vectorised over series (numpy arrays of shape (rows, series)) and implement
 :class:`models.base.Forecaster`. Holt-Winters is the additive model with level, trend and one
@@ -281,6 +281,8 @@ def _leverage_weights(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def all_baselines(season: int | None = None,
                   quantiles: tuple[float, ...] = DEFAULT_QUANTILES) -> list[Forecaster]:
+    from .ets import ETS  # statsforecast's AutoETS (it imports this module)
+
     return [Persistence(quantiles=quantiles), SeasonalNaive(season, quantiles=quantiles),
             MovingAverage(12, quantiles=quantiles), HoltWinters(season, quantiles=quantiles),
-            Autoregression(season, quantiles=quantiles)]
+            Autoregression(season, quantiles=quantiles), ETS(season, quantiles=quantiles)]

@@ -26,7 +26,7 @@ from models.series import SeriesSet
 
 from .core import PlannerError
 
-BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters", "autoregression")
+BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters", "autoregression", "ets")
 FORECASTERS = ("selection", "lstm", *BASELINES)
 MAX_HORIZON = 1000
 MIN_WINDOW, MAX_WINDOW = 8, 48
