@@ -59,25 +59,57 @@ def test_on_the_next_days_the_selection_is_as_good_as_the_best_candidate_and_cov
     assert 0.7 <= by["selection"].coverage <= 0.9  # 10-90 %, calibrated on the backtest
 
 
-def test_the_forecast_is_the_median_of_the_three_best_by_backtest_and_never_of_a_loser():
+def test_the_forecast_is_the_median_of_the_three_best_by_backtest_then_of_the_three_best_lately():
     s = two_kinds(6, seed=2)
     long = SeasonalNaive(season=10 * DAY)  # a season longer than the history: cannot forecast
     long.name = "seasonal_naive_10d"
     cands = all_baselines(season=DAY) + [long]
     sel = Selection(cands, horizon=3).fit(s)
-    v = s.values
+    v, K = s.values, sel.window
+    assert K == int(round(0.2 * len(v)))
     for j, name in enumerate(s.names):
         for h in (1, 3):
             c = sel.choice()[name][h]
             maes = sorted((m, n) for n, m in c["backtest_mae"].items() if m is not None)
             assert c["pool"] == [n for _, n in maes[:3]] and c["pool"][0] == c["chosen"]
-            pooled = np.stack([next(m for m in sel.candidates if m.name == n).point(v, h)[:, j]
-                               for n in c["pool"]])
-            known = np.isfinite(pooled).all(axis=0)  # elsewhere the others' median stands in
-            assert known[-DAY:].all()
-            np.testing.assert_allclose(sel.point(v, h)[known, j], np.median(pooled[:, known], axis=0))
+            fc = {m.name: m.point(v, h)[:, j] for m in sel.candidates}
+            got = sel.point(v, h)[:, j]
+            # before a whole window of scored steps: the backtest's pool
+            pooled = np.stack([fc[n] for n in c["pool"]])
+            early = np.isfinite(pooled).all(axis=0) & (np.arange(len(v)) < h + K - 1)
+            assert early.sum() > 20
+            np.testing.assert_allclose(got[early], np.median(pooled[:, early], axis=0))
+            # then: the three whose forecasts of the window's steps, up to h before, erred least
+            for i in (h + K - 1, len(v) // 2, len(v) - 1):
+                w = slice(i - h - K + 1, i - h + 1)
+                lately = sorted((float(np.nanmean(np.abs(f[w] - v[w, j]))), n) for n, f in fc.items()
+                                if np.isfinite(f[w]).mean() >= 0.9)
+                top = [n for _, n in lately[:3]]
+                assert "seasonal_naive_10d" not in top
+                assert got[i] == pytest.approx(float(np.median([fc[n][i] for n in top])))
     assert all(len(sel.pooled_names(h, j)) == 3 for h in (1, 2, 3) for j in (0, 1))
     assert all("seasonal_naive_10d" not in sel.pooled_names(h, j) for h in (1, 2, 3) for j in (0, 1))
+
+
+def test_a_candidate_that_stops_forecasting_well_leaves_the_pool_online():
+    """Six days of a daily pattern (the seasonal candidates win the backtest), then the pattern
+    stops and the level wanders: a pool fixed at the fit keeps forecasting yesterday's shape."""
+    rng = np.random.default_rng(4)
+    t = np.arange(9 * DAY)
+    daily = 20 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 0.3, len(t))
+    walk = 20 + np.cumsum(rng.normal(0, 0.5, len(t)))
+    v = np.where(t < 6 * DAY, daily, walk - walk[6 * DAY] + daily[6 * DAY]).clip(0)[:, None]
+    s = SeriesSet(pd.Timestamp("2026-01-05", tz="UTC"), STEP, ("t/a/bandwidth",), v)
+    sel = Selection(all_baselines(season=DAY), horizon=1).fit(s.slice(0, 6 * DAY))
+    assert "persistence" not in sel.pooled_names(1, 0)
+    meds = np.stack([c.point(v, 1) for c in sel.candidates])
+    fixed = np.median(meds[sel.pool[:, 0, 0]], axis=0)[:, 0]
+    online = sel.point(v, 1)[:, 0]
+    last = slice(8 * DAY, 9 * DAY)  # the window (1.2 days) has seen only the new regime
+    err_fixed = np.mean(np.abs(fixed[last] - v[last, 0]))
+    err_online = np.mean(np.abs(online[last] - v[last, 0]))
+    persistence = np.mean(np.abs(v[8 * DAY - 1:9 * DAY - 1, 0] - v[last, 0]))
+    assert err_online < 0.85 * err_fixed and err_online < 1.5 * persistence
 
 
 def test_the_factory_builds_a_selection_on_two_days_of_hours_without_the_lstm_and_says_so():
