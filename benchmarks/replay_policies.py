@@ -3,6 +3,7 @@ predictive again with deliberately corrupted forecasts (peaks two steps late; lo
 
     python benchmarks/replay_policies.py abilene   # reads ../shared/data/abilene at run time
     python benchmarks/replay_policies.py demo      # the bundled synthetic trace
+    python benchmarks/replay_policies.py abilene --budget 0.002   # another violation budget
 
 ``abilene``: the four largest origin-destination pairs of the Abilene traffic matrix (by mean),
 scaled by 0.1 (backbone Mbit/s -> lab Mbit/s), each driven between the hosts of its two PoPs on
@@ -81,9 +82,19 @@ def main() -> int:
     ap.add_argument("--quantile", type=float, default=0.9,
                     help="forecast quantile the predictive policy allocates (choose it on a held-out "
                          "day with benchmarks/replay_tradeoff.py)")
+    ap.add_argument("--budget", type=float, default=0.01,
+                    help="the predictive policy's violation budget: the long-run share of steps an "
+                         "application's demand may exceed its rate (default 0.01)")
     a = ap.parse_args()
     out = Path(a.out or ROOT / "out" / f"replay-{a.which}")
     console = Console(width=130)
+    from planner.core import PlannerError, PlannerSettings
+
+    try:
+        PlannerSettings(quantile=a.quantile, budget=a.budget)
+    except PlannerError as e:
+        console.print(f"replay_policies: {e}")
+        return 2
     if a.which == "abilene":
         spec, trace, mapping, compress = abilene_inputs(out)
     else:
@@ -112,12 +123,14 @@ def main() -> int:
             console,
             model,
             quantile=a.quantile,
+            budget=a.budget,
         )
         damaged = {}
         for c in corruptions:
             console.print(f"predictive with corrupted forecasts ({c}):")
             damaged[c] = run_all(
-                setup, ["predictive"], s.lab, s.ctl.url, s.token, console, model, c, a.quantile
+                setup, ["predictive"], s.lab, s.ctl.url, s.token, console, model, c, a.quantile,
+                budget=a.budget,
             )["predictive"]
     doc = report(
         results,
@@ -126,7 +139,7 @@ def main() -> int:
         str(out / "replay.json"),
         str(out / "report"),
         f"Allocation policies replaying {Path(trace).name}",
-        {"which": a.which, "compress": compress, "quantile": a.quantile},
+        {"which": a.which, "compress": compress, "quantile": a.quantile, "budget": a.budget},
     )
     from emulation.replay_measures import summarise
 
