@@ -274,12 +274,9 @@ def _pool(mae: np.ndarray, reads_covariate: list[bool], med: np.ndarray, y: np.n
 
 
 def _pooled(med: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """(H, T, N) the median over candidates of ``med`` (C, H, T, N) where ``pool`` (C, H, N); a
-    step some pooled candidate left unforecast takes the others' median."""
-    inside = np.broadcast_to(pool[:, :, None, :], med.shape)
-    x = np.where(inside & np.isfinite(med), med, np.nan)
-    n = np.isfinite(x).sum(axis=0)
-    return np.where(n > 0, np.nanmedian(np.where(n > 0, x, 0.0), axis=0), np.nan)
+    """(H, T, N) the median over candidates of ``med`` (C, H, T, N) where ``pool`` (C, H, N), the
+    same pool at every step (:func:`_pooled_rows`)."""
+    return _pooled_rows(med, pool[:, :, None, :])
 
 
 def _online_pool(meds: np.ndarray, values: np.ndarray, h: int, window: int, fixed: np.ndarray,
@@ -311,8 +308,9 @@ def _online_pool(meds: np.ndarray, values: np.ndarray, h: int, window: int, fixe
 
 
 def _pooled_rows(med: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """(T, N) the median over candidates of ``med`` (C, T, N) where ``pool`` (C, T, N); a step
-    some pooled candidate left unforecast takes the others' median."""
+    """The median over candidates (the first axis) of ``med`` where ``pool`` (broadcast to
+    ``med``'s shape): (T, N) from (C, T, N), a pool per step; a step some pooled candidate left
+    unforecast takes the others' median."""
     x = np.where(pool & np.isfinite(med), med, np.nan)
     n = np.isfinite(x).sum(axis=0)
     return np.where(n > 0, np.nanmedian(np.where(n > 0, x, 0.0), axis=0), np.nan)
