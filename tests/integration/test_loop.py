@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -70,11 +71,17 @@ def test_loop_allocates_for_the_running_stream(lab, tmp_path):
     assert "red/video/bandwidth" in recs[-1]["keys"] and recs[-1]["scored"]["red/video/bandwidth"]["n"] >= 1
     plan = requests.get(f"{lab.ctl.url}/plans/current", timeout=5).json()["plan"]
     video = next(a for a in plan["allocations"] if (a["tenant"], a["app"]) == ("red", "video"))
-    # the 10 Mbit/s stream, its forecast's upper quantile and the budget's cold-start margin (one
-    # mean step change), with headroom: on a busy machine the per-second measurements vary by a
-    # Mbit/s or more, which widens both (CI measured 13.14); a plan sized from anything but this
-    # stream would be far outside
-    assert 10.0 <= video["rate_mbps"] <= 15.0, (video, recs[-1]["margin_mbps"])
+    # the 10 Mbit/s stream, its forecast's upper quantile (persistence plus at most the largest
+    # step change measured) and the budget's margin (one mean step change at the start, half of
+    # one more per violated cycle), with headroom. On a busy machine the per-second measurements
+    # vary by several Mbit/s (CI measured 13.14 and 19.5 against a fixed 15), so the bound is read
+    # from what was measured; a plan sized from anything but this stream would be far outside
+    pts = requests.get(f"{lab.ctl.url}/series", params={"series": "app/red/video/fwd/bps",
+                                                          "since": time.time() - 120}, timeout=10).json()
+    mbps = [v / 1e6 for _, v in pts["series"][0]["points"] if v]
+    steps = [abs(b - a) for a, b in zip(mbps, mbps[1:])]
+    bound = 1.05 * (max(mbps) + max(steps) + 3 * statistics.mean(steps)) + 0.1
+    assert 10.0 <= video["rate_mbps"] <= min(bound, 40.0), (video, bound, recs[-1]["margin_mbps"])
 
 
 def test_status_metrics_and_restart_after_kill_9(lab, tmp_path):
