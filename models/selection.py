@@ -262,8 +262,7 @@ def _pool(mae: np.ndarray, reads_covariate: list[bool], med: np.ndarray, y: np.n
     plain = np.where(cov[:, None, None], np.inf, mae)
     if not np.isfinite(plain).any(axis=0).all():  # a series only a covariate reader forecasts
         plain = mae
-    rank = np.argsort(np.argsort(plain, axis=0, kind="stable"), axis=0, kind="stable")
-    pool = (rank < POOL) & np.isfinite(plain)
+    pool = _best(plain)
     if cov.any():
         pmae = np.nanmean(np.abs(_pooled(med, pool) - y[None]), axis=1)  # (H, N)
         for i in np.flatnonzero(cov):
@@ -271,6 +270,13 @@ def _pool(mae: np.ndarray, reads_covariate: list[bool], med: np.ndarray, y: np.n
             pool = np.where(better[None], np.arange(len(mae))[:, None, None] == i, pool)
             pmae = np.where(better, mae[i], pmae)
     return pool
+
+
+def _best(mae: np.ndarray) -> np.ndarray:
+    """True for the :data:`POOL` candidates (first axis) of lowest finite ``mae``, ties to the
+    earlier candidate: the one ranking rule of the backtest's pool and the online one."""
+    rank = np.argsort(np.argsort(mae, axis=0, kind="stable"), axis=0, kind="stable")
+    return (rank < POOL) & np.isfinite(mae)
 
 
 def _pooled(med: np.ndarray, pool: np.ndarray) -> np.ndarray:
@@ -300,8 +306,7 @@ def _online_pool(meds: np.ndarray, values: np.ndarray, h: int, window: int, fixe
     n = cn[:, hi] - cn[:, lo]
     mae = np.where(eligible[:, None, :] & (n >= 0.9 * window),
                    (cs[:, hi] - cs[:, lo]) / np.maximum(n, 1), np.inf)  # (C, rows, N)
-    rank = np.argsort(np.argsort(mae, axis=0, kind="stable"), axis=0, kind="stable")
-    pool = (rank < POOL) & np.isfinite(mae)
+    pool = _best(mae)
     ranked = pool.any(axis=0)[None]  # (1, rows, N)
     out[:, rows] = np.where(ranked, pool, out[:, rows])
     return out
