@@ -105,12 +105,13 @@ def selection(train, horizon: int, season: int | None, lstm: list, console: Cons
 
 def show_choice(sel, horizons: list[int], console: Console, max_series: int = 20) -> None:
     t = Table(title="What the selection pooled on the backtest (last 20 % of the training part): "
-                    "its forecast is the median of these, best first (backtest MAE)")
+                    "its forecast is the median of these, best first (backtest MAE, errors "
+                    "clipped at the usual step's 90th percentile)")
     t.add_column("series")
     for h in horizons:
         t.add_column(f"h={h}")
     for name, by_h in list(sel.choice().items())[:max_series]:
-        t.add_row(name, *(", ".join(f"{n} ({by_h[h]['backtest_mae'][n]:.3g})" for n in by_h[h]["pool"])
+        t.add_row(name, *(", ".join(f"{n} ({by_h[h]['rank_mae'][n]:.3g})" for n in by_h[h]["pool"])
                           for h in horizons))
     console.print(t)
     if len(sel.series.names) > max_series:

@@ -39,8 +39,9 @@ def test_the_backtest_picks_per_series_and_says_what_it_picked():
     assert picked["t/walk/bandwidth"][1]["chosen"] == "persistence"
     for by_h in picked.values():
         for c in by_h.values():
-            maes = {k: v for k, v in c["backtest_mae"].items() if v is not None}
-            assert maes[c["chosen"]] == min(maes.values())  # never worse than a candidate there
+            ranked = {k: v for k, v in c["rank_mae"].items() if v is not None}
+            assert ranked[c["chosen"]] == min(ranked.values())  # never worse than a candidate there
+            assert ranked.keys() == {k for k, v in c["backtest_mae"].items() if v is not None}
     assert "h1 median(persistence, " in sel.note("t/walk/bandwidth")
 
 
@@ -67,12 +68,23 @@ def test_the_forecast_is_the_median_of_the_three_best_by_backtest_then_of_the_th
     sel = Selection(cands, horizon=3).fit(s)
     v, K = s.values, sel.window
     assert K == int(round(0.2 * len(v)))
+    # the backtest: the candidates fitted on the part before it forecast it
+    before = []
+    for m in all_baselines(season=DAY):
+        before.append(m.fit(s.slice(0, len(v) - K)))
     for j, name in enumerate(s.names):
         for h in (1, 3):
             c = sel.choice()[name][h]
-            maes = sorted((m, n) for n, m in c["backtest_mae"].items() if m is not None)
-            assert c["pool"] == [n for _, n in maes[:3]] and c["pool"][0] == c["chosen"]
             fc = {m.name: m.point(v, h)[:, j] for m in sel.candidates}
+            # the backtest's errors, clipped where the median candidate's error is in its top tenth
+            bt = slice(len(v) - K, len(v))
+            err = {m.name: np.abs(m.point(v, h)[bt, j] - v[bt, j]) for m in before}
+            clip = np.quantile(np.nanmedian(np.stack(list(err.values())), axis=0), 0.9)
+            assert clip == pytest.approx(sel.clip[h - 1, j])
+            ranked = {n: float(np.nanmean(np.minimum(e, clip))) for n, e in err.items()}
+            assert ranked == pytest.approx({n: m for n, m in c["rank_mae"].items() if m is not None})
+            maes = sorted((m, n) for n, m in ranked.items())
+            assert c["pool"] == [n for _, n in maes[:3]] and c["pool"][0] == c["chosen"]
             got = sel.point(v, h)[:, j]
             # before a whole window of scored steps: the backtest's pool
             pooled = np.stack([fc[n] for n in c["pool"]])
@@ -82,8 +94,8 @@ def test_the_forecast_is_the_median_of_the_three_best_by_backtest_then_of_the_th
             # then: the three whose forecasts of the window's steps, up to h before, erred least
             for i in (h + K - 1, len(v) // 2, len(v) - 1):
                 w = slice(i - h - K + 1, i - h + 1)
-                lately = sorted((float(np.nanmean(np.abs(f[w] - v[w, j]))), n) for n, f in fc.items()
-                                if np.isfinite(f[w]).mean() >= 0.9)
+                lately = sorted((float(np.nanmean(np.minimum(np.abs(f[w] - v[w, j]), clip))), n)
+                                for n, f in fc.items() if np.isfinite(f[w]).mean() >= 0.9)
                 top = [n for _, n in lately[:3]]
                 assert "seasonal_naive_10d" not in top
                 assert got[i] == pytest.approx(float(np.median([fc[n][i] for n in top])))
@@ -110,6 +122,34 @@ def test_a_candidate_that_stops_forecasting_well_leaves_the_pool_online():
     err_online = np.mean(np.abs(online[last] - v[last, 0]))
     persistence = np.mean(np.abs(v[8 * DAY - 1:9 * DAY - 1, 0] - v[last, 0]))
     assert err_online < 0.85 * err_fixed and err_online < 1.5 * persistence
+
+
+def test_isolated_spikes_do_not_decide_the_ranking(monkeypatch):
+    """A daily pattern with a one-step surge every five hours or so: ranked on plain absolute
+    errors, the few surges (each costs persistence and seasonal naive two steps) outweigh the
+    ordinary steps and pool forecasters that smooth the pattern away; with errors clipped at the
+    backtest's usual level the pool forecasts the ordinary steps as the pattern does."""
+    import models.selection as selection
+
+    rng = np.random.default_rng(0)
+    t = np.arange(8 * DAY)
+    v = 20 + 10 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 0.5, len(t))
+    spikes = rng.choice(len(t), size=len(t) // 60, replace=False)
+    v[spikes] += 80
+    s = SeriesSet(pd.Timestamp("2026-01-05", tz="UTC"), STEP, ("t/a/bandwidth",), v[:, None])
+    last = np.arange(7 * DAY, 8 * DAY)
+    ordinary = last[~np.isin(last, spikes) & ~np.isin(last - 1, spikes) & ~np.isin(last - DAY, spikes)]
+
+    def errors():
+        sel = Selection(all_baselines(season=DAY), horizon=1).fit(s.slice(0, 7 * DAY))
+        p = sel.point(v[:, None], 1)[:, 0]
+        return sel, np.mean(np.abs(p[last] - v[last])), np.mean(np.abs(p[ordinary] - v[ordinary]))
+
+    sel, clipped, clipped_ordinary = errors()
+    assert np.isfinite(sel.clip).all() and sel.clip[0, 0] < 10  # far below a surge
+    monkeypatch.setattr(selection, "_clip", lambda err, comparable: np.full(err.shape[1::2], np.inf))
+    _, plain, plain_ordinary = errors()
+    assert clipped_ordinary < 0.75 * plain_ordinary and clipped < plain
 
 
 def test_the_factory_builds_a_selection_on_two_days_of_hours_without_the_lstm_and_says_so():

@@ -40,8 +40,9 @@ def test_evaluate_prints_table_and_writes_json_and_plot(csv, tmp_path, capsys):
     for name in ("a->b", "b->a"):
         for h in ("1", "4"):
             c = doc["selection"][name][h]
-            assert c["chosen"] in c["backtest_mae"] and c["backtest_mae"][c["chosen"]] == min(
-                v for v in c["backtest_mae"].values() if v is not None)
+            assert c["chosen"] in c["rank_mae"] and c["rank_mae"][c["chosen"]] == min(
+                v for v in c["rank_mae"].values() if v is not None)
+            assert c["backtest_mae"][c["chosen"]] is not None
             assert c["pool"][0] == c["chosen"] and len(c["pool"]) == 3
     assert (tmp_path / "p.png").stat().st_size > 10_000
 
