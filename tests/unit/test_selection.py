@@ -240,3 +240,15 @@ def test_the_online_calibration_reads_only_what_was_observed_when_the_forecast_w
         np.testing.assert_array_equal(tail[:, -4:], whole[:, -4:])
         step = np.diff(whole, axis=0)
         assert (step[np.isfinite(step)] >= 0).all()  # windows of 100 and 200 never cross
+
+
+def test_a_series_the_candidates_mostly_forecast_exactly_is_ranked_on_plain_errors():
+    """Where the median candidate's error is 0 on nine backtest steps in ten, clipping at its
+    90th percentile would make every candidate tie at 0: no clip there."""
+    v = np.full(4 * DAY, 5.0)
+    v[300:], v[700:] = 7.0, 6.0
+    s = SeriesSet(pd.Timestamp("2026-01-05", tz="UTC"), STEP, ("t/a/bandwidth",), v[:, None])
+    sel = Selection(all_baselines(season=DAY), horizon=2).fit(s)
+    assert np.isinf(sel.clip).all()
+    c = sel.choice()["t/a/bandwidth"][1]
+    assert c["rank_mae"] == c["backtest_mae"] and c["chosen"] != "seasonal_naive"
