@@ -587,6 +587,8 @@ class RestServer:
     clients hold no thread; idle connections close after ``channel_timeout_s``; the listen
     backlog is ``backlog``."""
 
+    POLL_S = 0.5  # the event loop's poll timeout, seconds: the longest a stop can wait
+
     def __init__(self, app, host: str, port: int, threads: int = 8, backlog: int = 1024,
                  channel_timeout_s: float = 30.0):
         self._server = create_server(
@@ -600,7 +602,8 @@ class RestServer:
         # (connections, and so queued requests, are bounded by connection_limit)
         logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         self.host, self.port = host, self._server.effective_port
-        self._thread = threading.Thread(target=self._server.run, name="netshadow-rest", daemon=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="netshadow-rest", daemon=True)
         self._closed = False
 
     @property
@@ -611,16 +614,38 @@ class RestServer:
         self._thread.start()
         return self
 
+    def _serve(self) -> None:
+        """waitress's event loop, one bounded poll at a time, until ``shutdown`` sets the stop
+        flag; then every socket (and the wake-up pipe) is closed here, in the loop's own thread.
+        The flag, not the wake-up pipe, ends the loop, so a pipe that is already gone delays the
+        end by at most one poll (``POLL_S``) and never stops it."""
+        server = self._server
+        try:
+            while server._map and not self._stop.is_set():
+                wasyncore.loop(timeout=self.POLL_S, map=server._map, use_poll=True, count=1)
+        finally:
+            wasyncore.close_all(server._map, ignore_all=True)
+
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Close the listening socket and every connection (in the event loop's own thread),
-        wait for the loop to end, then stop the workers. Idempotent."""
+        """Stop the event loop (which closes the listening socket and every connection), wait
+        for it, then stop the workers. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        server = self._server
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        self._thread.join(timeout_s)
-        server.task_dispatcher.shutdown(timeout=timeout_s)
+        self._stop.set()
+        if self._thread.ident is None:  # never started: nothing runs the loop
+            wasyncore.close_all(self._server._map, ignore_all=True)
+        else:
+            trigger = self._server.trigger
+            # wake the loop now rather than at its next poll; a closed pipe's descriptor number
+            # may already belong to another file, so it is not written to
+            if not getattr(trigger, "_closed", False):
+                try:
+                    trigger.pull_trigger()
+                except OSError:
+                    pass  # closed meanwhile: the loop still sees the flag within one poll
+            self._thread.join(timeout_s)
+        self._server.task_dispatcher.shutdown(timeout=timeout_s)
 
     server_close = shutdown
 

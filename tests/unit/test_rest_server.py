@@ -94,14 +94,31 @@ def test_50_concurrent_connects_are_all_accepted(server):
     assert not failures and done == [200] * 50
 
 
-def test_shutdown_frees_the_port(server):
-    port = server.port
-    server.shutdown()
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return False
+    except OSError:
+        return True
 
-    def refused() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return False
-        except OSError:
-            return True
-    wait_for(refused, 10, "the port to stop accepting after shutdown")
+
+def test_a_server_whose_wake_up_pipe_is_gone_still_answers_and_stops(server):
+    trigger = server._server.trigger
+    trigger.pull_trigger(trigger.close)  # closed in the event loop's own thread
+    wait_for(lambda: trigger._closed, 10, "the wake-up pipe to be closed")
+    assert health(server).status_code == 200
+    server.shutdown()
+    assert not server._thread.is_alive()
+    assert refused(server.port)
+
+
+def test_a_server_never_started_shuts_down_and_frees_the_port():
+    core = ControllerCore(load_spec(bundled("default")), now=0.0)
+    srv = RestServer(RestApi(core, "tok"), "127.0.0.1", 0, threads=1)
+    srv.shutdown()
+    assert refused(srv.port)
+
+
+def test_shutdown_frees_the_port(server):
+    server.shutdown()
+    wait_for(lambda: refused(server.port), 10, "the port to stop accepting after shutdown")
