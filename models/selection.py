@@ -83,11 +83,12 @@ candidate (``tpp evaluate`` and ``benchmarks/generalisation.py`` show it).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from .base import Forecaster
-from .forecast import DEFAULT_QUANTILES
+from .forecast import DEFAULT_QUANTILES, Forecast
 from .series import SeriesSet
 
 MIN_HOLDOUT = 24  # backtest steps at least
@@ -114,6 +115,7 @@ class Selection(Forecaster):
         """``fitted``: candidates already fitted elsewhere, used as they are (their backtest is
         then partly in-sample; say so where it is shown)."""
         super().__init__(quantiles=quantiles)
+        self._used: dict[int, np.ndarray] = {}  # horizon -> (C, T, N) the last online pool
         if not candidates:
             raise ValueError("candidates: at least one forecaster is needed")
         if not isinstance(horizon, int) or horizon < 1:
@@ -228,6 +230,7 @@ class Selection(Forecaster):
             if fixed[i].any() or eligible[i].any():
                 meds[i] = _median(c, values, h, start)
         pool = _online_pool(meds, values, h, self.window, fixed, eligible, self.clip[h - 1])
+        self._used[h] = pool
         return _pooled_rows(meds, pool)
 
     def point(self, values, h):
@@ -256,10 +259,30 @@ class Selection(Forecaster):
         return med, qs
 
     def note(self, name: str) -> str:
+        """The backtest's pool per horizon (:meth:`predict` says the pool each forecast used)."""
         j = self.series.names.index(name)
-        def said(names: list[str]) -> str:
-            return names[0] if len(names) == 1 else f"median({', '.join(names)})"
-        return "; ".join(f"h{h + 1} {said(self.pooled_names(h + 1, j))}" for h in range(self.horizon))
+        return "; ".join(f"h{h} {_said(self.pooled_names(h, j))}" for h in range(1, self.horizon + 1))
+
+    def predict(self, horizon: int, series: SeriesSet | None = None) -> Forecast:
+        """As :meth:`Forecaster.predict`; each series' note names, per horizon, the candidates
+        whose median it is: the pool ranked online on the newest steps before the origin, which
+        need not be the backtest's."""
+        self._used = {}
+        fc = super().predict(horizon, series)
+        s = self.series if series is None else series
+        out = []
+        for j, sf in enumerate(fc.series):
+            said = []
+            for h in range(1, horizon + 1):
+                used = self._used[h][:, s.rows - 1 + h, j]  # the row predict read at horizon h
+                names = sorted(np.flatnonzero(used), key=lambda i: self.rank_mae[i, h - 1, j])
+                said.append(f"h{h} {_said([self.candidates[i].name for i in names])}")
+            out.append(replace(sf, note="; ".join(said)))
+        return replace(fc, series=tuple(out))
+
+
+def _said(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"median({', '.join(names)})"
 
 
 def _median(c: Forecaster, values: np.ndarray, h: int, start) -> np.ndarray:

@@ -122,6 +122,13 @@ def test_a_candidate_that_stops_forecasting_well_leaves_the_pool_online():
     err_online = np.mean(np.abs(online[last] - v[last, 0]))
     persistence = np.mean(np.abs(v[8 * DAY - 1:9 * DAY - 1, 0] - v[last, 0]))
     assert err_online < 0.85 * err_fixed and err_online < 1.5 * persistence
+    # what a forecast says it is made of is the pool ranked online, not the backtest's
+    fc = sel.predict(1, s).get("t/a/bandwidth")
+    used = fc.note.removeprefix("h1 median(").removesuffix(")").split(", ")
+    assert len(used) == 3 and "persistence" in used and fc.note != sel.note("t/a/bandwidth")
+    ext = np.vstack([v, [[np.nan]]])  # the step after the last measured one
+    assert fc.median[0] == pytest.approx(float(np.median([c.point(ext, 1)[-1, 0] for c in
+                                                          sel.candidates if c.name in used])))
 
 
 def test_isolated_spikes_do_not_decide_the_ranking(monkeypatch):
