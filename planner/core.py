@@ -84,11 +84,8 @@ class PlannerSettings:
 
     quantile: float = 0.9  # the forecast quantile allocated: the risk knob
     headroom: float = 0.05  # on top of the allocated quantile
-    # an allocation shrinks only after its requirement stayed lower this long, and at least this
-    # much lower: by default as soon as it falls by min_change (the budget margin, not a held
-    # rate, covers the noise; see docs/replay.md, step 6)
-    hold_steps: float = 0.0
-    release_fraction: float = 0.02
+    hold_steps: float = 1.0  # an allocation shrinks only after its requirement stayed lower this long
+    release_fraction: float = 0.05  # ... and at least this much lower
     min_change: float = 0.02  # smaller changes are not made
     anomaly_policy: str = "allocate"  # cap and alert hold surges back (see the module docstring)
     anomaly_threshold: float = 1.0  # interval widths above the allocated quantile
