@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import wilcoxon
 
 
 @dataclass
@@ -138,3 +139,27 @@ def floor(col: np.ndarray, budget: float) -> float | None:
     if len(d) == 0:
         return None
     return max(0.0, last + min(0.0, float(np.quantile(d, budget))))
+
+
+MIN_SCORED = 12  # forecasts scored against persistence before the test below may speak
+
+
+def worse_than_persistence(actual: np.ndarray, median: np.ndarray, previous: np.ndarray) -> float | None:
+    """How likely forecasts no worse than persistence are to have done this badly: the one-sided
+    p-value of the Wilcoxon signed-rank test that the absolute errors of the forecast ``median``
+    of each step exceed those of repeating the step before (``previous``) - paired, step by step,
+    so the series' own difficulty cancels. Each forecaster's errors are taken about their own
+    median: a constant offset is what the budget's margin corrects, so only the spread beyond it
+    counts against a forecaster. None with fewer than :data:`MIN_SCORED` scored steps or when
+    the two forecasts' errors are equal at every step (persistence itself).
+
+    This is evidence on every step's forecast, not only on the rare violated ones: a noisy or
+    late forecaster shows it within an hour of five-minute steps, long before its violations
+    are beyond doubt (:mod:`planner.core`, step 4)."""
+    a, m, p = (np.asarray(v, dtype=float) for v in (actual, median, previous))
+    ok = np.isfinite(a) & np.isfinite(m) & np.isfinite(p)
+    e, q = a[ok] - m[ok], a[ok] - p[ok]
+    d = np.abs(e - np.median(e)) - np.abs(q - np.median(q)) if len(e) else e
+    if len(d) < MIN_SCORED or not np.any(d):
+        return None
+    return float(wilcoxon(d, alternative="greater").pvalue)

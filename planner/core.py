@@ -38,7 +38,12 @@ so the figures the benchmarks measure are the figures of the policy that is depl
    a bad forecaster costs about what reacting does (before it, the first few violations are its
    own). The evidence is the last day's (:class:`planner.budget.Recent`), not everything since
    the start, so a forecaster that turns bad after weeks of good forecasts is caught within a
-   day, and one that recovered is let go once its bad day has left the window;
+   day, and one that recovered is let go once its bad day has left the window. Violations are
+   rare, so that evidence comes late; every step's forecast error is evidence too. An
+   application whose forecasts over the observed window were worse than repeating the step
+   before, beyond doubt (:func:`planner.budget.worse_than_persistence`, p below ``evidence``),
+   also gets at least the reference's rate: a noisy or late forecaster is caught within an hour
+   of five-minute steps, and one as good as persistence or better never is;
 5. **spend cap** - no application is given more than reacting would have spent on the same
    measured steps (:mod:`planner.reference`; ``spend_cap``, on by default): what the planner
    saves below the reactive reference while its forecasts let it, it may spend before a peak;
@@ -67,7 +72,7 @@ from models.forecast import Forecast
 from models.series import SeriesKey, SeriesSet
 from topologies import NetworkSpec
 
-from .budget import Margin, Recent, floor, scale
+from .budget import Margin, Recent, floor, scale, worse_than_persistence
 from .compute import held, is_compute, size
 from .reference import Reference
 
@@ -306,17 +311,19 @@ class Planner:
                                f"drops; allocated for {low:.2f}")
                 required[k] = low
         # 4b. behind reacting: a forecaster whose violations are more than both the budget
-        # allows (beyond doubt) and what reacting violated on the same steps gets at least the
-        # reactive reference's rate
+        # allows (beyond doubt) and what reacting violated on the same steps, or whose forecasts
+        # are worse than repeating the step before (beyond doubt), gets at least the reactive
+        # reference's rate
         behind = []
         for k in keys:
             ref = self.reference.rate.get(k)
-            if ref is not None and self._behind(k, newest) and required[k] < ref / (1 + st.headroom):
+            if ref is None or required[k] >= ref / (1 + st.headroom):
+                continue
+            why = self._behind(k, newest) or self._worse(k, times, cols[k])
+            if why:
                 behind.append(k)
-                n, v, r = self.recent[k].totals(newest)
-                reasons.append(f"{k.tenant}/{k.app}: {v} violated steps of {n} in the last day are "
-                               f"more than the budget allows and than reacting's {r}; allocated at "
-                               f"least what reacting holds, {ref:.2f} Mbit/s")
+                reasons.append(f"{k.tenant}/{k.app}: {why}; allocated at least what reacting "
+                               f"holds, {ref:.2f} Mbit/s")
                 required[k] = ref / (1 + st.headroom)
         # 2. anomalies
         anomalies = []
@@ -368,18 +375,36 @@ class Planner:
                         tuple(floored), share, {k: v for k, v in scored.items() if v is not None},
                         tuple(capped), tuple(behind))
 
-    def _behind(self, k: SeriesKey, now: float) -> bool:
-        """Whether ``k``'s violations over the last day (:class:`planner.budget.Recent`) are more
-        than the budget allows, beyond doubt (a budget-rate process gives that many in that many
-        steps with probability below ``evidence``), and more than the reactive reference's over
-        the same day."""
+    def _behind(self, k: SeriesKey, now: float) -> str | None:
+        """Why ``k`` is behind reacting on outcomes, or None: its violations over the last day
+        (:class:`planner.budget.Recent`) are more than the budget allows, beyond doubt (a
+        budget-rate process gives that many in that many steps with probability below
+        ``evidence``), and more than the reactive reference's over the same day."""
         st = self.settings
         if k not in self.recent or not st.evidence:
-            return False
+            return None
         n, v, r = self.recent[k].totals(now)
-        if not n or v <= r:
-            return False
-        return float(binom.sf(v - 1, n, st.budget)) < st.evidence
+        if not n or v <= r or float(binom.sf(v - 1, n, st.budget)) >= st.evidence:
+            return None
+        return f"{v} violated steps of {n} in the last day are more than the budget allows and " \
+               f"than reacting's {r}"
+
+    def _worse(self, k: SeriesKey, times: list[float], col: np.ndarray) -> str | None:
+        """Why ``k``'s forecasts are behind, or None: over the observed steps whose forecast is
+        remembered, their errors are larger than repeating the step before, beyond doubt
+        (:func:`planner.budget.worse_than_persistence` below ``evidence``)."""
+        st = self.settings
+        if not st.evidence:
+            return None
+        rows = [i for i in range(1, len(times)) if (k, times[i]) in self.forecasts]
+        if not rows:
+            return None
+        median = [self.forecasts[(k, times[i])][0] for i in rows]
+        p = worse_than_persistence(col[rows], np.asarray(median), col[[i - 1 for i in rows]])
+        if p is None or p >= st.evidence:
+            return None
+        return f"its forecasts of the last {len(rows)} steps were worse than repeating the step " \
+               f"before (Wilcoxon p = {p:.2g})"
 
     def _reference(self, times, cols, keys: list[SeriesKey], step: float) -> None:
         """Feed the reactive reference every newly measured step (the first call: the newest)."""
@@ -438,11 +463,12 @@ class Planner:
     def warmed(self) -> Planner:
         """The planner that goes on from this one's warm-up (:mod:`planner.replay` before a
         window, ``netshadow run`` before its first cycle): the budget margins it learnt, with
-        their counts zeroed so that the violation share reported is what follows, and the time
-        it has run (the spend cap holds from a planner's second day); the reference, its bank
-        and the allocator start afresh."""
+        their counts zeroed so that the violation share reported is what follows, the forecasts
+        it made (step 4's test against persistence reads them from the first step on), and the
+        time it has run (the spend cap holds from a planner's second day); the reference, its
+        bank and the allocator start afresh."""
         margins = {k: replace(m, steps=0, violated=0) for k, m in self.margins.items()}
-        return Planner(self.spec, self.settings, margins=margins,
+        return Planner(self.spec, self.settings, margins=margins, forecasts=dict(self.forecasts),
                        reference=Reference(seen_s=self.reference.seen_s))
 
     # ------------------------------------------------------------------ persistence

@@ -17,7 +17,7 @@ from models.baselines import Persistence
 from models.series import SeriesKey, SeriesSet
 from netshadow.loop import decision_record
 from netshadow.replaycmd import default_reactive_settings
-from planner.budget import BUCKET_S, Recent
+from planner.budget import BUCKET_S, MIN_SCORED, Recent, worse_than_persistence
 from planner.core import Planner, PlannerError, PlannerSettings
 from planner.forecasters import ForecasterChoice
 from planner.reference import DAY_S, Reference
@@ -169,6 +169,8 @@ def test_the_replays_warm_up_carries_the_margins_and_not_their_counts():
     m = warm.planner.margins[A]
     assert m.steps == 0 and m.violated == 0 and m.margin != PlannerSettings().initial_margin
     assert not cold.planner.margins
+    # the forecasts made in the warm-up carry too: the test against persistence reads them
+    assert len(warm.planner.forecasts) >= 48 and not cold.planner.forecasts
     with pytest.raises(ValueError, match="^warmup: must be"):
         PredictivePolicy(*args, warmup=-1)
 
@@ -285,3 +287,67 @@ def test_the_evidence_keeps_a_day_of_hourly_buckets_even_when_nothing_reads_it()
     r.add(T0 + DAY_S + 2 * BUCKET_S, scored=True)  # a loop with the lift switched off adds only
     assert list(r.buckets) == [int((T0 + DAY_S + 2 * BUCKET_S) // BUCKET_S)]
     assert r.totals(T0 + DAY_S + 2 * BUCKET_S) == (1, 0, 0)
+
+
+def test_forecasts_worse_than_persistence_are_told_apart_from_offset_or_good_ones():
+    rng = np.random.default_rng(11)
+    walk = 50 + np.cumsum(rng.normal(0, 1, 200))
+    actual, previous = walk[1:], walk[:-1]
+    noisy = actual * rng.lognormal(0, 0.3, len(actual))
+    assert worse_than_persistence(actual, noisy, previous) < 0.001
+    # what persistence would have forecast one step late is worse too
+    assert worse_than_persistence(actual[2:], walk[:-3], previous[2:]) < 0.01
+    # exact forecasts, or exact but 6 too low (the budget's margin corrects an offset): not worse
+    assert worse_than_persistence(actual, actual, previous) > 0.5
+    assert worse_than_persistence(actual, actual - 6.0, previous) > 0.5
+    # persistence itself, too few steps: no verdict; unmeasured steps are left out
+    assert worse_than_persistence(actual, previous, previous) is None
+    n = MIN_SCORED - 1
+    assert worse_than_persistence(actual[:n], noisy[:n], previous[:n]) is None
+    gaps = actual.copy()
+    gaps[::2] = np.nan
+    assert worse_than_persistence(gaps, noisy, previous) < 0.01
+
+
+def _noisy_day(evidence: float, sigma: float):
+    """A daily wave, a day of warm-up and a day replayed with every forecast multiplied by
+    log-normal noise (``sigma``), warm-up included; the predictive policy's violated steps
+    and reacting's."""
+    rng = np.random.default_rng(7)
+    t = np.arange(288 + 288 + 50)
+    series = (10 + 8 * np.sin(2 * np.pi * t / 96) + rng.normal(0, 0.4, len(t))).clip(0.5)[:, None]
+    history, demand = series[:338], series[338:]
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    model = Persistence(quantiles=ForecasterChoice("persistence", 0.9).quantiles).fit(SeriesSet(
+        start, 300.0, (A.name,), history))
+    noise = np.random.default_rng(8).lognormal(0, sigma, 10_000)
+
+    def noisy(t, median, upper):
+        f = noise[t + 5_000]
+        return median * f, upper * f
+    p = PredictivePolicy([A.app_key], SPEC, model, ForecasterChoice("persistence", 0.9, 1), history,
+                         start, 300.0, PlannerSettings(evidence=evidence), corrupt=noisy, warmup=288)
+    pred = simulate(p, demand, 300.0, [A.app_key])
+    react = simulate(ReactivePolicy([A.app_key], history[-1] * 1.1, default_reactive_settings(_setup())),
+                     demand, 300.0, [A.app_key])
+    count = {name: int((demand[:, 0] * 0.99 > r.allocated[:, 0] + 1e-9).sum())
+             for name, r in (("predictive", pred), ("reactive", react))}
+    return p, count
+
+
+def test_a_noisy_forecaster_is_lifted_on_its_errors_before_its_violations_are_in():
+    """Forecasts multiplied by log-normal noise from before the window: their errors are worse
+    than repeating the step before at once, so the planner holds at least reacting's rate within
+    the window's first steps (the reference starts with the window) and violates no more than
+    reacting does; with the lifts switched off (evidence 0) the margin alone lets the noise
+    through."""
+    p, on = _noisy_day(0.05, 0.3)
+    _, off = _noisy_day(0.0, 0.3)
+    assert on["predictive"] <= on["reactive"], on
+    assert off["predictive"] > off["reactive"] + 0.01 * 288, off
+    lifted = [d for d in (p.decisions[t] for t in sorted(p.decisions)[:6]) if A in d.behind]
+    assert lifted, "not lifted in the window's first six steps"
+    assert any("worse than repeating the step before (Wilcoxon p = " in r for r in lifted[0].plan.reasons)
+    # a forecaster with errors no larger than persistence's is never lifted on them
+    q, _ = _noisy_day(0.05, 0.0)
+    assert not any("worse than repeating" in r for d in q.decisions.values() for r in d.plan.reasons)
