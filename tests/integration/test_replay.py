@@ -19,6 +19,21 @@ from .conftest import running_lab
 
 DEMAND = np.array([[10.0], [10.0], [30.0], [30.0], [10.0], [10.0]])  # Mbit/s per 1-s step
 MAP = {"scale": 1.0, "flows": [{"column": "v", "tenant": "red", "app": "video", "src": "h1", "dst": "h2"}]}
+# A step's measurement window closes on the replay's clock, the generator changes rate on its
+# own: on a busy machine the two drift tens of milliseconds apart, so a step beside a change of
+# rate carries up to this share of a step at its neighbour's rate
+BOUNDARY_JITTER = 0.1
+
+
+def arrives_as_the_trace_says(offered: np.ndarray, demand: np.ndarray, rel: float = 0.05) -> None:
+    """Each step's offered rate within ``rel`` of the trace's, widened beside a change of rate
+    by what :data:`BOUNDARY_JITTER` of the neighbouring step's rate can add or take."""
+    for i, (got, want) in enumerate(zip(offered, demand)):
+        near = demand[max(0, i - 1):i + 2]
+        lo = want * (1 - rel) - BOUNDARY_JITTER * (want - near.min())
+        hi = want * (1 + rel) + BOUNDARY_JITTER * (near.max() - want)
+        assert lo <= got <= hi, \
+            f"step {i}: offered {got:.2f} Mbit/s, trace {want:.2f}, allowed {lo:.2f}-{hi:.2f}"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +49,7 @@ def run(lab, policy):
 
 def test_oracle_loses_nothing_and_load_arrives_as_the_trace_says(lab):
     res = run(lab, OraclePolicy([("red", "video")], DEMAND, 0.05))
-    assert res.offered[:, 0] == pytest.approx(DEMAND[:, 0], rel=0.05)
+    arrives_as_the_trace_says(res.offered[:, 0], DEMAND[:, 0])
     assert res.sent[0]["l2_bps"] == pytest.approx(DEMAND.mean() * 1e6, rel=0.03)
     s = summarise(res)
     assert s["violation_s"] == 0 and s["dropped_mbytes"] < 0.01
