@@ -5,7 +5,7 @@ so the figures the benchmarks measure are the figures of the policy that is depl
 
 1. **what happened since the last call** - every newly measured step is scored against the
    forecast made for it (absolute error of the median, whether the allocated quantile covered
-   it) and against persistence (repeating the step before); the newest step is checked against
+   it; step 4 compares those errors with persistence's); the newest step is checked against
    the rate that was in force during it (``current``, read back from the controller by the
    caller): demand above it by more than :data:`controller.plan.VIOLATION_DROP` is a violation;
 2. **anomalies** - the newest step is scored against the interval forecast for it (how far above
