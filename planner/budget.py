@@ -158,8 +158,10 @@ def worse_than_persistence(actual: np.ndarray, median: np.ndarray, previous: np.
     are beyond doubt (:mod:`planner.core`, step 4)."""
     a, m, p = (np.asarray(v, dtype=float) for v in (actual, median, previous))
     ok = np.isfinite(a) & np.isfinite(m) & np.isfinite(p)
+    if ok.sum() < MIN_SCORED:
+        return None
     e, q = a[ok] - m[ok], a[ok] - p[ok]
-    d = np.abs(e - np.median(e)) - np.abs(q - np.median(q)) if len(e) else e
-    if len(d) < MIN_SCORED or not np.any(d):
+    d = np.abs(e - np.median(e)) - np.abs(q - np.median(q))
+    if not np.any(d):
         return None
     return float(wilcoxon(d, alternative="greater").pvalue)
