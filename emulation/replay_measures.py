@@ -64,6 +64,26 @@ def peak_steps(demand: np.ndarray) -> np.ndarray:
     return mask
 
 
+FORECAST_PEAK_SHARE = 0.1  # the share of a series' steps whose forecast counts as a peak
+
+
+def forecast_peak_steps(forecast: np.ndarray, share: float = FORECAST_PEAK_SHARE) -> np.ndarray:
+    """(T, N) the steps where a peak is *forecast*: the ``share`` of each series' steps of
+    ``forecast`` (T, N; NaN never counts) with the highest forecast (ties at the threshold
+    included). Unlike :func:`above_peak_level`, chosen by what was known before the step, so an
+    interval can be calibrated for them; a step chosen by its outcome was chosen partly for
+    exceeding its forecast."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share: must be in (0, 1] (got {share!r})")
+    f = np.asarray(forecast, dtype=float)
+    out = np.zeros(f.shape, dtype=bool)
+    for j in range(f.shape[1]):
+        ok = np.isfinite(f[:, j])
+        if ok.any():
+            out[:, j] = ok & (f[:, j] >= np.quantile(f[ok, j], 1 - share))
+    return out
+
+
 def summarise(res) -> dict:
     frac = np.where(res.in_bytes > 0, res.drop_bytes / np.maximum(res.in_bytes, 1), 0.0)
     viol = frac > VIOLATION_DROP

@@ -21,7 +21,13 @@ from emulation.policies import (
     hindsight_multipliers,
 )
 from emulation.replay import ReplayResult, actuation_lead
-from emulation.replay_measures import compare, peak_onsets, peak_steps, summarise
+from emulation.replay_measures import (
+    compare,
+    forecast_peak_steps,
+    peak_onsets,
+    peak_steps,
+    summarise,
+)
 from emulation.trace import ReplayError, demand, parse_compress, parse_mapping, synthetic_trace
 from models.base import Forecaster
 from models.series import SeriesKey, SeriesSet
@@ -191,6 +197,20 @@ def test_measures():
     p = summarise(result("predictive", d, a + 4, inb, np.zeros((10, 1))))
     r = compare({"predictive": p, "reactive": s, "oracle": s})
     assert r["violation_ratio_vs_reactive"] == 0.0 and r["reserved_ratio_vs_reactive"] > 1
+
+
+def test_forecast_peaks_are_chosen_by_the_forecast_per_series():
+    f = np.column_stack([np.arange(20.0), np.r_[30.0, np.arange(18.0), np.nan]])
+    got = forecast_peak_steps(f)
+    # the top tenth of each series' own forecasts; a missing forecast never counts
+    assert np.flatnonzero(got[:, 0]).tolist() == [18, 19]
+    assert np.flatnonzero(got[:, 1]).tolist() == [0, 18]
+    # a flat forecast foresees no step above another: every step counts
+    assert forecast_peak_steps(np.ones((5, 1))).all()
+    assert forecast_peak_steps(f, share=0.25)[:, 0].sum() == 5
+    assert not forecast_peak_steps(np.full((4, 1), np.nan)).any()
+    with pytest.raises(ValueError, match="share"):
+        forecast_peak_steps(f, share=0)
 
 
 def test_meter_stats_parsing():
