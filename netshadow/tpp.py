@@ -17,6 +17,7 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
 
     from models.baselines import all_baselines
     from models.evaluate import evaluate, split_row
+    from models.gbm import GradientBoosting
     from models.series import load_wide_csv
 
     console = Console(width=110)
@@ -26,7 +27,7 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
                   f"test from {series.time(ts)} ({series.rows - ts} steps)")
     if report.duplicates_dropped or report.missing_steps or report.snapped_to_grid:
         console.print(f"input: {report}")
-    models = all_baselines(season)
+    models = all_baselines(season) + [GradientBoosting(season)]
     extra = {}
     trained = []
     if model_dir:
@@ -89,15 +90,18 @@ def run_evaluate(csv: str, horizons: list[int], test_fraction: float | None, tes
 
 
 def selection(train, horizon: int, season: int | None, lstm: list, console: Console):
-    """The selection (:mod:`models.selection`) over the baselines and the LSTM evaluated beside
+    """The selection (:mod:`models.selection`) over the baselines, the gradient-boosted model and
+    the LSTM evaluated beside
     it, fitted on the training part; None (with a word) when it is too short for a backtest.
     The LSTM candidate keeps the weights it was trained with on the whole training part, so its
     backtest is in-sample there: the choice leans towards it."""
     from models.baselines import all_baselines
+    from models.gbm import GradientBoosting
     from models.selection import Selection
 
     try:
-        return Selection(all_baselines(season) + lstm, horizon=horizon, fitted=tuple(lstm)).fit(train)
+        return Selection(all_baselines(season) + [GradientBoosting(season)] + lstm, horizon=horizon,
+                         fitted=tuple(lstm)).fit(train)
     except ValueError as e:
         console.print(f"no selection: {e}")
         return None

@@ -8,7 +8,8 @@ plus the one the planner allocates.
 
 The LSTM's input window follows the history it is trained on (a sixth of it, 8 to 48 steps); with
 less than :data:`MIN_LSTM_ROWS` steps it is not trained and persistence forecasts instead, which
-the returned note says.
+the returned note says. ``gbm`` is LightGBM on lagged changes (:mod:`models.gbm`), one model per
+horizon over all the series; the selection holds it beside the LSTM and the baselines.
 
 A covariate (the RTT history of each application's path, :mod:`models.covariate`) adds one
 candidate to the selection - persistence corrected by the RTT's rise - that replaces the pool per
@@ -27,7 +28,8 @@ from models.series import SeriesSet
 from .core import PlannerError
 
 BASELINES = ("persistence", "seasonal_naive", "moving_average", "holt_winters", "autoregression", "ets")
-FORECASTERS = ("selection", "lstm", *BASELINES)
+LEARNED = ("lstm", "gbm")  # candidates fitted by a learning library (TensorFlow, LightGBM)
+FORECASTERS = ("selection", *LEARNED, *BASELINES)
 MAX_HORIZON = 1000
 MIN_WINDOW, MAX_WINDOW = 8, 48
 MIN_LSTM_ROWS = 6 * MIN_WINDOW
@@ -80,6 +82,10 @@ def fit(choice: ForecasterChoice, series: SeriesSet, previous: Forecaster | None
     q = choice.quantiles
     if choice.name == "selection":
         return _selection(choice, series, previous, retrain, covariate)
+    if choice.name == "gbm":
+        from models.gbm import GradientBoosting
+
+        return GradientBoosting(choice.season, quantiles=q).fit(series), "gbm"
     if choice.name != "lstm":
         by = {b.name: b for b in all_baselines(choice.season, quantiles=q)}
         return by[choice.name].fit(series), choice.name
@@ -107,12 +113,13 @@ def _lstm(choice: ForecasterChoice, rows: int):
 
 def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: bool,
                covariate: SeriesSet | None = None):
-    """The selection (:mod:`models.selection`) over the baselines and, with enough history for
-    its fitting part, the LSTM. A ``previous`` selection over the same series that serves
-    ``choice`` is reused (not ``retrain``) or fitted again with its LSTM updated from the
-    weights it has (a few epochs), not trained anew."""
+    """The selection (:mod:`models.selection`) over the baselines, the gradient-boosted model
+    (:mod:`models.gbm`) and, with enough history for its fitting part, the LSTM. A ``previous``
+    selection over the same series that serves ``choice`` is reused (not ``retrain``) or fitted
+    again with its LSTM updated from the weights it has (a few epochs), not trained anew."""
     from models.baselines import Persistence, all_baselines
     from models.covariate import Leading, bind_covariate
+    from models.gbm import GradientBoosting
     from models.selection import HOLDOUT, Selection
 
     same = previous is not None and getattr(previous, "name", "") == "selection" and \
@@ -121,6 +128,7 @@ def _selection(choice: ForecasterChoice, series: SeriesSet, previous, retrain: b
     if same and not retrain:
         return bind_covariate(previous, covariate), "selection"
     cands = all_baselines(choice.season, quantiles=choice.quantiles)
+    cands.append(GradientBoosting(choice.season, quantiles=choice.quantiles))
     if covariate is not None:
         cands.append(Leading(Persistence(quantiles=choice.quantiles),
                              quantiles=choice.quantiles).with_covariate(covariate))

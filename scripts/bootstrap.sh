@@ -18,7 +18,7 @@ python="${PYTHON:-python3}"
 
 apt_packages=(
   openvswitch-switch mininet iperf3 ethtool iputils-ping tcpreplay cgroup-tools
-  iproute2 procps python3-venv tcpdump
+  iproute2 procps python3-venv tcpdump libgomp1
 )
 
 if [ "$(id -u)" -ne 0 ]; then
