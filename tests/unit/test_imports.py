@@ -18,7 +18,7 @@ MAY_IMPORT = {
 }
 # the controller process stays free of TensorFlow, Mininet and the profiler's data stack; the
 # spec package the controller imports builds Mininet topologies, but only in a module it never loads
-NEVER = {"controller": {"pandas", "tensorflow", "keras", "mininet", "scapy", "matplotlib"},
+NEVER = {"controller": {"pandas", "tensorflow", "keras", "lightgbm", "mininet", "scapy", "matplotlib"},
          "topologies": {"pandas", "tensorflow", "keras", "scapy", "matplotlib"}}
 
 
