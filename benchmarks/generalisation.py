@@ -34,7 +34,7 @@ maximum is 40 Mbit/s, with at most 14 days of history (one scenario with only tw
 data is academic-licensed: it is read where it lies and nothing of it is written.
 
     python benchmarks/generalisation.py                 # every scenario, two on the lab (about
-                                                        # 30 minutes; the lab needs root)
+                                                        # an hour; the lab needs root)
     python benchmarks/generalisation.py --no-lstm --lab ''  # without the LSTM (the selection of
                                                         # the rest), no lab (about 25 minutes)
     python benchmarks/generalisation.py --only nab      # scenarios whose name contains 'nab'
