@@ -17,6 +17,7 @@ from models.baselines import Persistence, all_baselines  # noqa: E402
 from models.ets import ETS, _aligned  # noqa: E402
 from models.selection import Selection  # noqa: E402
 from models.series import SeriesSet  # noqa: E402
+from tests.forecasters import assert_reads_only_the_past  # noqa: E402
 
 
 def series(values, step=3600.0):
@@ -69,12 +70,7 @@ def test_a_damped_trend_is_projected_with_the_textbook_sum():
 def test_aligned_forecasts_read_only_the_past():
     s = series(hourly())
     ets = ETS(season=24).fit(s.slice(0, 400))
-    v = s.values.copy()
-    before = ets.point(v, 3)
-    v[450:] += 100.0  # a change at row 450 reaches forecasts of row 453 and later only
-    after = ets.point(v, 3)
-    np.testing.assert_array_equal(before[:453], after[:453])
-    assert not np.allclose(before[453:], after[453:])
+    assert_reads_only_the_past(ets, s.values, h=3, row=450)
 
 
 def test_it_learns_a_daily_season_that_persistence_cannot():

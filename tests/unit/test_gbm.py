@@ -16,6 +16,7 @@ from models.gbm import MIN_ROWS, GradientBoosting  # noqa: E402
 from models.selection import Selection  # noqa: E402
 from models.series import SeriesSet  # noqa: E402
 from planner.forecasters import ForecasterChoice, fit  # noqa: E402
+from tests.forecasters import assert_reads_only_the_past  # noqa: E402
 
 
 def series(values, step=300.0):
@@ -33,12 +34,7 @@ def daily(days=8, per_day=96, level=50.0, seed=1):
 def test_aligned_forecasts_read_only_the_past():
     s = series(daily())
     m = GradientBoosting(season=96).fit(s.slice(0, 500))
-    v = s.values.copy()
-    before = m.point(v, 3)
-    v[600:] += 100.0  # a change at row 600 reaches forecasts of row 603 and later only
-    after = m.point(v, 3)
-    np.testing.assert_array_equal(before[:603], after[:603])
-    assert not np.allclose(before[603:], after[603:])
+    assert_reads_only_the_past(m, s.values, h=3, row=600)
 
 
 def test_it_learns_a_daily_season_that_persistence_cannot():
