@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--days", type=float, default=1.0, help="how much trace to replay (default 1 day)")
     p.add_argument("--forecaster", default="lstm",
                    help="the predictive policy's model: lstm (default), selection (the backtest's "
-                        "choice per series) or a baseline name")
+                        "choice per series), gbm (gradient-boosted trees) or a baseline name")
     p.add_argument("--quantile", type=float, default=0.9,
                    help="forecast quantile the predictive policy allocates (default 0.9; higher "
                         "buys fewer violations with more reserve - see benchmarks/replay_tradeoff.py)")

@@ -86,8 +86,9 @@ def register(sub) -> None:
     p.add_argument("--interval", type=float, default=10.0, help="seconds between cycles (default 10)")
     p.add_argument("--history", type=float, default=3600.0, help="seconds of telemetry each cycle reads")
     p.add_argument("--forecaster", default="lstm", help="lstm (default), selection (per series the "
-                   "candidate that forecast the recent history best) or a baseline: persistence, "
-                   "seasonal_naive, moving_average, holt_winters, autoregression, ets")
+                   "candidates that forecast the recent history best), gbm (gradient-boosted "
+                   "trees) or a baseline: persistence, seasonal_naive, moving_average, "
+                   "holt_winters, autoregression, ets")
     p.add_argument("--policy", choices=("predictive", "reactive"), default="predictive",
                    help="predictive (default: forecast, budget, plan) or reactive (the threshold "
                         "baseline on the newest measurements, through the same loop)")
