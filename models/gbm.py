@@ -32,6 +32,8 @@ Measured as a candidate of the baselines-only selection (``benchmarks/generalisa
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -64,7 +66,8 @@ class GradientBoosting(Forecaster):
         if self.season is None:
             self.season = infer_season(series)
         v = series.values
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # an all-gap series: its mean is NaN, read as 0
+            warnings.simplefilter("ignore", RuntimeWarning)
             level = np.nan_to_num(np.nanmean(np.abs(v), axis=0)) if v.size else np.zeros(v.shape[1])
             step = np.nan_to_num(np.nanmean(np.abs(np.diff(v, axis=0)), axis=0)) if len(v) > 1 \
                 else np.zeros(v.shape[1])
