@@ -22,6 +22,7 @@ from .series import SeriesSet
 
 class Forecaster(ABC):
     name = "forecaster"
+    needs_start = False  # True: forecasts read the time of the rows (calendar features)
 
     def __init__(self, quantiles: tuple[float, ...] = DEFAULT_QUANTILES):
         self.quantiles = tuple(sorted(quantiles))
@@ -63,6 +64,19 @@ class Forecaster(ABC):
         lo = np.minimum(out[: sum(x < 0.5 for x in self.quantiles)], median[None, ...])
         hi = np.maximum(out[sum(x < 0.5 for x in self.quantiles):], median[None, ...])
         return np.concatenate([lo, hi])
+
+    def point_at(self, values: np.ndarray, h: int, start=None) -> np.ndarray:
+        """:meth:`point` where the time of ``values``' first row is known (``start``; None where
+        it is not): a model that reads the calendar needs it, and one that reuses the outputs of
+        its last call by time (:mod:`models.memo`) can. By default the median of
+        :meth:`forecast` for a model that ``needs_start``, else :meth:`point`."""
+        if self.needs_start:
+            return self.forecast(values, h, start)[0]
+        return self.point(values, h)
+
+    def forget(self) -> None:  # noqa: B027 - optional hook
+        """Drop the outputs kept for reuse by the next call (:mod:`models.memo`): the next
+        forecast computes every origin anew. By default there are none."""
 
     def forecast(self, values: np.ndarray, h: int, start=None) -> tuple[np.ndarray, np.ndarray]:
         """Aligned ``h``-step median (T, N) and quantiles (Q, T, N) over ``values``, whose first

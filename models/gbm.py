@@ -39,6 +39,7 @@ import pandas as pd
 
 from .base import Forecaster
 from .baselines import _shift, infer_season
+from .memo import OriginMemo
 
 LAGS = 12  # values read at the origin and before it
 ROLLING = (6, 24)  # means over this many steps up to the origin
@@ -61,6 +62,7 @@ class GradientBoosting(Forecaster):
         self.models: dict[int, object | None] = {}  # h -> the fitted booster (None: persistence)
         self.scale = np.zeros(0)  # (N,) Mbit/s: mean absolute one-step change
         self.level = np.zeros(0)  # (N,) Mbit/s: mean absolute value
+        self._memo: dict[int, OriginMemo] = {}  # h -> the last call's outputs (models.memo)
 
     def _learn(self, series):
         if self.season is None:
@@ -74,6 +76,7 @@ class GradientBoosting(Forecaster):
         self.level = np.maximum(level, 1e-9)
         self.scale = np.maximum(step, 0.01 * level + 1e-9)
         self.models = {}
+        self._memo = {}
 
     def _seasonal(self, h: int) -> list[int]:
         m = self.season or 0
@@ -109,18 +112,42 @@ class GradientBoosting(Forecaster):
         return lightgbm.train(PARAMS, lightgbm.Dataset(X[ok], Y[ok]), num_boost_round=TREES)
 
     def point(self, values, h):
+        return self.point_at(values, h, None)
+
+    def point_at(self, values, h, start=None):
+        """As :meth:`point`; given the time of the first row, the outputs of the last call at
+        the same horizon are reused at every origin whose rows did not change
+        (:mod:`models.memo`), so a forecaster called on a history that moved on by a step runs
+        the trees on the new origins only."""
         if h not in self.models:
             self.models[h] = self._fit_h(h)
+            self._memo[h] = OriginMemo()
         values = np.asarray(values, dtype=float)
         x, origin = self._features(values, h)
         if self.models[h] is None:
             return np.maximum(origin, 0.0)
-        X = x.reshape(-1, x.shape[-1])
-        change = np.full(X.shape[0], np.nan)
-        ok = np.isfinite(X).all(axis=1)
+        T, N = origin.shape
+        # row i is forecast at origin i - h: the change per origin row, then aligned
+        at = np.arange(max(T - h, 0))
+        change = np.full((len(at), N), np.nan)
+        reuse, kept = self._memo[h].reuse(values, start, self.series.step_s, at,
+                                          self.context(h), ffill=True)
+        if kept is not None:
+            change[reuse] = kept
+        X = x[at[~reuse] + h]  # (O, N, F): the features of the target rows
+        ok = np.isfinite(X).all(axis=-1)
         if ok.any():
-            change[ok] = self.models[h].predict(X[ok])
-        return np.maximum(origin + change.reshape(origin.shape) * self.scale[None, :], 0.0)
+            new = np.full(ok.shape, np.nan)
+            new[ok] = self.models[h].predict(X[ok])
+            change[~reuse] = new
+        self._memo[h].keep(values, start, at, change)
+        out = np.full((T, N), np.nan)
+        out[h:] = change
+        return np.maximum(origin + out * self.scale[None, :], 0.0)
+
+    def forget(self) -> None:
+        for memo in self._memo.values():
+            memo.clear()
 
     def note(self, name: str) -> str:
         short = sorted(h for h, m in self.models.items() if m is None)

@@ -33,7 +33,6 @@ constant in training, fall back to persistence, and their forecasts say so.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -45,6 +44,7 @@ import pandas as pd
 from .base import Forecaster
 from .baselines import Persistence
 from .forecast import DEFAULT_QUANTILES
+from .memo import OriginMemo, rows_equal
 from .series import SeriesSet
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -86,13 +86,8 @@ def _calendar(start: pd.Timestamp, step_s: float, rows: int) -> np.ndarray:
     return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
 
 
-def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(T,) whether row ``i`` of ``a`` and of ``b`` (T, N) hold the same values (NaN equal to NaN)."""
-    return ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
-
-
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(_rows_equal(a, b).all())
+    return a.shape == b.shape and bool(rows_equal(a, b).all())
 
 
 def _build(window: int, horizon: int, nq_lo: int, nq_hi: int, units: int, patch: int = 1):
@@ -162,7 +157,7 @@ class LSTMForecaster(Forecaster):
         self.meta: dict = {}
         self._infer = None
         self._cache: tuple | None = None  # (values, start, medians, quantiles) of the last call
-        self._windows_memo: tuple | None = None  # (values, start, outputs): see _raw
+        self._memo = OriginMemo()  # the network's outputs by time: see _raw
 
     # ------------------------------------------------------------------ data
     def _fwd(self, values: np.ndarray) -> np.ndarray:
@@ -234,7 +229,7 @@ class LSTMForecaster(Forecaster):
         if T < need + 2:
             self.fallback[:] = True
         self._cache = None
-        self._windows_memo = None
+        self._memo.clear()
         self.meta = {"data_start": series.time(0).isoformat(), "data_end": series.time(T - 1).isoformat(),
                      "step_s": series.step_s, "names": list(series.names), "window": self.window,
                      "horizon": self.horizon, "quantiles": list(self.quantiles), "seed": self.seed,
@@ -282,7 +277,7 @@ class LSTMForecaster(Forecaster):
         if self.checkpoint_dir is None:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         self._infer = None
-        self._windows_memo = None  # new weights
+        self._memo.clear()  # new weights
         pv = self._predict_windows(xv)  # (n, H, K)
         med_i = self.levels.index(0.5)
         lo, hi = pv[..., 0], pv[..., -1]
@@ -376,40 +371,26 @@ class LSTMForecaster(Forecaster):
         replay) runs the network on the few new windows instead of every window of its context
         (about 100 ms a call on 4 series x 1 455 steps)."""
         T, N = values.shape
-        step = float(self.meta["step_s"])
         origins = np.arange(self.window - 1, T)
         out = np.full((len(origins), N, self.horizon, len(self.levels)), np.nan, dtype="float32")
-        todo = np.ones(len(origins), dtype=bool)
-        memo = self._windows_memo
-        if memo is not None:
-            old_values, old_start, old_out = memo
-            try:
-                shift = (start - old_start).total_seconds() / step
-            except TypeError:  # one time zone-aware, the other not: nothing is reused
-                shift = math.nan
-            d = int(round(shift)) if math.isfinite(shift) else 0
-            if math.isfinite(shift) and abs(shift - d) < 1e-6:
-                # row r here is row r + d there; a window is reusable when all its rows are
-                lo, hi = max(0, -d), min(T, len(old_values) - d)
-                same = np.zeros(T, dtype=bool)
-                if hi > lo:
-                    same[lo:hi] = _rows_equal(values[lo:hi], old_values[lo + d:hi + d])
-                bad = np.concatenate([[0], np.cumsum(~same)])
-                reuse = bad[origins + 1] - bad[origins + 1 - self.window] == 0
-                at = origins[reuse] + d - (self.window - 1)  # the old output's index
-                reuse[reuse] = (at >= 0) & (at < len(old_out))
-                at = origins[reuse] + d - (self.window - 1)
-                out[reuse] = old_out[at]
-                todo = ~reuse
+        reuse, kept = self._memo.reuse(values, start, float(self.meta["step_s"]), origins,
+                                       self.window)
+        if kept is not None:
+            out[reuse] = kept
+        todo = ~reuse
         if todo.any():
-            feats = self._inputs(values, start, step)
+            feats = self._inputs(values, start, float(self.meta["step_s"]))
             raw = self._predict_windows(self._windows(feats, origins[todo]))
             out[todo] = raw.reshape(int(todo.sum()), N, self.horizon, len(self.levels))
-        self._windows_memo = (values.copy(), start, out)
+        self._memo.keep(values, start, origins, out)
         return out
 
     def context(self, horizon=1):
         return self.window
+
+    def forget(self) -> None:
+        self._cache = None
+        self._memo.clear()
 
     def point(self, values, h):
         return self.forecast(values, h)[0]
@@ -472,5 +453,5 @@ class LSTMForecaster(Forecaster):
                              f"{self.meta['step_s']:g} s")
         self.series = series
         self._cache = None
-        self._windows_memo = None
+        self._memo.clear()
         return self

@@ -258,6 +258,10 @@ class Selection(Forecaster):
         qs = np.maximum(med[None] + sc * width[None], 0.0)
         return med, qs
 
+    def forget(self) -> None:
+        for c in self.candidates:
+            c.forget()
+
     def note(self, name: str) -> str:
         """The backtest's pool per horizon (:meth:`predict` says the pool each forecast used)."""
         j = self.series.names.index(name)
@@ -286,9 +290,10 @@ def _said(names: list[str]) -> str:
 
 
 def _median(c: Forecaster, values: np.ndarray, h: int, start) -> np.ndarray:
-    """``c``'s aligned median (models that read the time - the LSTM's calendar features, a
-    covariate aligned by time - are given ``start``; the others need no interval computed)."""
-    return c.forecast(values, h, start)[0] if getattr(c, "needs_start", False) else c.point(values, h)
+    """``c``'s aligned median, given the time of the first row (``start``: the LSTM's calendar
+    features and a covariate read it, and a model that reuses its last call's outputs matches
+    rows by it)."""
+    return c.point_at(values, h, start)
 
 
 def _pool(mae: np.ndarray, reads_covariate: list[bool], med: np.ndarray, y: np.ndarray,

@@ -97,3 +97,44 @@ def test_the_planner_builds_it_by_name_and_in_the_selection():
     short = series(daily(days=1)[:55])  # too short a fitting part for the LSTM: quick to build
     sel, _ = fit(ForecasterChoice("selection", 0.9, 1), short)
     assert "gbm" in [c.name for c in sel.candidates]
+
+
+def test_a_history_moved_on_by_a_step_forecasts_as_a_fresh_model_does():
+    """Called with the time of the first row, the trees run only on the origins whose rows
+    changed (a loop or a replay forecasts from the same history moved on by a step, its newest
+    row revised, empty rows appended for the horizons); the forecasts must be those computed
+    anew, whatever the window did: moved on, moved back, a gap inside, a gap at its start."""
+    v = np.column_stack([daily(days=10, seed=4), daily(days=10, level=5.0, seed=5)])
+    s = series(v)
+    m = GradientBoosting(season=96).fit(s.slice(0, 96 * 6))
+    ahead = np.full((3, 2), np.nan)  # the horizons' empty rows, as Forecaster.predict appends
+    revised = v[103:703].copy()
+    revised[-1] *= 1.7  # the open step, measured further
+    inside = v[104:704].copy()
+    inside[-30:-25, 1] = np.nan
+    gap = v.copy()
+    gap[105:145, 0] = np.nan  # a window from row 105 begins in it; one from row 100 does not
+    calls = [(v[100:700], 100), (np.vstack([v[101:701], ahead]), 101), (v[101:701], 101),
+             (v[102:702], 102), (v[90:690], 90), (v[102:702], 102), (revised, 103),
+             (inside, 104), (inside, 104), (gap[100:700], 100), (gap[105:705], 105),
+             (v[106:706], 106)]
+    for h in (1, 3, 12):
+        before = m._memo.get(h).reused if h in m._memo else 0
+        for values, row in calls:
+            got = m.point_at(values, h, s.time(row))
+            fresh = m.point(values, h)  # no time: nothing is reused
+            np.testing.assert_allclose(got, fresh, rtol=1e-9, atol=1e-9, equal_nan=True)
+            m.point_at(values, h, s.time(row))  # point() forgot it: the next call reuses this one
+        assert m._memo[h].reused - before > len(calls) * 300  # and most origins were reused
+
+
+def test_the_trees_run_on_the_new_origins_only():
+    v = daily(days=10)
+    s = series(v)
+    m = GradientBoosting(season=96).fit(s.slice(0, 96 * 6))
+    m.point_at(v[100:700, None], 1, s.time(100))
+    rows = []
+    real = m.models[1].predict
+    m.models[1].predict = lambda x: (rows.append(len(x)), real(x))[1]
+    m.point_at(v[101:701, None], 1, s.time(101))
+    assert rows == [1]  # one new origin of one series
