@@ -9,6 +9,8 @@ The autoregression is fitted per series and horizon (see :class:`Autoregression`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -126,10 +128,13 @@ class HoltWinters(Forecaster):
         T, N = values.shape
         K = alpha.shape[0]
         first = np.nan_to_num(np.nanmean(values[:m], axis=0)) if T >= m else np.zeros(N)
+        start = np.nan_to_num(values[:m] - first) if T >= m else np.zeros((m, N))
+        if K == 1:  # one parameter set (forecasting, not the grid search): a loop per series
+            return {h: _holt_winters_1(values, start, first, alpha, beta, gamma, m, h)[None]
+                    for h in horizons}
         level = np.broadcast_to(first, (K, N)).copy()
         trend = np.zeros((K, N))
-        season = np.broadcast_to(np.nan_to_num(values[:m] - first), (K, m, N)).copy() \
-            if T >= m else np.zeros((K, m, N))
+        season = np.broadcast_to(start, (K, m, N)).copy()
         out = {h: np.full((K, T, N), np.nan) for h in horizons}
         for t in range(m, T):
             y = values[t]
@@ -163,6 +168,38 @@ class HoltWinters(Forecaster):
     def point(self, values, h):
         a, b, g = (self.params[i][None, :] for i in range(3))
         return np.maximum(self._filter(values, a, b, g, [h])[h][0], 0.0)
+
+
+def _holt_winters_1(values: np.ndarray, season0: np.ndarray, level0: np.ndarray, alpha, beta,
+                    gamma, m: int, h: int) -> np.ndarray:
+    """:meth:`HoltWinters._filter` for one parameter set (``alpha``, ``beta``, ``gamma``
+    broadcastable to (1, N)) and one horizon, series by series on Python floats: the same
+    arithmetic in the same order, without an array operation's overhead per step (the selection
+    forecasts the whole window at every decision). (T, N) aligned forecasts."""
+    T, N = values.shape
+    out = np.full((T, N), np.nan)
+    a, b, g = (np.broadcast_to(x, (1, N))[0].tolist() for x in (alpha, beta, gamma))
+    for j in range(N):
+        al, be, ga = a[j], b[j], g[j]
+        ys = values[:, j].tolist()
+        season = season0[:, j].tolist()
+        level, trend = float(level0[j]), 0.0
+        col = [math.nan] * T
+        for t in range(m, T):
+            y = ys[t]
+            ph = t % m
+            s_old = season[ph]
+            obs = y == y  # not NaN
+            yv = y if obs else level + trend + s_old
+            new_level = al * (yv - s_old) + (1 - al) * (level + trend)
+            trend = be * (new_level - level) + (1 - be) * trend
+            if obs:
+                season[ph] = ga * (yv - new_level) + (1 - ga) * s_old
+            level = new_level
+            if t + h < T:
+                col[t + h] = level + h * trend + season[(t + h) % m]
+        out[:, j] = col
+    return out
 
 
 class Autoregression(Forecaster):

@@ -59,6 +59,23 @@ def test_holt_winters_tracks_a_seasonal_series():
     assert metrics.mae(s.values[48 * 15:], Persistence().point(s.values, 1)[48 * 15:]) > 1.5
 
 
+def test_holt_winters_forecasts_as_its_grid_search_filters():
+    """Forecasting runs the filter for one parameter set series by series; the grid search runs
+    it for many at once. The two must give the same numbers, gaps and all."""
+    rng = np.random.default_rng(3)
+    m, T = 24, 24 * 12
+    v = 50 + 10 * np.sin(2 * np.pi * np.arange(T)[:, None] / m) + rng.normal(0, 2, (T, 3))
+    v[100:110, 1] = np.nan  # a gap
+    v[:5, 2] = np.nan  # a leading gap (inside the first season)
+    hw = HoltWinters(season=m)
+    a, b, g = np.array([[0.3, 0.8, 0.1]]), np.array([[0.01, 0.0, 0.05]]), np.array([[0.2, 0.05, 0.4]])
+    for rows in (T, m - 1, m + 2):  # a full window, one shorter than a season, barely more
+        one = hw._filter(v[:rows], a, b, g, [1, 5, 30])
+        grid = hw._filter(v[:rows], np.vstack([a, a]), np.vstack([b, b]), np.vstack([g, g]), [1, 5, 30])
+        for h in (1, 5, 30):
+            np.testing.assert_array_equal(one[h][0], grid[h][1])
+
+
 def test_predict_gives_a_valid_forecast_with_intervals():
     rng = np.random.default_rng(2)
     s = series(np.abs(100 + rng.normal(0, 10, (500, 2))))
