@@ -371,15 +371,15 @@ class LSTMForecaster(Forecaster):
         replay) runs the network on the few new windows instead of every window of its context
         (about 100 ms a call on 4 series x 1 455 steps)."""
         T, N = values.shape
+        step = float(self.meta["step_s"])
         origins = np.arange(self.window - 1, T)
         out = np.full((len(origins), N, self.horizon, len(self.levels)), np.nan, dtype="float32")
-        reuse, kept = self._memo.reuse(values, start, float(self.meta["step_s"]), origins,
-                                       self.window)
+        reuse, kept = self._memo.reuse(values, start, step, origins, self.window)
         if kept is not None:
             out[reuse] = kept
         todo = ~reuse
         if todo.any():
-            feats = self._inputs(values, start, float(self.meta["step_s"]))
+            feats = self._inputs(values, start, step)
             raw = self._predict_windows(self._windows(feats, origins[todo]))
             out[todo] = raw.reshape(int(todo.sum()), N, self.horizon, len(self.levels))
         self._memo.keep(values, start, origins, out)
